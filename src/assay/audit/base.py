@@ -1,0 +1,183 @@
+"""The audit's building blocks: findings, the report, the context and ``BaseCheck``."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import pandas as pd
+
+from assay._registry import Registry
+from assay.data.dataset import Dataset
+
+if TYPE_CHECKING:
+    from assay.config.spec import ProjectSpec
+
+__all__ = [
+    "CHECKS",
+    "AuditContext",
+    "AuditReport",
+    "BaseCheck",
+    "Finding",
+    "Severity",
+    "SEVERITY_ORDER",
+]
+
+Severity = Literal["block", "warn", "info"]
+SEVERITY_ORDER: dict[str, int] = {"block": 0, "warn": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the audit found.
+
+    Attributes:
+        check: the name of the check (e.g. ``target_leakage``).
+        severity: ``block`` stops a run, ``warn`` needs a look, ``info`` is context.
+        columns: the columns concerned (empty for row-level findings).
+        message: what was found, in one sentence.
+        evidence: the numbers behind it (JSON-serialisable).
+        fix: what to do about it.
+    """
+
+    check: str
+    severity: Severity
+    columns: tuple[str, ...]
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["columns"] = list(self.columns)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(**{**data, "columns": tuple(data.get("columns", ()))})
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """The findings on one data set, sorted by severity, with timings per check."""
+
+    data_version: str
+    rows: int
+    columns: int
+    findings: tuple[Finding, ...]
+    source: str = ""
+    checks_run: tuple[str, ...] = ()
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def blocking(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "block"]
+
+    @property
+    def passed(self) -> bool:
+        """True when no finding blocks."""
+        return not self.blocking
+
+    def by_check(self, check: str) -> list[Finding]:
+        return [f for f in self.findings if f.check == check]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data_version": self.data_version,
+            "rows": self.rows,
+            "columns": self.columns,
+            "findings": [f.to_dict() for f in self.findings],
+            "source": self.source,
+            "checks_run": list(self.checks_run),
+            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+            "passed": self.passed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditReport:
+        return cls(
+            data_version=data["data_version"],
+            rows=data["rows"],
+            columns=data["columns"],
+            findings=tuple(Finding.from_dict(f) for f in data["findings"]),
+            source=data.get("source", ""),
+            checks_run=tuple(data.get("checks_run", ())),
+            seconds=dict(data.get("seconds", {})),
+        )
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """What a check may look at: the data and the roles the framing gives its columns.
+
+    ``target`` and ``task`` may be None when a file is audited without a target;
+    checks about the target then find nothing.
+    """
+
+    dataset: Dataset
+    target: str | None = None
+    task: str | None = None
+    id_column: str | None = None
+    time_column: str | None = None
+    group_column: str | None = None
+    dropped: tuple[str, ...] = ()
+    protected: tuple[str, ...] = ()
+    slices: tuple[str, ...] = ()
+    min_slice_size: int = 30
+    label_errors_max_rows: int = 50_000
+    seed: int = 42
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.dataset.frame
+
+    @property
+    def features(self) -> list[str]:
+        """Columns a model would learn from: all but target, id, time, group and dropped."""
+        special = {self.target, self.id_column, self.time_column, self.group_column, *self.dropped}
+        return [c for c in self.frame.columns if c not in special]
+
+    def kind(self, column: str) -> str:
+        return self.dataset.schema[column].kind
+
+    @classmethod
+    def from_spec(cls, dataset: Dataset, spec: ProjectSpec) -> AuditContext:
+        return cls(
+            dataset=dataset,
+            target=spec.data.target,
+            task=spec.task,
+            id_column=spec.data.id,
+            time_column=spec.data.time,
+            group_column=spec.data.group,
+            dropped=tuple(spec.data.drop),
+            protected=tuple(spec.fairness.protected),
+            slices=tuple(spec.slices),
+            min_slice_size=spec.fairness.min_slice_size,
+            label_errors_max_rows=spec.audit.label_errors_max_rows,
+            seed=spec.seed,
+        )
+
+
+class BaseCheck(abc.ABC):
+    """One audit check.
+
+    Subclasses are registered with ``@CHECKS.register("name")`` and implement
+    :meth:`run`. The runner calls ``applies(ctx)`` first and skips the check when
+    it returns False (e.g. a target check on a file audited without a target),
+    then ``run(ctx)``, which returns zero or more findings and must not modify
+    the frame.
+    """
+
+    alias: ClassVar[str]
+
+    def applies(self, ctx: AuditContext) -> bool:
+        """Whether this check has anything to look at (default: always)."""
+        return True
+
+    @abc.abstractmethod
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        """The findings of this check on ``ctx``."""
+
+
+CHECKS: Registry[type[BaseCheck]] = Registry("audit check")

@@ -1,0 +1,5 @@
+"""The built-in checks; importing this package registers them in ``CHECKS``."""
+
+from __future__ import annotations
+
+from assay.audit.checks import duplicates, fairness, quality, target  # noqa: F401

@@ -1,0 +1,213 @@
+"""Drafting a framing document from the data: ``assay init``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from assay.config.load import MAX_CLASSES, check_target, parse_spec
+from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY, metrics_for
+from assay.config.spec import ProjectSpec
+from assay.data.dataset import Dataset
+from assay.errors import ConfigError
+
+__all__ = ["Draft", "draft_spec", "infer_task", "render_yaml"]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A drafted spec and the facts about the data that explain its defaults."""
+
+    spec: ProjectSpec
+    notes: dict[str, str]
+
+
+def infer_task(target: pd.Series, feature_kinds: dict[str, str]) -> tuple[str, str]:
+    """The task for ``target`` and a one-line reason.
+
+    ``text-classification`` when the only feature is free text; ``binary`` for two
+    values; ``regression`` for numbers with many distinct values; otherwise
+    ``multiclass``.
+    """
+    values = target.dropna()
+    n_distinct = int(values.nunique())
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if n_distinct == 2:
+        task, why = "binary", "the target has 2 values"
+    elif numeric and (n_distinct > MAX_CLASSES or not _integral(values) or n_distinct > 20):
+        task, why = "regression", f"the target is numeric with {n_distinct} distinct values"
+    else:
+        task, why = "multiclass", f"the target has {n_distinct} classes"
+    if task != "regression":
+        kinds = list(feature_kinds.values())
+        if kinds and kinds.count("text") == 1 and len(kinds) == 1:
+            return "text-classification", why + " and the only feature is free text"
+    return task, why
+
+
+def _integral(values: pd.Series) -> bool:
+    try:
+        return bool(((values % 1) == 0).all())
+    except TypeError:
+        return False
+
+
+def draft_spec(
+    dataset: Dataset,
+    *,
+    source: str,
+    target: str,
+    task: str | None = None,
+    time: str | None = None,
+    id_column: str | None = None,
+    group: str | None = None,
+    protected: list[str] | None = None,
+    query: str | None = None,
+) -> Draft:
+    """Profile ``dataset`` and draft a spec with sensible defaults for it."""
+    frame = dataset.frame
+    columns = list(frame.columns)
+    for option, column in (
+        ("--target", target),
+        ("--time", time),
+        ("--id", id_column),
+        ("--group", group),
+        *(("--protected", p) for p in protected or []),
+    ):
+        if column is not None and column not in frame.columns:
+            shown = ", ".join(columns[:30]) + (", ..." if len(columns) > 30 else "")
+            raise ConfigError(
+                f"column '{column}' is not in {dataset.source}",
+                key=option,
+                expected=f"one of: {shown}",
+                fix="Pass a column name from the header (names are case-sensitive).",
+            )
+    special = {c for c in (target, time, id_column, group) if c}
+    kinds = {c.name: c.kind for c in dataset.schema.columns if c.name not in special}
+    notes: dict[str, str] = {}
+    if task is None:
+        task, notes["task"] = infer_task(frame[target], kinds)
+    else:
+        notes["task"] = "given with --task"
+    check_target(task, frame[target], origin=dataset.source, column=target)
+    text_col = None
+    if task == "text-classification":
+        texts = [c for c, k in kinds.items() if k == "text"]
+        text_col = texts[0] if texts else None
+    raw: dict[str, Any] = {
+        "task": task,
+        "data": {
+            "source": source,
+            "target": target,
+            **({"query": query} if query else {}),
+            **({"id": id_column} if id_column else {}),
+            **({"time": time} if time else {}),
+            **({"group": group} if group else {}),
+            **({"text": text_col} if text_col else {}),
+        },
+        "split": {"strategy": _strategy(task, time, group)},
+        "metrics": {"primary": DEFAULT_PRIMARY[task]},
+        "slices": list(protected or []),
+        "fairness": {"protected": list(protected or [])},
+    }
+    if task in CLASSIFICATION_TASKS:
+        counts = frame[target].value_counts(normalize=True)
+        notes["balance"] = ", ".join(f"{k}: {v:.1%}" for k, v in counts.head(6).items())
+    notes["rows"] = f"{len(frame):,} rows x {frame.shape[1]} columns"
+    return Draft(spec=parse_spec(raw, origin="drafted assay.yaml"), notes=notes)
+
+
+def _strategy(task: str, time: str | None, group: str | None) -> str:
+    if time:
+        return "chronological"
+    if group:
+        return "group"
+    return "stratified" if task in CLASSIFICATION_TASKS else "random"
+
+
+def _q(value: object) -> str:
+    """A YAML scalar, quoted when needed (JSON strings are valid YAML)."""
+    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def render_yaml(draft: Draft) -> str:
+    """The drafted spec as a commented assay.yaml."""
+    spec = draft.spec
+    d = spec.data
+    metrics = ", ".join(metrics_for(spec.task))
+    lines = [
+        "# assay.yaml: the framing document of this project.",
+        f"# Drafted by 'assay init' from {draft.notes.get('rows', 'the data')}.",
+        "# Edit it: it is the definition of done that every run is checked against.",
+        "",
+        f"# {draft.notes.get('task', '')}",
+        "# one of: binary, multiclass, regression, text-classification",
+        f"task: {spec.task}",
+        "",
+        "data:",
+        f"  source: {_q(d.source)}        # CSV/Parquet path relative to this file, or a SQL URL",
+    ]
+    if d.query:
+        lines.append(f"  query: {_q(d.query)}")
+    lines.append(f"  target: {_q(d.target)}")
+    if "balance" in draft.notes:
+        lines.append(f"  # class balance: {draft.notes['balance']}")
+    lines += [
+        f"  id: {_q(d.id) if d.id else 'null'}            # row identifier, never a feature",
+        f"  time: {_q(d.time) if d.time else 'null'}          # event time: chronological split, drift windows",
+        f"  group: {_q(d.group) if d.group else 'null'}         # e.g. customer: no group in two splits",
+    ]
+    if d.text:
+        lines.append(f"  text: {_q(d.text)}          # the free-text column")
+    lines += [
+        "  drop: []          # columns never used as features (e.g. fields known only after the outcome)",
+        "",
+        "split:",
+        f"  strategy: {spec.split.strategy}  # auto | stratified | random | group | chronological",
+        f"  test_size: {spec.split.test_size}    # the sealed test set, scored once per registered model",
+        f"  validation_size: {spec.split.validation_size}",
+    ]
+    if d.time:
+        lines.append("  gap: null         # time left out between splits, e.g. '7d'")
+    lines += [
+        "",
+        "metrics:",
+        f"  primary: {spec.primary_metric}   # the metric that decides; available: {metrics}",
+        "",
+        "# The definition of done: a model is promoted only if all of these hold.",
+        "acceptance: {}",
+        f"#  {spec.primary_metric}: \"{'<=' if spec.task == 'regression' else '>='} ...\"",
+        "",
+        "# Columns whose levels get their own metrics.",
+        f"slices: {json.dumps(spec.slices)}",
+        "",
+        "fairness:",
+        f"  protected: {json.dumps(spec.fairness.protected)}",
+        "  limits: {}       # e.g. equalized_odds_difference: \"<= 0.1\", disparate_impact_ratio: \">= 0.8\"",
+        f"  min_slice_size: {spec.fairness.min_slice_size}",
+        "",
+        "search:",
+        f"  families: {json.dumps(spec.search.families)}",
+        f"  trials: {spec.search.trials}         # budget: trials and/or minutes",
+        "  minutes: null",
+        f"  sampler: {spec.search.sampler}        # tpe | random | grid",
+        "",
+        "serving:",
+        f"  latency_p99_ms: {spec.serving.latency_p99_ms:g}",
+        "",
+        "monitoring:",
+        f"  window: {spec.monitoring.window}        # predictions per drift window",
+        f"  psi_moderate: {spec.monitoring.psi_moderate}",
+        f"  psi_significant: {spec.monitoring.psi_significant}",
+        "",
+        "retrain:",
+        f"  policy: {spec.retrain.policy}   # manual | on_drift | on_performance_drop | on_either",
+        f"  min_improvement: {spec.retrain.min_improvement}",
+        "",
+        f"seed: {spec.seed}",
+        "",
+    ]
+    return "\n".join(lines)

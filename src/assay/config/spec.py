@@ -1,0 +1,313 @@
+"""The framing document (assay.yaml) as typed, validated objects.
+
+Every section is a frozen pydantic model that forbids unknown keys, so a typo is
+an error that names its key path instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY, TaskName, metrics_for
+
+__all__ = [
+    "AcceptanceThreshold",
+    "AuditSpec",
+    "DataSpec",
+    "FairnessSpec",
+    "MetricsSpec",
+    "MonitoringSpec",
+    "ProjectSpec",
+    "RetrainSpec",
+    "SearchSpec",
+    "ServingSpec",
+    "SplitSpec",
+    "StoreSpec",
+    "parse_threshold",
+]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
+_THRESHOLD = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class AcceptanceThreshold:
+    """A parsed ``">= 0.80"``: the comparison and the bound."""
+
+    op: str
+    value: float
+
+    def holds(self, observed: float) -> bool:
+        return _OPS[self.op](observed, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g}"
+
+
+def parse_threshold(text: str | float | int) -> AcceptanceThreshold:
+    """Parse ``">= 0.8"``; a bare number is rejected because its direction is ambiguous."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        raise ValueError(
+            f"a bare number ({text}) has no direction; write it as '>= {text}' or '<= {text}'"
+        )
+    match = _THRESHOLD.match(str(text))
+    if not match:
+        raise ValueError(f"'{text}' is not a threshold; write e.g. '>= 0.80' or '<= 12.5'")
+    return AcceptanceThreshold(match.group(1), float(match.group(2)))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DataSpec(_Section):
+    """Where the rows come from and the role of special columns."""
+
+    source: str = Field(description="CSV/Parquet path relative to assay.yaml, or a SQLAlchemy URL")
+    query: str | None = Field(None, description="SELECT statement when source is a URL")
+    target: str = Field(description="the column to predict")
+    id: str | None = Field(None, description="a row identifier, never used as a feature")
+    time: str | None = Field(None, description="event time: chronological splits and drift windows")
+    group: str | None = Field(None, description="rows of one group never straddle splits")
+    text: str | None = Field(None, description="the free-text column (text-classification)")
+    drop: list[str] = Field(default_factory=list, description="columns never used as features")
+    encoding: str = "utf-8"
+
+    @field_validator("source", "target")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class SplitSpec(_Section):
+    """How rows are divided into train, validation and a sealed test set."""
+
+    strategy: Literal["auto", "stratified", "random", "group", "chronological"] = "auto"
+    test_size: float = Field(0.2, gt=0.0, lt=0.5)
+    validation_size: float = Field(0.2, gt=0.0, lt=0.5)
+    gap: str | float | None = Field(
+        None, description="chronological only: time left out between splits, e.g. '7d' or 3600"
+    )
+
+
+class MetricsSpec(_Section):
+    """The metric that decides, and the others that are reported."""
+
+    primary: str | None = None
+    report: list[str] = Field(default_factory=list)
+
+
+class FairnessSpec(_Section):
+    """Protected attributes and the limits a model must respect."""
+
+    protected: list[str] = Field(default_factory=list)
+    limits: dict[
+        Literal[
+            "demographic_parity_difference",
+            "equalized_odds_difference",
+            "disparate_impact_ratio",
+        ],
+        str,
+    ] = Field(default_factory=dict)
+    min_slice_size: int = Field(30, ge=1, description="a slice smaller than this is unreliable")
+
+    @field_validator("limits")
+    @classmethod
+    def _limits_parse(cls, value: dict[str, str]) -> dict[str, str]:
+        for text in value.values():
+            parse_threshold(text)
+        return value
+
+
+class SearchSpec(_Section):
+    """Which model families are tried and how much search they get."""
+
+    families: list[str] = Field(default_factory=lambda: ["dummy", "linear", "lightgbm", "mlp"])
+    trials: int | None = Field(20, ge=0)
+    minutes: float | None = Field(None, ge=0)
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    pruning: bool = True
+    cv_folds: int = Field(5, ge=2, le=20)
+
+    @model_validator(mode="after")
+    def _budget(self) -> SearchSpec:
+        trials_zero = self.trials is not None and self.trials == 0
+        minutes_zero = self.minutes is not None and self.minutes == 0
+        if (trials_zero or self.trials is None) and (minutes_zero or self.minutes is None):
+            raise ValueError(
+                "the search budget is zero: set search.trials to 1 or more, "
+                "or search.minutes above 0"
+            )
+        return self
+
+
+class ServingSpec(_Section):
+    """Latency objective and how a challenger meets live traffic."""
+
+    latency_p99_ms: float = Field(50.0, gt=0)
+    shadow: bool = False
+    canary_share: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class MonitoringSpec(_Section):
+    """Drift thresholds and windows of logged traffic."""
+
+    window: int = Field(1000, ge=10, description="predictions per window")
+    window_span: str | None = Field(None, description="or a time span, e.g. '1d'")
+    psi_moderate: float = Field(0.1, gt=0)
+    psi_significant: float = Field(0.2, gt=0)
+    js_threshold: float = Field(0.1, gt=0, le=1)
+    performance_tolerance: float = Field(0.05, ge=0)
+    webhook: str | None = None
+
+
+class RetrainSpec(_Section):
+    """When to retrain and what a new model must prove."""
+
+    policy: Literal["manual", "on_drift", "on_performance_drop", "on_either"] = "on_either"
+    min_improvement: float = Field(0.0, ge=0)
+    horizon_days: float | None = Field(None, gt=0)
+    shadow_predictions: int = Field(200, ge=0)
+
+
+class AuditSpec(_Section):
+    """Settings of the data audit."""
+
+    skip: list[str] = Field(default_factory=list, description="check names not to run")
+    label_errors_max_rows: int = Field(50_000, ge=100, description="rows sampled for label errors")
+
+
+class StoreSpec(_Section):
+    """Where runs, models and logs are kept (default: .assay/ beside assay.yaml)."""
+
+    url: str | None = None
+    artifacts: str | None = None
+
+
+class ProjectSpec(_Section):
+    """The whole framing document."""
+
+    name: str | None = None
+    task: TaskName
+    data: DataSpec
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    acceptance: dict[str, str] = Field(default_factory=dict)
+    slices: list[str] = Field(default_factory=list)
+    fairness: FairnessSpec = Field(default_factory=FairnessSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    audit: AuditSpec = Field(default_factory=AuditSpec)
+    store: StoreSpec = Field(default_factory=StoreSpec)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _metrics_fit_task(self) -> ProjectSpec:
+        valid = metrics_for(self.task)
+        if self.metrics.primary is not None and self.metrics.primary not in valid:
+            raise _KeyedError(
+                ("metrics", "primary"),
+                f"'{self.metrics.primary}' is not a {self.task} metric; valid: {', '.join(valid)}",
+            )
+        for i, name in enumerate(self.metrics.report):
+            if name not in valid:
+                raise _KeyedError(
+                    ("metrics", "report", i),
+                    f"'{name}' is not a {self.task} metric; valid: {', '.join(valid)}",
+                )
+        for name, text in self.acceptance.items():
+            if name not in valid:
+                raise _KeyedError(
+                    ("acceptance", name),
+                    f"'{name}' is not a {self.task} metric, so it cannot be checked; "
+                    f"valid: {', '.join(valid)}",
+                )
+            try:
+                parse_threshold(text)
+            except ValueError as exc:
+                raise _KeyedError(("acceptance", name), str(exc)) from None
+        if self.split.strategy == "chronological" and self.data.time is None:
+            raise _KeyedError(
+                ("split", "strategy"),
+                "a chronological split needs data.time; name the time column or choose another "
+                "strategy",
+            )
+        if self.split.strategy == "group" and self.data.group is None:
+            raise _KeyedError(
+                ("split", "strategy"),
+                "a group split needs data.group; name the group column or choose another strategy",
+            )
+        if self.split.strategy == "stratified" and self.task not in CLASSIFICATION_TASKS:
+            raise _KeyedError(
+                ("split", "strategy"),
+                "stratified splits need a classification task; use random or chronological",
+            )
+        if self.split.gap is not None and self.data.time is None:
+            raise _KeyedError(("split", "gap"), "a gap needs data.time (the column it is measured on)")
+        if self.task == "text-classification" and self.data.text is None:
+            pass  # resolved against the data: the single free-text column
+        return self
+
+    @property
+    def primary_metric(self) -> str:
+        """The configured primary metric, or the task's default."""
+        return self.metrics.primary or DEFAULT_PRIMARY[self.task]
+
+    @property
+    def reported_metrics(self) -> tuple[str, ...]:
+        return tuple(self.metrics.report) or metrics_for(self.task)
+
+    @property
+    def thresholds(self) -> dict[str, AcceptanceThreshold]:
+        """The acceptance criteria, parsed."""
+        return {name: parse_threshold(text) for name, text in self.acceptance.items()}
+
+    @property
+    def protected(self) -> list[str]:
+        return list(self.fairness.protected)
+
+    @property
+    def slice_columns(self) -> list[str]:
+        """Configured slices and protected attributes, without repeats."""
+        return list(dict.fromkeys([*self.slices, *self.fairness.protected]))
+
+    @property
+    def split_strategy(self) -> str:
+        """The strategy, with ``auto`` resolved."""
+        if self.split.strategy != "auto":
+            return self.split.strategy
+        if self.data.time is not None:
+            return "chronological"
+        if self.data.group is not None:
+            return "group"
+        return "stratified" if self.task in CLASSIFICATION_TASKS else "random"
+
+    def special_columns(self) -> list[str]:
+        """Columns with a role other than feature (target, id, time, group, dropped)."""
+        named = [self.data.target, self.data.id, self.data.time, self.data.group, *self.data.drop]
+        return [c for c in dict.fromkeys(named) if c is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=False)
+
+
+class _KeyedError(ValueError):
+    """A validation error that knows its key path (turned into ConfigError on load)."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
