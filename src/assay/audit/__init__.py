@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from assay.audit.base import CHECKS, AuditContext, AuditReport, BaseCheck, Finding, Severity
-from assay.audit.runner import run_audit
+from assay.audit.runner import audit, run_audit
 
-__all__ = ["CHECKS", "AuditContext", "AuditReport", "BaseCheck", "Finding", "Severity", "run_audit"]
+__all__ = ["CHECKS", "AuditContext", "AuditReport", "BaseCheck", "Finding", "Severity", "audit", "run_audit"]

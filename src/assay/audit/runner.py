@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from assay.audit import checks as _checks  # noqa: F401 - registers the checks
 from assay.audit.base import CHECKS, SEVERITY_ORDER, AuditContext, AuditReport, Finding
 
-__all__ = ["run_audit"]
+if TYPE_CHECKING:
+    from assay.config.spec import ProjectSpec
+    from assay.data.dataset import Dataset
+
+__all__ = ["audit", "run_audit"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -61,4 +65,11 @@ def run_audit(
         source=ctx.dataset.source,
         checks_run=tuple(ran),
         seconds=seconds,
+    )
+
+
+def audit(dataset: Dataset, spec: ProjectSpec, *, progress: Progress | None = None) -> AuditReport:
+    """Audit ``dataset`` with the column roles and settings of ``spec``."""
+    return run_audit(
+        AuditContext.from_spec(dataset, spec), skip=tuple(spec.audit.skip), progress=progress
     )

@@ -8,11 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from assay.config.load import MAX_CLASSES, check_target, parse_spec
+from assay.config.load import MAX_CLASSES, MIN_ROWS, check_target, parse_spec
 from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY, metrics_for
 from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
-from assay.errors import ConfigError
+from assay.errors import ConfigError, DataError
 
 __all__ = ["Draft", "draft_spec", "infer_task", "render_yaml"]
 
@@ -85,6 +85,12 @@ def draft_spec(
                 expected=f"one of: {shown}",
                 fix="Pass a column name from the header (names are case-sensitive).",
             )
+    if len(frame) < MIN_ROWS:
+        raise DataError(
+            f"has {len(frame)} row{'s' if len(frame) != 1 else ''}; assay needs at least {MIN_ROWS}",
+            path=dataset.source,
+            fix="Provide more labelled rows.",
+        )
     special = {c for c in (target, time, id_column, group) if c}
     kinds = {c.name: c.kind for c in dataset.schema.columns if c.name not in special}
     notes: dict[str, str] = {}
@@ -163,7 +169,7 @@ def render_yaml(draft: Draft) -> str:
     if d.text:
         lines.append(f"  text: {_q(d.text)}          # the free-text column")
     lines += [
-        "  drop: []          # columns never used as features (e.g. fields known only after the outcome)",
+        f"  drop: {json.dumps(d.drop)}          # never features (e.g. fields known only after the outcome)",
         "",
         "split:",
         f"  strategy: {spec.split.strategy}  # auto | stratified | random | group | chronological",

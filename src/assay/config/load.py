@@ -158,7 +158,7 @@ def check_target(task: str, series: pd.Series, origin: str, column: str) -> None
             column=column,
             fix="Point data.target at the labelled column.",
         )
-    distinct = values.unique()
+    distinct = [v.item() if hasattr(v, "item") else v for v in values.unique()]
     if len(distinct) < 2:
         raise DataError(
             f"the target has a single value ({distinct[0]!r}); there is nothing to predict",

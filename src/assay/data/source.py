@@ -122,7 +122,7 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
     try:
         head_text = head.decode(encoding)
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:
+        if len(head) < _SNIFF_BYTES or exc.start < len(head) - 4:
             raise _encoding_error(path, encoding, exc.start) from None
         head_text = head[: exc.start].decode(encoding)
     except LookupError:
@@ -159,6 +159,8 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
             path=str(path),
             fix="Check quoting and line endings, or export the data again.",
         ) from None
+    if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in table.schema):
+        raise _encoding_error(path, encoding, None)
     if table.num_rows == 0:
         raise DataError("has a header but no rows", path=str(path), fix="Add data rows to the file.")
     return table.to_pandas()
@@ -195,7 +197,10 @@ def _read_sql(url: str, query: str | None) -> pd.DataFrame:
             received=_first_line(str(exc.orig) if exc.orig else str(exc)),
             fix="Check that the database is reachable, the URL and credentials, and the query.",
         ) from None
-    except sa.exc.SQLAlchemyError as exc:
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) else exc
+        if isinstance(cause, sa.exc.OperationalError) and cause.orig is not None:
+            exc = cause.orig
         raise DataError(
             "the query failed",
             path=safe_url,

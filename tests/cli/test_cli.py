@@ -1,0 +1,121 @@
+"""The CLI end to end: init, audit, exit codes, and one clear line for every bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+@pytest.fixture
+def project(tmp_path: Path, clean_frame: pd.DataFrame) -> Path:
+    frame = clean_frame.copy()
+    frame["gender"] = np.random.default_rng(0).choice(["f", "m"], len(frame))
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    return tmp_path
+
+
+def test_init_then_audit(cli, project: Path) -> None:
+    result = cli("init", "data.csv", "--target", "target", "--protected", "gender", cwd=project)
+    assert result.code == 0, result.err
+    assert "task binary" in result.out
+    assert (project / "assay.yaml").exists()
+    again = cli("init", "data.csv", "--target", "target", cwd=project)
+    assert again.code == 2 and "refusing to overwrite" in again.err and "--force" in again.err
+    forced = cli("init", "data.csv", "--target", "target", "--force", cwd=project)
+    assert forced.code == 0
+    audited = cli("audit", "--json", cwd=project)
+    assert audited.code == 0, audited.err
+    payload = json.loads(audited.out)
+    assert set(payload) >= {"data_version", "rows", "columns", "findings"}
+    assert payload["rows"] == 2000 and payload["columns"] == 10
+    assert not [f for f in payload["findings"] if f["severity"] in ("block", "warn")]
+    table = cli("audit", cwd=project)
+    assert table.code == 0 and "Audit passed" in table.out
+
+
+def test_audit_of_a_file_without_a_project(cli, project: Path) -> None:
+    result = cli("audit", "data.csv", "--target", "target", "--json", cwd=project)
+    assert result.code == 0
+    assert json.loads(result.out)["rows"] == 2000
+
+
+def test_blocking_finding_exits_1(cli, project: Path, clean_frame: pd.DataFrame) -> None:
+    frame = clean_frame.copy()
+    frame["refund_issued"] = frame["target"]
+    frame.to_csv(project / "leaky.csv", index=False)
+    result = cli("audit", "leaky.csv", "--target", "target", cwd=project)
+    assert result.code == 1
+    assert "target_leakage" in result.out and "refund_issued" in result.out
+    assert "Audit failed" in result.out
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+BAD_INPUTS = [
+    ("missing file", None, ["audit", "nope.csv", "--target", "y"], "nope.csv: file not found"),
+    ("empty file", ("e.csv", b""), ["audit", "e.csv", "--target", "y"], "file is empty"),
+    ("binary file", ("b.csv", b"\x89PNG\r\n\x1a\n\x00\x00"), ["audit", "b.csv", "--target", "y"], "binary file"),
+    ("ragged row", ("r.csv", b"x,y\n1,0\n2,1,3\n"), ["audit", "r.csv", "--target", "y"], "ragged row"),
+    ("truncated csv", ("t.csv", b"x,z,y\n1,2,0\n3,4"), ["audit", "t.csv", "--target", "y"], "ragged row"),
+    ("non utf-8", ("l.csv", b"x,y\ncaf\xe9,1\n"), ["audit", "l.csv", "--target", "y"], "not valid utf-8"),
+    ("duplicate names", ("d.csv", b"x,x,y\n1,2,0\n"), ["audit", "d.csv", "--target", "y"], "duplicate column"),
+    ("missing target", ("m.csv", b"x,z\n" + b"1,0\n2,1\n" * 10), ["audit", "m.csv", "--target", "y"],
+     "column 'y' is not in"),
+    ("constant target", ("c.csv", b"x,y\n" + b"1,0\n2,0\n" * 10), ["audit", "c.csv", "--target", "y"],
+     "single value"),
+    ("all-NaN target", ("n.csv", b"x,y\n" + b"1,\n2,\n" * 10), ["audit", "n.csv", "--target", "y"],
+     "empty in every row"),
+    ("single row", ("s.csv", b"x,y\n1,0\n"), ["audit", "s.csv", "--target", "y", "--task", "binary"],
+     "1 row"),
+    ("bad yaml", ("assay.yaml", b"task: binary\ndata:\n  source: d.csv\n   target: y\n"), ["audit"],
+     "not valid YAML at line 4"),
+    ("unknown key", ("assay.yaml", b"task: binary\ndata: {source: d.csv, target: y}\nsplti: {}\n"),
+     ["audit"], "splti: unknown key"),
+    ("no config", None, ["audit"], "assay.yaml: file not found"),
+    ("sql cannot connect", None, ["init", "sqlite:////no/such/dir/x.db", "--query", "SELECT 1", "--target", "y"],
+     "cannot connect"),
+    ("bad task option", ("ok.csv", b"x,y\n1,0\n2,1\n"), ["init", "ok.csv", "--target", "y", "--task", "clf"],
+     "unknown task 'clf'"),
+]
+
+
+@pytest.mark.parametrize(("name", "file", "args", "match"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line(cli, tmp_path: Path, name, file, args, match) -> None:
+    if file is not None:
+        _write(tmp_path / file[0], file[1])
+    result = cli(*args, cwd=tmp_path)
+    assert result.code == 2, (result.out, result.err)
+    assert match in result.err
+    assert "Traceback" not in result.err + result.out
+    assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "r.csv").write_bytes(b"x,y\n1,0\n2,1,3\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "assay", "audit", "r.csv", "--target", "y"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "ragged row" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_init_from_a_sql_query(cli, tmp_path: Path, clean_frame: pd.DataFrame) -> None:
+    with sqlite3.connect(tmp_path / "d.db") as conn:
+        clean_frame.to_sql("rows", conn, index=False)
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    result = cli("init", url, "--query", "SELECT * FROM rows", "--target", "target", cwd=tmp_path)
+    assert result.code == 0, result.err
+    audited = cli("audit", "--json", cwd=tmp_path)
+    assert audited.code == 0, audited.err
+    assert json.loads(audited.out)["rows"] == 2000

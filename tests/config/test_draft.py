@@ -1,0 +1,76 @@
+"""`assay init` drafting: the inferred task and defaults, and the YAML round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assay.config import draft_spec, infer_task, load_spec, render_yaml
+from assay.data import Dataset
+from assay.errors import ConfigError
+
+
+def _frame(target: pd.Series | np.ndarray, n: int = 300) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n),
+            "gender": rng.choice(["f", "m"], n),
+            "signup": pd.date_range("2023-01-01", periods=n, freq="h").astype(str),
+            "y": target,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "task"),
+    [
+        (np.random.default_rng(0).integers(0, 2, 300), "binary"),
+        (np.random.default_rng(0).choice(["yes", "no"], 300), "binary"),
+        (np.random.default_rng(0).choice(["a", "b", "c", "d"], 300), "multiclass"),
+        (np.random.default_rng(0).integers(0, 5, 300), "multiclass"),
+        (np.random.default_rng(0).normal(size=300), "regression"),
+        (np.random.default_rng(0).integers(0, 1000, 300), "regression"),
+    ],
+)
+def test_task_is_inferred_from_the_target(target: np.ndarray, task: str) -> None:
+    frame = _frame(target)
+    assert infer_task(frame["y"], {"age": "integer"})[0] == task
+
+
+def test_single_free_text_feature_means_text_classification() -> None:
+    rng = np.random.default_rng(0)
+    words = ["great", "service", "slow", "refund", "never", "again", "love", "it", "price", "fair"]
+    text = [" ".join(rng.choice(words, 8)) + f" #{i}" for i in range(300)]
+    frame = pd.DataFrame({"review": text, "label": rng.choice(["pos", "neg"], 300)})
+    draft = draft_spec(Dataset.from_frame(frame), source="r.csv", target="label")
+    assert draft.spec.task == "text-classification"
+    assert draft.spec.data.text == "review"
+    assert draft.spec.primary_metric == "f1_macro"
+
+
+def test_defaults_written_by_init_round_trip(tmp_path: Path) -> None:
+    frame = _frame(np.random.default_rng(0).integers(0, 2, 300))
+    ds = Dataset.from_frame(frame)
+    draft = draft_spec(ds, source="data.csv", target="y", time="signup", protected=["gender"])
+    path = tmp_path / "assay.yaml"
+    path.write_text(render_yaml(draft))
+    text = path.read_text()
+    assert "# " in text and "primary: roc_auc" in text
+    loaded = load_spec(path)
+    assert loaded == draft.spec
+    assert loaded.split.strategy == "chronological"
+    assert loaded.slices == ["gender"] and loaded.fairness.protected == ["gender"]
+    regression = draft_spec(Dataset.from_frame(_frame(np.linspace(0, 1, 300))), source="d.csv", target="y")
+    assert regression.spec.split.strategy == "random"
+    assert regression.spec.primary_metric == "rmse"
+
+
+def test_unknown_column_names_the_option() -> None:
+    ds = Dataset.from_frame(_frame(np.zeros(300)))
+    with pytest.raises(ConfigError, match="column 'sex' is not in") as info:
+        draft_spec(ds, source="d.csv", target="y", protected=["sex"])
+    assert info.value.key == "--protected"
