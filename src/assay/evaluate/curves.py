@@ -1,0 +1,305 @@
+"""The pictures of a model's errors, as points a report can draw.
+
+Confusion matrix, ROC and precision-recall curves (binary, and one-vs-rest per class
+for more classes), a reliability (calibration) curve with its expected calibration
+error, and for regression a residual summary and a predicted-vs-actual sample.
+Every curve is thinned to at most :data:`MAX_POINTS` points.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.evaluate._util import as_array, as_proba, check_task, py_value, resolve_classes
+
+__all__ = [
+    "MAX_POINTS",
+    "Calibration",
+    "ConfusionMatrix",
+    "Curve",
+    "Curves",
+    "ResidualSummary",
+    "build_curves",
+    "compute_confusion",
+    "downsample",
+    "expected_calibration_error",
+]
+
+MAX_POINTS = 200
+#: predicted-vs-actual points kept for a regression scatter
+MAX_SCATTER = 500
+CALIBRATION_BINS = 10
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """Counts of [true label][predicted label], rows and columns in the order of ``labels``."""
+
+    labels: tuple[Any, ...]
+    matrix: tuple[tuple[int, ...], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable fields."""
+        return {"labels": list(self.labels), "matrix": [list(row) for row in self.matrix]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConfusionMatrix:
+        """Inverse of :meth:`to_dict`."""
+        return cls(tuple(data["labels"]), tuple(tuple(int(v) for v in r) for r in data["matrix"]))
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Points of one curve: ``kind`` is roc, pr or predicted_vs_actual; ``label`` the class."""
+
+    kind: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    label: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable fields."""
+        return {"kind": self.kind, "x": list(self.x), "y": list(self.y), "label": self.label}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Curve:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["kind"], tuple(data["x"]), tuple(data["y"]), data.get("label"))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A reliability curve (non-empty bins only) and the expected calibration error.
+
+    For binary tasks the probability is that of the positive class; for more classes it
+    is the top-label confidence against whether the predicted label was right.
+    """
+
+    mean_predicted: tuple[float, ...]
+    fraction_positive: tuple[float, ...]
+    counts: tuple[int, ...]
+    ece: float
+    kind: str = "positive_class"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable fields."""
+        return {
+            "mean_predicted": list(self.mean_predicted),
+            "fraction_positive": list(self.fraction_positive),
+            "counts": list(self.counts),
+            "ece": self.ece,
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            tuple(data["mean_predicted"]),
+            tuple(data["fraction_positive"]),
+            tuple(data["counts"]),
+            float(data["ece"]),
+            data.get("kind", "positive_class"),
+        )
+
+
+@dataclass(frozen=True)
+class ResidualSummary:
+    """Distribution of residuals (predicted - actual) of a regression model."""
+
+    mean: float
+    std: float
+    mean_abs: float
+    quantiles: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable fields."""
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "mean_abs": self.mean_abs,
+            "quantiles": dict(self.quantiles),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResidualSummary:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["mean"], data["std"], data["mean_abs"], dict(data["quantiles"]))
+
+
+@dataclass(frozen=True)
+class Curves:
+    """All the curves of one evaluation; fields that do not apply to the task are empty."""
+
+    roc: tuple[Curve, ...] = ()
+    pr: tuple[Curve, ...] = ()
+    calibration: Calibration | None = None
+    residuals: ResidualSummary | None = None
+    predicted_vs_actual: Curve | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable fields."""
+        return {
+            "roc": [c.to_dict() for c in self.roc],
+            "pr": [c.to_dict() for c in self.pr],
+            "calibration": self.calibration.to_dict() if self.calibration else None,
+            "residuals": self.residuals.to_dict() if self.residuals else None,
+            "predicted_vs_actual": (
+                self.predicted_vs_actual.to_dict() if self.predicted_vs_actual else None
+            ),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Curves:
+        """Inverse of :meth:`to_dict`."""
+        cal, res, pva = (
+            data.get("calibration"),
+            data.get("residuals"),
+            data.get("predicted_vs_actual"),
+        )
+        return cls(
+            roc=tuple(Curve.from_dict(c) for c in data.get("roc", [])),
+            pr=tuple(Curve.from_dict(c) for c in data.get("pr", [])),
+            calibration=Calibration.from_dict(cal) if cal else None,
+            residuals=ResidualSummary.from_dict(res) if res else None,
+            predicted_vs_actual=Curve.from_dict(pva) if pva else None,
+        )
+
+
+def downsample(
+    x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evenly thinned points, always keeping the first and the last."""
+    if len(x) <= max_points:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(int))
+    return x[keep], y[keep]
+
+
+def compute_confusion(y_true: Any, y_pred: Any, classes: Sequence[Any]) -> ConfusionMatrix:
+    """The confusion matrix over ``classes`` plus any label seen outside them."""
+    yt = as_array(y_true, "y_true")
+    yp = as_array(y_pred, "y_pred", len(yt))
+    known = set(classes)
+    labels = [*classes, *(v for v in dict.fromkeys([*yt.tolist(), *yp.tolist()]) if v not in known)]
+    matrix = sk_confusion_matrix(yt, yp, labels=labels)
+    return ConfusionMatrix(
+        tuple(py_value(v) for v in labels), tuple(tuple(int(v) for v in row) for row in matrix)
+    )
+
+
+def expected_calibration_error(
+    positive: np.ndarray, prob: np.ndarray, n_bins: int = CALIBRATION_BINS
+) -> float:
+    """Sum over uniform bins of (bin share) x |mean predicted - observed frequency|."""
+    positive = np.asarray(positive, dtype=float)
+    prob = np.asarray(prob, dtype=float)
+    bins = np.linspace(0.0, 1.0, n_bins + 1)
+    ids = np.searchsorted(bins[1:-1], prob)  # the same binning as calibration_curve
+    total = np.bincount(ids, minlength=n_bins)
+    gap = np.abs(
+        np.bincount(ids, weights=prob, minlength=n_bins)
+        - np.bincount(ids, weights=positive, minlength=n_bins)
+    )
+    return float(gap.sum() / max(total.sum(), 1))
+
+
+def build_curves(
+    task: str,
+    y_true: Any,
+    y_pred: Any,
+    proba: Any = None,
+    classes: Sequence[Any] | None = None,
+    seed: int = 0,
+) -> Curves:
+    """The curves of ``task`` for these predictions (``seed`` picks the scatter sample)."""
+    check_task(task)
+    yt = as_array(y_true, "y_true")
+    yp = as_array(y_pred, "y_pred", len(yt))
+    if len(yt) == 0:
+        return Curves()
+    if task not in CLASSIFICATION_TASKS:
+        return _regression_curves(yt.astype(float), yp.astype(float), seed)
+    labels = resolve_classes(task, yt, yp, classes)
+    pr = as_proba(proba, len(yt), len(labels))
+    if pr is None:
+        return Curves()
+    if len(labels) == 2:
+        targets = [(labels[1], yt == labels[1], pr[:, 1])]
+    else:
+        targets = [(label, yt == label, pr[:, k]) for k, label in enumerate(labels)]
+    roc, prc = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for label, positive, score in targets:
+            if not positive.any() or positive.all():
+                continue
+            fpr, tpr, _ = roc_curve(positive, score)
+            roc.append(_curve("roc", fpr, tpr, label))
+            precision, recall, _ = precision_recall_curve(positive, score)
+            prc.append(_curve("pr", recall, precision, label))
+    if len(labels) == 2:
+        positive, prob, kind = yt == labels[1], pr[:, 1], "positive_class"
+    else:
+        top = pr.argmax(axis=1)
+        positive = yt == np.asarray(labels, dtype=object)[top]
+        prob, kind = pr[np.arange(len(yt)), top], "top_label"
+    prob = np.clip(prob, 0.0, 1.0)
+    calibration = _calibration(positive, prob, kind)
+    return Curves(roc=tuple(roc), pr=tuple(prc), calibration=calibration)
+
+
+def _curve(kind: str, x: np.ndarray, y: np.ndarray, label: Any) -> Curve:
+    x, y = downsample(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    return Curve(kind, tuple(float(v) for v in x), tuple(float(v) for v in y), py_value(label))
+
+
+def _calibration(positive: np.ndarray, prob: np.ndarray, kind: str) -> Calibration:
+    bins = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)
+    counts = np.bincount(np.searchsorted(bins[1:-1], prob), minlength=CALIBRATION_BINS)
+    if positive.all() or not positive.any():
+        # calibration_curve needs both outcomes present; compute the same bins directly
+        ids = np.searchsorted(bins[1:-1], prob)
+        nonzero = counts > 0
+        frac = (
+            np.bincount(ids, weights=positive.astype(float), minlength=CALIBRATION_BINS)[nonzero]
+            / counts[nonzero]
+        )
+        mean = np.bincount(ids, weights=prob, minlength=CALIBRATION_BINS)[nonzero] / counts[nonzero]
+    else:
+        frac, mean = calibration_curve(positive, prob, n_bins=CALIBRATION_BINS, strategy="uniform")
+    return Calibration(
+        mean_predicted=tuple(float(v) for v in mean),
+        fraction_positive=tuple(float(v) for v in frac),
+        counts=tuple(int(v) for v in counts[counts > 0]),
+        ece=expected_calibration_error(positive, prob),
+        kind=kind,
+    )
+
+
+def _regression_curves(yt: np.ndarray, yp: np.ndarray, seed: int) -> Curves:
+    residual = yp - yt
+    qs = {"min": 0.0, "p05": 5.0, "p25": 25.0, "p50": 50.0, "p75": 75.0, "p95": 95.0, "max": 100.0}
+    values = np.percentile(residual, list(qs.values()))
+    summary = ResidualSummary(
+        mean=float(residual.mean()),
+        std=float(residual.std(ddof=1)) if len(residual) > 1 else 0.0,
+        mean_abs=float(np.abs(residual).mean()),
+        quantiles={name: float(v) for name, v in zip(qs, values, strict=True)},
+    )
+    rows = np.arange(len(yt))
+    if len(rows) > MAX_SCATTER:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_SCATTER, replace=False))
+    scatter = Curve(
+        "predicted_vs_actual", tuple(float(v) for v in yt[rows]), tuple(float(v) for v in yp[rows])
+    )
+    return Curves(residuals=summary, predicted_vs_actual=scatter)
