@@ -207,7 +207,8 @@ def _relative(path: Path, base: Path) -> str:
 def main() -> None:
     """Console entry point: run the app and turn errors into one line and an exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except AssayError as exc:
         if _state["debug"]:
             traceback.print_exc()

@@ -1,0 +1,334 @@
+"""The class_imbalance, label_errors and target_leakage checks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from assay.audit import CHECKS, AuditContext, Finding, run_audit
+from assay.audit.checks import target as target_checks
+from assay.audit.checks.target import _rank_auc, label_text, positive_class
+from assay.data import Dataset
+
+CHECK_NAMES = ["class_imbalance", "label_errors", "target_leakage"]
+
+
+def _ctx(frame: pd.DataFrame, **kw: object) -> AuditContext:
+    kw.setdefault("target", "target")
+    kw.setdefault("task", "binary")
+    return AuditContext(dataset=Dataset.from_frame(frame), **kw)  # type: ignore[arg-type]
+
+
+def _audit(frame: pd.DataFrame, only: list[str], **kw: object) -> list[Finding]:
+    report = run_audit(_ctx(frame, **kw), only=only)
+    json.dumps(report.to_dict())  # every finding is JSON-serialisable
+    for finding in report.findings:
+        assert Finding.from_dict(finding.to_dict()) == finding
+        assert not finding.message.startswith("the check could not run"), finding.message
+    return list(report.findings)
+
+
+def _imbalanced(seed: int, n: int, minority: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n, dtype=int)
+    y[rng.choice(n, minority, replace=False)] = 1
+    return pd.DataFrame({"x": rng.normal(size=n) + y, "target": y})
+
+
+def _flip(frame: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    flipped = rng.choice(len(frame), int(share * len(frame)), replace=False)
+    noisy = frame.copy()
+    noisy.loc[flipped, "target"] = 1 - noisy.loc[flipped, "target"]
+    return noisy, flipped
+
+
+def test_registered_in_order() -> None:
+    names = CHECKS.names()
+    positions = [names.index(n) for n in CHECK_NAMES]
+    assert positions == sorted(positions)
+
+
+def test_clean_frame_raises_no_block_and_no_warn(clean_frame: pd.DataFrame) -> None:
+    findings = _audit(clean_frame, CHECK_NAMES)
+    assert [f for f in findings if f.severity in ("block", "warn")] == []
+    # the best single feature of make_classification is far from leakage: nothing at all
+    assert [f for f in findings if f.check == "target_leakage"] == []
+
+
+def test_target_checks_do_not_apply_without_a_target(clean_frame: pd.DataFrame) -> None:
+    report = run_audit(_ctx(clean_frame, target=None, task=None), only=CHECK_NAMES)
+    assert report.checks_run == ()
+
+
+def test_class_checks_do_not_apply_to_regression(clean_frame: pd.DataFrame) -> None:
+    report = run_audit(_ctx(clean_frame, task="regression"), only=CHECK_NAMES)
+    assert report.checks_run == ("target_leakage",)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([0, 1, 1, 0, 0], 1),
+        ([1, 1, 1, 0], 1),  # label 1 wins over the minority
+        (["no", "yes", "no"], "yes"),
+        (["Yes", "No", "No"], "Yes"),
+        ([False, True, True], True),
+        (["cat", "dog", "dog", "dog"], "cat"),  # no conventional name: the minority
+        ([1.0, 0.0, np.nan], 1.0),
+    ],
+)
+def test_positive_class(values: list[object], expected: object) -> None:
+    assert positive_class(pd.Series(values)) == expected
+
+
+def test_label_text_drops_float_zeros() -> None:
+    assert [label_text(v) for v in (1.0, np.int64(3), "a", 2.5, True)] == [
+        "1",
+        "3",
+        "a",
+        "2.5",
+        "True",
+    ]
+
+
+def test_rank_auc_matches_scikit_learn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = rng.random(500) < 0.3
+    score = np.round(rng.normal(size=500) + labels, 1)  # rounded: many ties
+    assert _rank_auc(labels, score) == pytest.approx(roc_auc_score(labels, score), abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- class_imbalance
+
+
+def test_five_percent_minority_warns_with_balanced_metric_advice(seed: int) -> None:
+    frame = _imbalanced(seed, 2000, 100)
+    [finding] = _audit(frame, ["class_imbalance"])
+    assert finding.severity == "warn"
+    assert finding.columns == ("target",)
+    assert "minority class '1' is 5.0%" in finding.message
+    assert "always predicting '0' would be 95.0%" in finding.message
+    assert "balanced accuracy" in finding.fix and "PR AUC" in finding.fix
+    assert "class weights" in finding.fix
+    assert finding.evidence["counts"] == {"0": 1900, "1": 100}
+    assert finding.evidence["majority_baseline_accuracy"] == pytest.approx(0.95)
+    assert finding.evidence["imbalance_ratio"] == pytest.approx(19.0)
+
+
+def test_twenty_percent_minority_is_info(seed: int) -> None:
+    [finding] = _audit(_imbalanced(seed, 1000, 200), ["class_imbalance"])
+    assert finding.severity == "info"
+    assert finding.evidence["minority_share"] == pytest.approx(0.2)
+
+
+def test_balanced_target_raises_nothing(clean_frame: pd.DataFrame) -> None:
+    assert _audit(clean_frame, ["class_imbalance"]) == []
+
+
+def test_balanced_multiclass_target_is_not_imbalanced(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"x": rng.normal(size=1000), "target": np.tile(list("abcdefghij"), 100)})
+    assert _audit(frame, ["class_imbalance"], task="multiclass") == []
+
+
+def test_class_with_few_rows_warns_naming_it(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = np.array(["a"] * 300 + ["b"] * 300 + ["rare"] * 4)
+    frame = pd.DataFrame({"x": rng.normal(size=len(labels)), "target": labels})
+    findings = _audit(frame, ["class_imbalance"], task="multiclass")
+    rare = [f for f in findings if "fewer than 10 rows" in f.message]
+    assert len(rare) == 1
+    assert rare[0].severity == "warn"
+    assert "'rare' (4 rows)" in rare[0].message
+    assert rare[0].evidence["rare_classes"] == {"rare": 4}
+
+
+def test_single_class_target_blocks(seed: int) -> None:
+    frame = pd.DataFrame({"x": np.arange(50.0), "target": ["no"] * 50})
+    [finding] = _audit(frame, ["class_imbalance"])
+    assert finding.severity == "block"
+    assert "single class ('no')" in finding.message
+
+
+# ----------------------------------------------------------------------------- label_errors
+
+
+def test_clean_frame_has_no_label_error_warning(clean_frame: pd.DataFrame) -> None:
+    findings = _audit(clean_frame, ["label_errors"])
+    assert all(f.severity == "info" for f in findings)
+
+
+def test_flipped_labels_warn_and_the_listed_rows_are_the_flipped_ones(
+    clean_frame: pd.DataFrame, seed: int
+) -> None:
+    noisy, flipped = _flip(clean_frame, 0.08, seed)
+    [finding] = _audit(noisy, ["label_errors"])
+    assert finding.severity == "warn"
+    assert finding.columns == ("target",)
+    evidence = finding.evidence
+    assert 0.04 < evidence["estimated_share"] < 0.15
+    rows = set(evidence["rows"])
+    assert len(rows) >= 40
+    precision = len(rows & set(flipped.tolist())) / len(rows)
+    assert precision >= 0.7
+    for example in evidence["examples"]:
+        given = noisy.loc[example["row"], "target"]
+        assert example["given"] == str(given)
+        assert example["suggested"] == str(1 - given)
+    assert f"row {evidence['examples'][0]['row']}" in finding.message
+
+
+def test_label_errors_samples_at_most_the_configured_rows(
+    clean_frame: pd.DataFrame, seed: int
+) -> None:
+    noisy, _ = _flip(clean_frame, 0.08, seed)
+    # unlabelled rows first: positions must still point into the original frame
+    noisy.loc[:9, "target"] = np.nan
+    [finding] = _audit(noisy, ["label_errors"], label_errors_max_rows=800, seed=3)
+    evidence = finding.evidence
+    assert evidence["sampled"] is True
+    assert evidence["rows_checked"] == 800
+    assert evidence["labelled_rows"] == 1990
+    assert "sample of 800 of 1,990" in finding.message
+    for example in evidence["examples"]:
+        assert example["row"] >= 10
+        assert label_text(noisy.loc[example["row"], "target"]) == example["given"]
+
+
+def test_label_errors_are_deterministic(clean_frame: pd.DataFrame, seed: int) -> None:
+    noisy, _ = _flip(clean_frame, 0.05, seed)
+    first = _audit(noisy, ["label_errors"], label_errors_max_rows=600)
+    second = _audit(noisy, ["label_errors"], label_errors_max_rows=600)
+    assert first == second
+
+
+def test_uninformative_features_with_a_rare_class_do_not_warn(seed: int) -> None:
+    # labels independent of the features: disagreement comes from the class shares alone
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(1000, 4)), columns=list("abcd"))
+    frame["target"] = (rng.random(1000) < 0.1).astype(int)
+    findings = _audit(frame, ["label_errors"])
+    assert all(f.severity == "info" for f in findings)
+
+
+def test_text_classification_uses_tfidf_and_finds_flipped_labels(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    vocab = {
+        0: ["refund", "broken", "late", "angry", "poor", "slow"],
+        1: ["great", "fast", "love", "perfect", "happy"],
+    }
+    filler = ["the", "a", "order", "item", "product", "service", "it", "was", "and", "very"]
+    y = rng.integers(0, 2, 1000)
+    texts = [
+        " ".join(rng.permutation([*rng.choice(vocab[c], 3), *rng.choice(filler, 6)])) for c in y
+    ]
+    frame = pd.DataFrame({"review": texts, "target": y})
+    noisy, flipped = _flip(frame, 0.08, seed)
+    [finding] = _audit(noisy, ["label_errors"], task="text-classification")
+    assert "TF-IDF" in finding.evidence["method"]
+    assert finding.severity == "warn"
+    rows = set(finding.evidence["rows"])
+    assert rows and len(rows & set(flipped.tolist())) / len(rows) >= 0.7
+
+
+# ----------------------------------------------------------------------------- target_leakage
+
+
+def test_post_outcome_copy_of_the_target_blocks(clean_frame: pd.DataFrame, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    frame = clean_frame.copy()
+    frame["refund_amount"] = frame["target"] * 40.0 + rng.normal(0, 8.0, len(frame))
+    [finding] = _audit(frame, ["target_leakage"])
+    assert finding.severity == "block"
+    assert finding.columns == ("refund_amount",)
+    assert "'refund_amount'" in finding.message and "'target'" in finding.message
+    assert finding.evidence["metric"] == "roc_auc"
+    assert finding.evidence["score"] >= 0.98
+    assert "data.drop" in finding.fix and "prediction time" in finding.fix
+
+
+def test_column_missing_only_when_target_is_one_blocks(
+    clean_frame: pd.DataFrame, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    frame = clean_frame.copy()
+    frame["cancellation_date"] = np.where(
+        frame["target"] == 1, np.nan, rng.normal(100, 10, len(frame))
+    )
+    [finding] = _audit(frame, ["target_leakage"])
+    assert finding.severity == "block"
+    assert finding.columns == ("cancellation_date",)
+    assert "whether 'cancellation_date' is missing" in finding.message
+    assert finding.evidence["missing_indicator_auc"] == pytest.approx(1.0)
+    assert finding.evidence["missing_share"] == pytest.approx(frame["target"].mean())
+
+
+def test_suspiciously_strong_feature_warns(clean_frame: pd.DataFrame, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    frame = clean_frame.copy()
+    # two unit-variance normals 2.5 sd apart: ROC AUC = Phi(2.5 / sqrt 2) = 0.96
+    frame["score"] = frame["target"] * 2.5 + rng.normal(0, 1, len(frame))
+    [finding] = _audit(frame, ["target_leakage"])
+    assert finding.severity == "warn"
+    assert finding.columns == ("score",)
+    assert "suspiciously" in finding.message
+    assert 0.93 < finding.evidence["score"] < 0.98
+
+
+def test_id_like_columns_are_not_leakage(clean_frame: pd.DataFrame) -> None:
+    frame = clean_frame.copy()
+    frame["customer"] = [f"c{i:05d}" for i in range(len(frame))]
+    frame["code"] = pd.Categorical(frame["customer"])
+    assert _audit(frame, ["target_leakage"]) == []
+
+
+def test_target_column_roles_are_not_scored(clean_frame: pd.DataFrame) -> None:
+    frame = clean_frame.copy()
+    frame["label_copy"] = frame["target"]
+    assert _audit(frame, ["target_leakage"], dropped=("label_copy",)) == []
+    [finding] = _audit(frame, ["target_leakage"])
+    assert finding.columns == ("label_copy",) and finding.evidence["score"] == 1.0
+
+
+def test_multiclass_leak_blocks(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.choice(["low", "mid", "high"], 1500)
+    frame = pd.DataFrame({"x": rng.normal(size=1500), "target": y})
+    frame["status"] = np.where(y == "high", "closed", np.where(y == "mid", "open", "new"))
+    [finding] = _audit(frame, ["target_leakage"], task="multiclass")
+    assert finding.severity == "block"
+    assert finding.columns == ("status",)
+    assert finding.evidence["metric"] == "roc_auc_ovr_macro"
+
+
+def test_regression_copy_blocks_and_noise_does_not(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 3000
+    frame = pd.DataFrame({"x": rng.normal(size=n), "noise": rng.normal(size=n)})
+    frame["target"] = frame["x"] + rng.normal(size=n)
+    frame["final_price"] = np.exp(frame["target"] / 3) + rng.normal(0, 0.01, n)
+    [finding] = _audit(frame, ["target_leakage"], task="regression")
+    assert finding.severity == "block"
+    assert finding.columns == ("final_price",)
+    assert finding.evidence["metric"] == "r2"
+    assert "R^2" in finding.message
+
+
+def test_leakage_samples_large_frames(
+    clean_frame: pd.DataFrame, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(target_checks, "LEAKAGE_MAX_ROWS", 500)
+    frame = clean_frame.copy()
+    frame["leak"] = frame["target"] * 10.0
+    [finding] = _audit(frame, ["target_leakage"])
+    assert finding.evidence["sampled"] is True
+    assert finding.evidence["rows"] == 500
+    assert "sample of 500 of 2,000 rows" in finding.evidence["method"]
