@@ -1,0 +1,226 @@
+"""The records the model registry returns: frozen, JSON-serialisable with ``to_dict()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+__all__ = [
+    "MODEL_STATUSES",
+    "RUN_STATUSES",
+    "AuditRecord",
+    "Event",
+    "GateDecision",
+    "ModelStatus",
+    "ModelVersion",
+    "Run",
+    "RunStatus",
+    "TestAccess",
+]
+
+ModelStatus = Literal["registered", "champion", "challenger", "rejected", "archived"]
+RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+MODEL_STATUSES: tuple[str, ...] = get_args(ModelStatus)
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def _dict_of(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model with its lineage.
+
+    Attributes:
+        version: the number (1, 2, 3, ...) allocated by the store, never reused.
+        run_id: the run that produced it (None if registered outside a run).
+        created_at: when it was registered (UTC).
+        user: who registered it.
+        task: the task of assay.yaml (binary, regression, ...).
+        family: the model family alias (``lightgbm``, ``logistic``, ...).
+        params: the hyper-parameters.
+        metrics: the evaluation metrics (validation and test as recorded by the run).
+        data_version: the content hash of the data it was trained on.
+        config: the framing document it was trained under.
+        code_version: the assay (and project code) version that trained it.
+        artifact_digest: the ``sha256:`` name of the pickled model.
+        artifact_size: the size of the pickle in bytes.
+        schema: the input schema the model expects.
+        lineage: audit id, split fingerprint, search history, evaluation and
+            learning-curve digests.
+        status: registered | champion | challenger | rejected | archived.
+        test_fingerprint: the fingerprint of the sealed test set it was scored on.
+    """
+
+    version: int
+    run_id: int | None
+    created_at: datetime
+    user: str
+    task: str
+    family: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    data_version: str
+    config: dict[str, Any]
+    code_version: str
+    artifact_digest: str
+    artifact_size: int
+    schema: dict[str, Any]
+    lineage: dict[str, Any]
+    status: ModelStatus
+    test_fingerprint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (``created_at`` as an ISO string)."""
+        data = _dict_of(self)
+        data["created_at"] = _iso(self.created_at)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelVersion:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{**data, "created_at": _parse(data["created_at"])})
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``assay run``: its inputs, seeds, status and summary."""
+
+    id: int
+    created_at: datetime
+    finished_at: datetime | None
+    status: RunStatus
+    config: dict[str, Any]
+    data_version: str
+    code_version: str
+    user: str
+    seeds: dict[str, Any]
+    summary: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (timestamps as ISO strings)."""
+        data = _dict_of(self)
+        data["created_at"] = _iso(self.created_at)
+        data["finished_at"] = _iso(self.finished_at)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Run:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            **{
+                **data,
+                "created_at": _parse(data["created_at"]),
+                "finished_at": _parse(data.get("finished_at")),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """A stored data audit: the report of one data version and whether it passed."""
+
+    id: int
+    data_version: str
+    created_at: datetime
+    passed: bool
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        data = _dict_of(self)
+        data["created_at"] = _iso(self.created_at)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditRecord:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{**data, "created_at": _parse(data["created_at"])})
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The promotion gate's verdict on one version, with each gate's outcome."""
+
+    id: int
+    version: int
+    created_at: datetime
+    passed: bool
+    gates: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        data = _dict_of(self)
+        data["created_at"] = _iso(self.created_at)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateDecision:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{**data, "created_at": _parse(data["created_at"])})
+
+
+@dataclass(frozen=True)
+class TestAccess:
+    """One scoring of the sealed test set (counted so nobody tunes against it unnoticed)."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    id: int
+    test_fingerprint: str
+    version: int | None
+    run_id: int | None
+    created_at: datetime
+    purpose: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        data = _dict_of(self)
+        data["created_at"] = _iso(self.created_at)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TestAccess:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{**data, "created_at": _parse(data["created_at"])})
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the audit trail.
+
+    Actions written by the registry: ``register``, ``promote``, ``override`` (a
+    promotion forced past a failed gate), ``rollback``, ``challenger``, ``reject``,
+    ``gate``; other stages add their own (``deploy``, ``token``, ...).
+    """
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    version: int | None
+    reason: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        data = _dict_of(self)
+        data["at"] = _iso(self.at)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{**data, "at": _parse(data["at"])})

@@ -1,0 +1,157 @@
+"""The store's tables at the head schema revision, as SQLAlchemy Core objects.
+
+Queries use these objects; the database itself is built by the Alembic revisions in
+``assay/store/migrations/versions``. When a revision adds or changes a table, change
+this module in the same commit: the store contract test compares the migrated
+database with :data:`metadata` and fails on any difference.
+
+Types are portable (SQLite and PostgreSQL): no dialect-only column types, JSON
+through :class:`sqlalchemy.JSON`, timestamps stored in UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "MODEL_VERSION_COUNTER",
+    "NAMING_CONVENTION",
+    "aliases",
+    "audits",
+    "counters",
+    "events",
+    "gate_decisions",
+    "metadata",
+    "model_versions",
+    "runs",
+    "test_accesses",
+]
+
+#: Constraint names are explicit so that later revisions can alter them on SQLite
+#: (batch mode recreates tables and needs the names).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: The counters row that allocates model version numbers.
+MODEL_VERSION_COUNTER = "model_version"
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+audits = Table(
+    "audits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("data_version", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("report", JSON, nullable=False),
+    Index("ix_audits_data_version", "data_version"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("data_version", String(255), nullable=False),
+    Column("code_version", String(255), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("seeds", JSON, nullable=False),
+    Column("summary", JSON(none_as_null=True), nullable=True),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("task", String(64), nullable=False),
+    Column("family", String(128), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("data_version", String(255), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("code_version", String(255), nullable=False),
+    Column("artifact_digest", String(128), nullable=False),
+    Column("artifact_size", BigInteger, nullable=False),
+    Column("input_schema", JSON, nullable=False),
+    Column("lineage", JSON, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("test_fingerprint", String(255), nullable=True),
+    Index("ix_model_versions_run_id", "run_id"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("version", Integer, ForeignKey("model_versions.version"), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+gate_decisions = Table(
+    "gate_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, ForeignKey("model_versions.version"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("gates", JSON, nullable=False),
+    Index("ix_gate_decisions_version", "version"),
+)
+
+test_accesses = Table(
+    "test_accesses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("test_fingerprint", String(255), nullable=False),
+    Column("version", Integer, ForeignKey("model_versions.version"), nullable=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("purpose", String(255), nullable=False),
+    Index("ix_test_accesses_test_fingerprint", "test_fingerprint"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("version", Integer, ForeignKey("model_versions.version"), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("details", JSON, nullable=False),
+    Index("ix_events_version", "version"),
+    Index("ix_events_action", "action"),
+)
