@@ -1,0 +1,278 @@
+"""The model card: a short markdown summary of what a model version is for and how far to trust it.
+
+Sections: intended use, data, metrics (95 % intervals against the baseline), slices
+and fairness, limits, lineage. Text taken from data or config is escaped so a
+markdown viewer shows it as written: HTML-special characters become entities and
+identifiers are set in code spans.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from assay.evaluate.fairness import FAIRNESS_METRICS
+from assay.report._facts import (
+    DASH,
+    compact,
+    failed_gates,
+    higher_is_better,
+    interval,
+    limits,
+    metric_rows,
+    min_slice_size,
+    num,
+    pct,
+    task_phrase,
+    test_use_warning,
+)
+from assay.report.inputs import ReportInput
+
+__all__ = ["render_model_card"]
+
+_SPECIAL = re.compile(r"([\\`*\[\]|])")
+
+
+def _md(value: Any) -> str:
+    """Plain text safe in markdown prose and table cells."""
+    text = " ".join(str(value).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def _code(value: Any) -> str:
+    """An identifier as a code span (literal in every markdown renderer)."""
+    text = " ".join(str(value).split())
+    if "`" not in text:
+        return f"`{text}`"
+    return f"`` {text.replace('``', '` `')} ``"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _threshold(threshold: str, result: str) -> str:
+    if threshold == DASH:
+        return DASH
+    return _code(threshold) + ("" if result == DASH else f" {result}")
+
+
+def _intended_use(report: ReportInput) -> list[str]:
+    data = report.spec_section("data")
+    task = report.task
+    primary = report.primary
+    evaluation = report.evaluation or {}
+    lines = ["## Intended use", ""]
+    target = f" of {_code(data['target'])}" if data.get("target") else ""
+    if report.task:
+        lines.append(f"- **Task:** {_md(task_phrase(task))}{target}.")
+    else:
+        lines.append("- **Task:** not available.")
+    if primary:
+        direction = "higher" if higher_is_better(primary) else "lower"
+        value = (evaluation.get("metrics") or {}).get(primary)
+        bounds = (evaluation.get("intervals") or {}).get(primary)
+        measured = ""
+        if evaluation:
+            measured = f": {num(value)} on the sealed test set"
+            measured += f" (95% interval {interval(bounds)})" if bounds else ""
+        lines.append(f"- **Primary metric:** {_md(primary)} ({direction} is better){measured}.")
+    criteria = [c for c in report.acceptance if not c.get("attribute")]
+    configured = report.spec.get("acceptance") or {}
+    if criteria:
+        lines.append("- **Acceptance criteria** (the definition of done):")
+        for c in criteria:
+            verdict = "met" if c.get("passed") else "NOT met"
+            if c.get("conclusive") is False:
+                verdict += ", inconclusive: the interval straddles the threshold"
+            lines.append(
+                f"  - {_md(c.get('metric'))} {_code(c.get('threshold'))}: observed "
+                f"{num(c.get('observed'))} {interval(c.get('interval'))}, {verdict}."
+            )
+    elif configured:
+        lines.append("- **Acceptance criteria** (not checked on this version): "
+                     + "; ".join(f"{_md(k)} {_code(v)}" for k, v in configured.items()) + ".")
+    else:
+        lines.append("- **Acceptance criteria:** none configured in assay.yaml.")
+    lines.append(
+        "- **Out of scope:** the numbers below hold for rows drawn like the training data "
+        "(source and split below). Other populations, later periods or other input formats "
+        "are not covered; monitor drift before relying on the model there."
+    )
+    return lines + [""]
+
+
+def _data(report: ReportInput) -> list[str]:
+    data = report.spec_section("data")
+    audit = report.audit or {}
+    split = report.split or {}
+    lines = ["## Data", ""]
+    source = audit.get("source") or data.get("source")
+    lines.append(f"- **Source:** {_code(source) if source else DASH}")
+    if audit:
+        shape = f"{num(audit.get('rows'))} x {num(audit.get('columns'))}"
+        lines.append(f"- **Rows x columns:** {shape}")
+    version = report.version.get("data_version") or audit.get("data_version")
+    lines.append(f"- **Data version:** {_code(version) if version else DASH}")
+    if not split:
+        lines.append("- **Split:** not available.")
+        return lines + [""]
+    sizes = split.get("sizes") or {}
+    parts = ", ".join(f"{_md(k)} {num(v)}" for k, v in sizes.items()) or DASH
+    lines.append(f"- **Split:** {_md(split.get('strategy') or DASH)}; rows: {parts}.")
+    extra = []
+    if split.get("gap") is not None:
+        extra.append(f"gap {_md(split['gap'])}")
+    extra.append(f"straddling duplicates removed: {num(split.get('straddling_removed'))}")
+    if split.get("dropped_for_gap"):
+        extra.append(f"rows dropped for the gap: {num(split['dropped_for_gap'])}")
+    lines.append(f"- **Leakage guards:** {'; '.join(extra)}.")
+    balance = split.get("class_balance") or {}
+    for part in ("train", "test"):
+        shares = balance.get(part) or {}
+        if shares:
+            text = ", ".join(f"{_md(c)} {pct(s)}" for c, s in shares.items())
+            lines.append(f"- **Class balance ({part}):** {text}.")
+    return lines + [""]
+
+
+def _metrics(report: ReportInput) -> list[str]:
+    lines = ["## Metrics", ""]
+    rows = metric_rows(report)
+    if not rows:
+        return lines + ["Not available: the version has no evaluation on the test set.", ""]
+    evaluation = report.evaluation or {}
+    note = f"Sealed test set, {num(evaluation.get('n_rows'))} rows"
+    if evaluation.get("n_boot"):
+        note += f"; 95% percentile-bootstrap intervals ({evaluation['n_boot']} resamples)"
+    note += ("; baseline: the dummy model on the same rows." if report.baseline
+             else "; no baseline evaluation is available.")
+    lines += [note, ""]
+    warning = test_use_warning(report)
+    if warning:
+        lines += [f"> **Warning:** {_md(warning)}.", ""]
+    table = []
+    for row in rows:
+        name = f"**{_md(row.metric)}** (primary)" if row.primary else _md(row.metric)
+        result = DASH if row.passed is None else ("met" if row.passed else "NOT met")
+        table.append([name, row.value, row.interval, row.baseline,
+                      _threshold(row.threshold, result)])
+    lines += _table(["Metric", "Value", "95% interval", "Baseline", "Acceptance"], table)
+    cv = evaluation.get("cv") or {}
+    if cv:
+        lines += ["", f"Cross-validation: {num(cv.get('mean'))} \u00b1 {num(cv.get('std'))} "
+                      f"over {len(cv.get('scores') or [])} folds."]
+    return lines + [""]
+
+
+def _slices_and_fairness(report: ReportInput) -> list[str]:
+    evaluation = report.evaluation or {}
+    primary = report.primary
+    lines = ["## Slices and fairness", ""]
+    slices = [s for s in evaluation.get("slices") or [] if isinstance(s, dict)]
+    threshold = min_slice_size(report)
+    if not slices:
+        lines.append("- **Slices:** not available (no slice column was evaluated).")
+    for sl in slices:
+        levels = [lv for lv in sl.get("levels") or [] if isinstance(lv, dict)]
+        scored = [lv for lv in levels if lv.get("reliable", True)
+                  and isinstance((lv.get("metrics") or {}).get(primary), (int, float))]
+        parts = []
+        if scored and primary:
+            sign = 1.0 if higher_is_better(primary) else -1.0
+            worst = min(scored, key=lambda lv: sign * float(lv["metrics"][primary]))
+            best = max(scored, key=lambda lv: sign * float(lv["metrics"][primary]))
+            parts.append(f"{_md(primary)} from {num(worst['metrics'][primary])} "
+                         f"({_code(worst.get('level'))}, {num(worst.get('n'))} rows) to "
+                         f"{num(best['metrics'][primary])} ({_code(best.get('level'))})")
+        small = [lv.get("level") for lv in levels if not lv.get("reliable", True)]
+        if small:
+            parts.append(f"unreliable (fewer than {threshold} rows): "
+                         + ", ".join(_code(s) for s in small))
+        lines.append(f"- **Slice {_code(sl.get('column'))}:** " + ("; ".join(parts) or DASH) + ".")
+    fairness = [f for f in evaluation.get("fairness") or [] if isinstance(f, dict)]
+    criteria = {(c.get("metric"), c.get("attribute")): c for c in report.fairness_criteria}
+    if not fairness and not criteria:
+        note = ("not applicable to regression" if report.task == "regression"
+                else "no protected attribute was evaluated")
+        return lines + [f"- **Fairness:** not available ({note}).", ""]
+    rows = []
+    for result in fairness:
+        for name in FAIRNESS_METRICS:
+            c = criteria.pop((name, result.get("attribute")), None)
+            verdict = ("met" if c.get("passed") else "NOT met") if c else DASH
+            rows.append([_code(result.get("attribute")), name.replace("_", " "),
+                         num(result.get(name)), _code(c.get("threshold")) if c else DASH, verdict])
+    for c in criteria.values():
+        rows.append([_code(c.get("attribute")) if c.get("attribute") else DASH,
+                     _md(c.get("metric")), num(c.get("observed")), _code(c.get("threshold")),
+                     ("met" if c.get("passed") else "NOT met") + (f" ({_md(c['note'])})"
+                                                                   if c.get("note") else "")])
+    lines += ["", "Fairness of the decisions per protected attribute:", ""]
+    lines += _table(["Attribute", "Measure", "Value", "Limit", "Result"], rows)
+    return lines + [""]
+
+
+def _limits(report: ReportInput) -> list[str]:
+    lines = ["## Limits", ""]
+    found = limits(report)
+    if not found:
+        return lines + ["The checks that ran found no specific weakness; that is not proof "
+                        "that none exists.", ""]
+    return lines + [f"- {_md(item)}" for item in found] + [""]
+
+
+def _lineage(report: ReportInput) -> list[str]:
+    v = report.version
+    search = report.search or {}
+    lines = ["## Lineage", ""]
+    items = [
+        ("Model version", _md(v.get("version", DASH))),
+        ("Family", _md(v.get("family") or DASH)),
+        ("Status", _md(v.get("status") or DASH)),
+        ("Parameters", _code(compact(v.get("params"), 600)) if v.get("params") else DASH),
+        ("Data version", _code(v["data_version"]) if v.get("data_version") else DASH),
+        ("Code version", _code(v["code_version"]) if v.get("code_version") else DASH),
+        ("Sealed test set", (_code(v["test_fingerprint"]) if v.get("test_fingerprint") else DASH)
+         + (f", scored {num(v['test_uses'])} candidate(s)" if v.get("test_uses") is not None
+            else "")
+         + (f" (limit {num(v['max_test_uses'])})" if v.get("max_test_uses") is not None else "")),
+        ("Created", " by ".join(_md(x) for x in (v.get("created_at"), v.get("user")) if x) or DASH),
+    ]
+    if search:
+        trials = search.get("trials") or []
+        metric = search.get("metric") or search.get("primary_metric") or DASH
+        items.append(("Search", f"{_md(search.get('sampler') or DASH)} sampler, {len(trials)} "
+                                f"trials; best {_md(search.get('best_family') or DASH)} with "
+                                f"validation {_md(metric)} {num(search.get('best_value'))}"))
+    if report.gates:
+        gates = ", ".join(f"{_md(g.get('name'))} {'pass' if g.get('passed') else 'FAIL'}"
+                          for g in report.gates)
+        items.append(("Gates", gates))
+    return lines + [f"- **{label}:** {value}" for label, value in items] + [""]
+
+
+def render_model_card(report: ReportInput) -> str:
+    """The model card of one version, as markdown."""
+    v = report.version
+    data = report.spec_section("data")
+    name = report.spec.get("name") or data.get("target") or "model"
+    lines = [f"# Model card: {_md(name)}, version {_md(v.get('version', '?'))}", ""]
+    created = " by ".join(_md(x) for x in (v.get("created_at"), v.get("user")) if x)
+    family = f"{_md(v['family'])} model" if v.get("family") else "model"
+    lines.append(
+        f"A {family} for {_md(task_phrase(report.task))}, "
+        f"status **{_md(v.get('status') or 'unknown')}**"
+        + (f", created {created}" if created else "")
+        + "."
+    )
+    failed = failed_gates(report)
+    if failed:
+        lines += ["", f"> **Gates failed:** {_md(', '.join(failed))}. Not fit for promotion."]
+    lines.append("")
+    for part in (_intended_use, _data, _metrics, _slices_and_fairness, _limits, _lineage):
+        lines += part(report)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,560 @@
+"""The sections of the HTML report, as a small document model the template renders.
+
+A section is a title and a list of blocks (text, facts, tables, images). Builders
+read a :class:`ReportInput` and never fail on missing parts: a section without its
+data holds one "not available" line saying what is missing. All text here is plain;
+the template escapes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.evaluate.fairness import FAIRNESS_METRICS
+from assay.report import plots
+from assay.report._facts import (
+    DASH,
+    MISSING,
+    compact,
+    fixed,
+    higher_is_better,
+    metric_rows,
+    min_slice_size,
+    num,
+    pct,
+    short,
+    size_bytes,
+)
+from assay.report.inputs import ReportInput
+
+__all__ = [
+    "SECTIONS",
+    "Block",
+    "Cell",
+    "Facts",
+    "Gallery",
+    "Heading",
+    "Section",
+    "Table",
+    "Text",
+    "build_sections",
+]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell; ``cls`` is a style hint: pass, fail, warn, muted, best."""
+
+    text: str
+    cls: str = ""
+
+
+@dataclass(frozen=True)
+class Text:
+    """A paragraph; ``cls`` is missing, note, warn or fail."""
+
+    text: str
+    cls: str = ""
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A sub-heading inside a section."""
+
+    text: str
+    kind: str = "heading"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Label/value pairs."""
+
+    items: tuple[tuple[str, str], ...]
+    kind: str = "facts"
+
+
+@dataclass(frozen=True)
+class Table:
+    """Headers and rows of cells; ``row_cls`` styles whole rows (same length as rows)."""
+
+    headers: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    row_cls: tuple[str, ...] = ()
+    caption: str = ""
+    kind: str = "table"
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Inline images side by side: (data URI, alt text) pairs."""
+
+    images: tuple[tuple[str, str], ...]
+    kind: str = "gallery"
+
+
+Block = Text | Heading | Facts | Table | Gallery
+
+
+@dataclass(frozen=True)
+class Section:
+    """One titled part of the report; ``id`` is its HTML anchor."""
+
+    id: str
+    title: str
+    blocks: tuple[Block, ...]
+
+
+#: (anchor, title) of every section, in report order
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("gates", "Gates"),
+    ("metrics", "Metrics"),
+    ("plots", "Plots"),
+    ("learning-curve", "Learning curve"),
+    ("search", "Search history"),
+    ("slices", "Slices"),
+    ("fairness", "Fairness"),
+    ("robustness", "Robustness"),
+    ("latency", "Latency and size"),
+    ("audit", "Audit findings"),
+    ("split", "Split"),
+)
+
+
+def _missing(what: str) -> list[Block]:
+    return [Text(f"{MISSING}: {what}", "missing")]
+
+
+def _cells(*values: Any) -> tuple[Cell, ...]:
+    return tuple(v if isinstance(v, Cell) else Cell(str(v)) for v in values)
+
+
+def _verdict(passed: Any) -> Cell:
+    if passed is None:
+        return Cell(DASH)
+    return Cell("pass", "pass") if passed else Cell("FAIL", "fail")
+
+
+def _gates(r: ReportInput) -> list[Block]:
+    if not r.gates:
+        return _missing("no gate decision is recorded for this version")
+    rows = tuple(
+        _cells(str(g.get("name", "?")), _verdict(bool(g.get("passed"))), str(g.get("message", "")),
+               Cell(compact(g.get("evidence"), 240), "muted"))
+        for g in r.gates
+    )
+    return [Table(("Gate", "Result", "Message", "Evidence"), rows)]
+
+
+def _metrics(r: ReportInput) -> list[Block]:
+    evaluation = r.evaluation or {}
+    rows = metric_rows(r)
+    if not rows:
+        return _missing("the version has no evaluation on the test set")
+    blocks: list[Block] = []
+    facts = [("Rows evaluated", num(evaluation.get("n_rows"))),
+             ("Primary metric", r.primary or DASH)]
+    if evaluation.get("n_boot"):
+        facts.append(("95% intervals", f"percentile bootstrap, {evaluation['n_boot']} resamples, "
+                                       f"seed {evaluation.get('seed', 0)}"))
+    cv = evaluation.get("cv") or {}
+    if cv:
+        facts.append(("Cross-validation", f"{num(cv.get('mean'))} \u00b1 {num(cv.get('std'))} "
+                                          f"over {len(cv.get('scores') or [])} folds "
+                                          f"(min {num(cv.get('min'))}, max {num(cv.get('max'))})"))
+    blocks.append(Facts(tuple(facts)))
+    table_rows = []
+    for row in rows:
+        result = _verdict(row.passed)
+        if row.note:
+            result = Cell(f"{result.text} ({row.note})", result.cls or "warn")
+        name = f"{row.metric} (primary)" if row.primary else row.metric
+        table_rows.append(
+            _cells(name, row.value, row.interval, row.baseline, row.threshold, result)
+        )
+    caption = "" if r.baseline else "No baseline evaluation is available for comparison."
+    blocks.append(Table(
+        ("Metric", "Value", "95% interval", "Baseline", "Acceptance", "Result"),
+        tuple(table_rows),
+        tuple("primary" if row.primary else "" for row in rows),
+        caption,
+    ))
+    return blocks
+
+
+def _plot_or_missing(uri: str | None, alt: str, images: list[tuple[str, str]],
+                     missing: list[Block]) -> None:
+    if uri is None:
+        missing.append(Text(f"{alt}: {MISSING}", "missing"))
+    else:
+        images.append((uri, alt))
+
+
+def _plots(r: ReportInput) -> list[Block]:
+    evaluation = r.evaluation
+    if not evaluation:
+        return _missing("the version has no evaluation on the test set")
+    curves = evaluation.get("curves") or {}
+    images: list[tuple[str, str]] = []
+    missing: list[Block] = []
+    extra: list[Block] = []
+    task = r.task or ""
+    if task in CLASSIFICATION_TASKS or evaluation.get("confusion"):
+        _plot_or_missing(plots.roc_plot(curves.get("roc")), "ROC curve", images, missing)
+        _plot_or_missing(plots.pr_plot(curves.get("pr")), "Precision-recall curve", images, missing)
+        _plot_or_missing(plots.calibration_plot(curves.get("calibration")), "Calibration",
+                         images, missing)
+        _plot_or_missing(plots.confusion_plot(evaluation.get("confusion")), "Confusion matrix",
+                         images, missing)
+    else:
+        scatter = curves.get("predicted_vs_actual")
+        _plot_or_missing(plots.predicted_vs_actual_plot(scatter), "Predicted vs actual",
+                         images, missing)
+        _plot_or_missing(plots.residuals_plot(scatter), "Residuals", images, missing)
+        summary = curves.get("residuals") or {}
+        if summary:
+            quantiles = summary.get("quantiles") or {}
+            extra = [Heading("Residual summary (predicted - actual)"), Facts((
+                ("Mean", num(summary.get("mean"))),
+                ("Standard deviation", num(summary.get("std"))),
+                ("Mean absolute", num(summary.get("mean_abs"))),
+                *((f"Quantile {k}", num(v)) for k, v in quantiles.items()),
+            ))]
+    blocks: list[Block] = [Gallery(tuple(images))] if images else []
+    return blocks + missing + extra
+
+
+def _learning_curve(r: ReportInput) -> list[Block]:
+    curve = r.curve
+    if not curve:
+        return _missing("no learning curve was recorded for this version")
+    blocks: list[Block] = []
+    uri = plots.learning_curve_plot(curve)
+    if uri:
+        blocks.append(Gallery(((uri, "Learning curve"),)))
+    else:
+        blocks.append(Text(f"Learning curve plot: {MISSING}", "missing"))
+    diagnosis = curve.get("diagnosis") or {}
+    if not diagnosis:
+        blocks.append(Text(f"Diagnosis: {MISSING}", "missing"))
+        return blocks
+    verdict = str(diagnosis.get("verdict", DASH))
+    evidence = diagnosis.get("reason") or diagnosis.get("evidence")
+    if isinstance(evidence, dict):
+        evidence = compact(evidence, 300)
+    blocks.append(Facts((
+        ("Verdict", verdict),
+        ("Measured per", str(curve.get("kind", DASH)).replace("_", " ")),
+        ("Evidence", str(evidence) if evidence else DASH),
+        ("Action", str(diagnosis.get("action") or DASH)),
+    )))
+    if verdict in ("overfitting", "underfitting"):
+        blocks.insert(0, Text(f"Diagnosis: {verdict}.", "warn"))
+    return blocks
+
+
+def _search(r: ReportInput) -> list[Block]:
+    search = r.search
+    if not search:
+        return _missing("no hyper-parameter search was recorded for this version")
+    metric = search.get("metric") or search.get("primary_metric") or r.primary
+    higher = search.get("higher_is_better")
+    higher = bool(higher) if isinstance(higher, bool) else higher_is_better(metric)
+    trials = [t for t in search.get("trials") or [] if isinstance(t, dict)]
+    states: dict[str, int] = {}
+    for t in trials:
+        states[str(t.get("state", "?"))] = states.get(str(t.get("state", "?")), 0) + 1
+    facts = [
+        ("Sampler", str(search.get("sampler", DASH))),
+        ("Metric", f"{metric or DASH} ({'higher' if higher else 'lower'} is better, "
+                   "on validation)"),
+        ("Best family", str(search.get("best_family", DASH))),
+        ("Best value", num(search.get("best_value"))),
+        ("Best parameters", compact(search.get("best_params"), 400)),
+        ("Trials", ", ".join(f"{n} {s}" for s, n in states.items()) or "0"),
+    ]
+    if search.get("baseline_value") is not None:
+        facts.append(("Baseline (validation)", num(search["baseline_value"])))
+    for family, reason in (search.get("skipped") or {}).items():
+        facts.append((f"Skipped: {family}", str(reason)))
+    blocks: list[Block] = [Facts(tuple(facts))]
+    uri = plots.search_plot(trials, metric, higher)
+    if uri:
+        blocks.append(Gallery(((uri, "Search history"),)))
+    if not trials:
+        blocks.append(Text(f"Trials: {MISSING}", "missing"))
+        return blocks
+    values = [float(t["value"]) for t in trials if isinstance(t.get("value"), (int, float))]
+    best = (max(values) if higher else min(values)) if values else None
+    rows, row_cls = [], []
+    marked = False
+    for t in trials:
+        is_best = not marked and best is not None and t.get("value") == best
+        marked = marked or is_best
+        state = str(t.get("state", DASH))
+        state_cell = Cell(state, {"failed": "fail", "pruned": "muted"}.get(state, ""))
+        note = str(t.get("error") or "")
+        rows.append(_cells(num(t.get("number")), str(t.get("family", DASH)), state_cell,
+                           num(t.get("value")), fixed(t.get("seconds")),
+                           Cell(compact(t.get("params"), 240) + (f" \u2014 {note}" if note else ""),
+                                "muted")))
+        row_cls.append("best" if is_best else "")
+    blocks.append(Table(("Trial", "Family", "State", "Value", "Seconds", "Parameters"),
+                        tuple(rows), tuple(row_cls), "The best trial is highlighted."))
+    return blocks
+
+
+def _slices(r: ReportInput) -> list[Block]:
+    reports = [s for s in (r.evaluation or {}).get("slices") or [] if isinstance(s, dict)]
+    if not reports:
+        return _missing("no slice columns were evaluated")
+    threshold = min_slice_size(r)
+    primary = r.primary
+    blocks: list[Block] = [Text(
+        f"Levels with fewer than {threshold} rows are marked unreliable: their metrics are "
+        "shown but should not be trusted.", "note")]
+    for report in reports:
+        levels = [lv for lv in report.get("levels") or [] if isinstance(lv, dict)]
+        names = list(dict.fromkeys(k for lv in levels for k in (lv.get("metrics") or {})))
+        if primary in names:
+            names = [primary, *(n for n in names if n != primary)]
+        worst = _worst_level(levels, primary)
+        title = str(report.get("column", "?"))
+        if report.get("binned"):
+            title += " (numeric, cut into quartiles)"
+        blocks.append(Heading(title))
+        rows, row_cls = [], []
+        for lv in levels:
+            reliable = bool(lv.get("reliable", True))
+            status = Cell("ok") if reliable else Cell(f"unreliable (n < {threshold})", "warn")
+            if lv is worst:
+                status = Cell(f"worst {primary}", "warn")
+            metrics = lv.get("metrics") or {}
+            rows.append(_cells(str(lv.get("level", DASH)), num(lv.get("n")),
+                               *(num(metrics.get(n)) for n in names), status))
+            row_cls.append("" if reliable else "unreliable")
+        blocks.append(Table(("Level", "Rows", *names, "Reliability"), tuple(rows), tuple(row_cls)))
+    return blocks
+
+
+def _worst_level(levels: list[dict[str, Any]], metric: str | None) -> dict[str, Any] | None:
+    if not metric:
+        return None
+    candidates = [lv for lv in levels if lv.get("reliable", True)
+                  and isinstance((lv.get("metrics") or {}).get(metric), (int, float))]
+    if len(candidates) < 2:
+        return None
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    return min(candidates, key=lambda lv: sign * float(lv["metrics"][metric]))
+
+
+def _fairness(r: ReportInput) -> list[Block]:
+    results = [f for f in (r.evaluation or {}).get("fairness") or [] if isinstance(f, dict)]
+    criteria = r.fairness_criteria
+    if not results and not criteria:
+        return _missing("no protected attribute was evaluated")
+    lookup = {(c.get("metric"), c.get("attribute")): c for c in criteria}
+    rows = []
+    for result in results:
+        attribute = result.get("attribute")
+        for name in FAIRNESS_METRICS:
+            criterion = lookup.pop((name, attribute), None)
+            rows.append(_cells(
+                str(attribute), name.replace("_", " "), num(result.get(name)),
+                str(criterion.get("threshold")) if criterion else DASH,
+                _verdict(criterion.get("passed")) if criterion else Cell(DASH),
+            ))
+    for criterion in lookup.values():
+        rows.append(_cells(
+            str(criterion.get("attribute") or DASH),
+            str(criterion.get("metric", "")).replace("_", " "),
+            num(criterion.get("observed")), str(criterion.get("threshold", DASH)),
+            Cell(f"{_verdict(criterion.get('passed')).text} "
+                 f"({criterion.get('note') or 'no value'})",
+                 "pass" if criterion.get("passed") else "fail"),
+        ))
+    blocks: list[Block] = [Table(("Attribute", "Measure", "Value", "Limit", "Result"), tuple(rows))]
+    for result in results:
+        attribute = str(result.get("attribute"))
+        positive = result.get("positive_label")
+        groups = [g for g in result.get("groups") or [] if isinstance(g, dict)]
+        if groups:
+            label = f" (selection = predicting {positive})" if positive is not None else ""
+            blocks.append(Heading(f"Groups of {attribute}{label}"))
+            blocks.append(_group_table(groups))
+        per_class = [c for c in result.get("per_class") or [] if isinstance(c, dict)]
+        if per_class:
+            blocks.append(Heading(f"Per class, one-vs-rest: {attribute}"))
+            blocks.append(Table(
+                ("Class", *(n.replace("_", " ") for n in FAIRNESS_METRICS)),
+                tuple(_cells(str(c.get("label")), *(num(c.get(n)) for n in FAIRNESS_METRICS))
+                      for c in per_class),
+            ))
+        if result.get("note"):
+            blocks.append(Text(str(result["note"]), "note"))
+    return blocks
+
+
+def _group_table(groups: list[dict[str, Any]]) -> Table:
+    rows = tuple(
+        _cells(str(g.get("group")), num(g.get("n")), pct(g.get("selection_rate")),
+               pct(g.get("true_positive_rate")), pct(g.get("false_positive_rate")),
+               Cell("yes") if g.get("reliable", True) else Cell("no (too few rows)", "warn"))
+        for g in groups
+    )
+    return Table(("Group", "Rows", "Selection rate", "True positive rate", "False positive rate",
+                  "Reliable"), rows)
+
+
+def _robustness(r: ReportInput) -> list[Block]:
+    robust = (r.evaluation or {}).get("robustness")
+    if not robust:
+        return _missing("robustness was not measured")
+    limit = r.spec_section("gate").get("max_robustness_drop")
+    worst = robust.get("worst_relative_drop")
+    worst_text = pct(worst)
+    if isinstance(limit, (int, float)):
+        worst_text += f" (gate allows {pct(limit)})"
+    facts = (
+        ("Metric", str(robust.get("metric", DASH))),
+        ("Clean value", num(robust.get("clean"))),
+        ("Rows probed", num(robust.get("n_rows"))),
+        ("Worst case", str(robust.get("worst_case") or DASH)),
+        ("Worst relative drop", worst_text),
+        ("Most harmful missing features", ", ".join(map(str, robust.get("worst_features") or []))
+         or DASH),
+    )
+    rows, row_cls = [], []
+    for case in robust.get("cases") or []:
+        answered = bool(case.get("answered"))
+        rel = case.get("relative_drop")
+        too_much = (isinstance(limit, (int, float)) and isinstance(rel, (int, float))
+                    and case.get("kind") != "out_of_range" and rel > limit)
+        rows.append(_cells(
+            str(case.get("name", DASH)), str(case.get("kind", DASH)),
+            str(case.get("feature") or DASH),
+            Cell("yes") if answered else Cell("NO", "fail"),
+            num(case.get("value")), num(case.get("drop")),
+            Cell(pct(rel), "fail" if too_much else ""),
+            Cell(short(case.get("error")), "muted"),
+        ))
+        row_cls.append("" if answered else "failed")
+    blocks: list[Block] = [Facts(facts)]
+    if rows:
+        blocks.append(Table(("Case", "Kind", "Feature", "Answered", "Value", "Drop",
+                             "Relative drop", "Error"), tuple(rows), tuple(row_cls),
+                            "A positive drop is worse than on clean rows. Out-of-range cases "
+                            "only check that the model still answers."))
+    return blocks
+
+
+def _latency(r: ReportInput) -> list[Block]:
+    evaluation = r.evaluation or {}
+    latency = evaluation.get("latency")
+    size = evaluation.get("artifact_size_bytes")
+    if not latency and size is None:
+        return _missing("latency and artifact size were not measured")
+    blocks: list[Block] = []
+    if latency:
+        sla = r.spec_section("serving").get("latency_p99_ms")
+        p99 = latency.get("single_p99_ms")
+        over = isinstance(sla, (int, float)) and isinstance(p99, (int, float)) and p99 > sla
+        p99_text = fixed(p99, 3, "ms") + (f" (objective {sla:g} ms)"
+                                          if isinstance(sla, (int, float)) else "")
+        rows = [
+            _cells("Timed call", str(latency.get("method", DASH))),
+            _cells("Single row p50", fixed(latency.get("single_p50_ms"), 3, "ms")),
+            _cells("Single row p99", Cell(p99_text, "fail" if over else "")),
+            _cells("Single row mean", fixed(latency.get("single_mean_ms"), 3, "ms")
+                   + f" ({num(latency.get('n_single'))} calls)"),
+            _cells("Batch throughput", fixed(latency.get("batch_rows_per_s"), 0, "rows/s")
+                   + f" (batches of {num(latency.get('batch_size'))})"),
+            _cells("Batch time per row", fixed(latency.get("batch_ms_per_row"), 4, "ms")),
+        ]
+    else:
+        rows = [_cells("Latency", Cell(MISSING, "muted"))]
+    rows.append(_cells("Artifact size", size_bytes(size) if size is not None else MISSING))
+    blocks.append(Table(("Measure", "Value"), tuple(rows),
+                        caption="Wall-clock times on the machine that ran the evaluation."))
+    return blocks
+
+
+def _audit(r: ReportInput) -> list[Block]:
+    audit = r.audit
+    if not audit:
+        return _missing("no data audit is attached to this version")
+    findings = [f for f in audit.get("findings") or [] if isinstance(f, dict)]
+    counts = {s: sum(1 for f in findings if f.get("severity") == s)
+              for s in ("block", "warn", "info")}
+    blocks: list[Block] = [Facts((
+        ("Source", str(audit.get("source") or DASH)),
+        ("Data version", str(audit.get("data_version") or DASH)),
+        ("Rows x columns", f"{num(audit.get('rows'))} x {num(audit.get('columns'))}"),
+        ("Checks run", num(len(audit.get("checks_run") or []))),
+        ("Findings", f"{counts['block']} blocking, {counts['warn']} warnings, "
+                     f"{counts['info']} info"),
+    ))]
+    if not findings:
+        blocks.append(Text("The audit found nothing to report.", "note"))
+        return blocks
+    style = {"block": "fail", "warn": "warn", "info": "muted"}
+    rows = tuple(
+        _cells(Cell(str(f.get("severity", "?")), style.get(str(f.get("severity")), "")),
+               str(f.get("check", DASH)), ", ".join(map(str, f.get("columns") or [])) or DASH,
+               str(f.get("message", "")), str(f.get("fix") or DASH))
+        for f in findings
+    )
+    blocks.append(Table(("Severity", "Check", "Columns", "Message", "Fix"), rows))
+    return blocks
+
+
+def _split(r: ReportInput) -> list[Block]:
+    split = r.split
+    if not split:
+        return _missing("no split summary is attached to this version")
+    sizes = {k: v for k, v in (split.get("sizes") or {}).items() if isinstance(v, int)}
+    parts = [p for p in ("train", "validation", "test") if p in sizes]
+    total = sum(sizes[p] for p in parts)
+    blocks: list[Block] = [Facts((
+        ("Strategy", str(split.get("strategy") or DASH)),
+        ("Gap", str(split.get("gap")) if split.get("gap") is not None else DASH),
+        ("Straddling duplicates removed", num(split.get("straddling_removed"))),
+        ("Rows dropped for the gap", num(split.get("dropped_for_gap"))),
+    ))]
+    if sizes:
+        rows = [_cells(p, num(sizes[p]), pct(sizes[p] / total) if total else DASH) for p in parts]
+        rows += [_cells(k, num(v), DASH) for k, v in sizes.items() if k not in parts]
+        blocks.append(Table(("Part", "Rows", "Share"), tuple(rows)))
+    else:
+        blocks.append(Text(f"Sizes: {MISSING}", "missing"))
+    balance = split.get("class_balance") or {}
+    if balance:
+        names = list(balance)
+        classes = list(dict.fromkeys(c for shares in balance.values() for c in shares))
+        blocks.append(Heading("Class balance per split"))
+        blocks.append(Table(("Class", *names), tuple(
+            _cells(str(c), *(pct((balance[n] or {}).get(c)) for n in names)) for c in classes)))
+    return blocks
+
+
+_BUILDERS: dict[str, Callable[[ReportInput], list[Block]]] = {
+    "gates": _gates,
+    "metrics": _metrics,
+    "plots": _plots,
+    "learning-curve": _learning_curve,
+    "search": _search,
+    "slices": _slices,
+    "fairness": _fairness,
+    "robustness": _robustness,
+    "latency": _latency,
+    "audit": _audit,
+    "split": _split,
+}
+
+
+def build_sections(report: ReportInput) -> list[Section]:
+    """Every section of :data:`SECTIONS`, in order, built from ``report``."""
+    return [Section(anchor, title, tuple(_BUILDERS[anchor](report))) for anchor, title in SECTIONS]
