@@ -1,0 +1,406 @@
+"""Model families: what a candidate model is, and the space its hyper-parameters live in.
+
+A family is named in assay.yaml (``search.families``) by its alias in
+:data:`FAMILIES`. The search calls, per trial::
+
+    family.supports(task)                           # skipped when False
+    params = family.search_space(trial, task)       # or a point of family.grid(task),
+                                                    # or family.defaults(task)
+    model = family.build(params, task=..., schema=..., features=..., text_column=...,
+                         objective=hints, seed=seed)
+    fit_model(model, X_train, y_train, eval_set=(X_val, y_val), on_step=report)
+    model.predict(X) / model.predict_proba(X)
+
+``build`` returns an unfitted estimator: a :class:`ModelPipeline` (preprocessing
+fitted on training rows only, then the model), wrapped in a
+:class:`ThresholdedClassifier` when the hints ask for a tuned decision threshold.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import lightgbm as lgb
+import optuna
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.linear_model import HuberRegressor, LogisticRegression, Ridge
+
+from assay._registry import Registry
+from assay.config.metrics import CLASSIFICATION_TASKS, TASK_METRICS
+from assay.data.schema import Schema
+from assay.errors import ConfigError
+from assay.train.objective import ObjectiveHints, ThresholdedClassifier
+from assay.train.pipeline import ModelPipeline
+from assay.train.preprocess import build_preprocessor
+
+__all__ = [
+    "FAMILIES",
+    "BaseModelFamily",
+    "DummyFamily",
+    "LightGBMFamily",
+    "LinearFamily",
+    "MLPFamily",
+    "TfidfLinearFamily",
+    "get_family",
+]
+
+FAMILIES: Registry[type[BaseModelFamily]] = Registry("model family")
+
+_TABULAR = frozenset({"binary", "multiclass", "regression"})
+
+
+class BaseModelFamily(abc.ABC):
+    """A kind of model: its supported tasks, search space, grid and how to build it.
+
+    Subclasses implement :meth:`search_space`, :meth:`grid` and :meth:`build`, set
+    ``tasks`` (or override :meth:`supports`) and may override :meth:`defaults` (the
+    first point a search tries). Parameters are plain values named as in the search
+    space (``n_layers``, ``width``), which ``build`` turns into estimator arguments.
+    A family with ``searched = False`` (the baseline) is fitted once, never tuned.
+    """
+
+    alias: ClassVar[str]
+    tasks: ClassVar[frozenset[str]] = frozenset(TASK_METRICS)
+    searched: ClassVar[bool] = True
+
+    def supports(self, task: str) -> bool:
+        """True when the family can model ``task``."""
+        return task in self.tasks
+
+    @abc.abstractmethod
+    def search_space(self, trial: optuna.Trial, task: str) -> dict[str, Any]:
+        """Draw one parameter set with the trial's ``suggest_*`` calls."""
+
+    @abc.abstractmethod
+    def grid(self, task: str) -> dict[str, list[Any]]:
+        """The values each parameter takes in a grid search (names as in the search space)."""
+
+    def defaults(self, task: str) -> dict[str, Any]:
+        """Sensible parameters to try first; by default the first value of each grid axis."""
+        return {name: values[0] for name, values in self.grid(task).items()}
+
+    @abc.abstractmethod
+    def build(
+        self,
+        params: Mapping[str, Any],
+        *,
+        task: str,
+        schema: Schema,
+        features: Sequence[str],
+        text_column: str | None,
+        objective: ObjectiveHints,
+        seed: int,
+    ) -> Any:
+        """An unfitted estimator (preprocessing + model) for these parameters."""
+
+
+def get_family(alias: str, key: str | None = "search.families") -> BaseModelFamily:
+    """An instance of the family registered as ``alias`` (a ConfigError naming ``key`` if none)."""
+    return FAMILIES.get(alias, key=key)()
+
+
+def _finish(model: ModelPipeline, task: str, objective: ObjectiveHints, seed: int) -> Any:
+    if task == "binary" and objective.threshold_metric is not None:
+        return ThresholdedClassifier(model, objective.threshold_metric, random_state=seed)
+    return model
+
+
+def _class_weight(objective: ObjectiveHints) -> Literal["balanced"] | None:
+    return "balanced" if objective.balance_classes else None
+
+
+@FAMILIES.register("dummy")
+class DummyFamily(BaseModelFamily):
+    """The baseline: class priors (classification) or the mean (median for an L1 objective)."""
+
+    searched = False
+
+    def search_space(self, trial: optuna.Trial, task: str) -> dict[str, Any]:
+        """No parameters."""
+        return {}
+
+    def grid(self, task: str) -> dict[str, list[Any]]:
+        """No parameters."""
+        return {}
+
+    def build(
+        self,
+        params: Mapping[str, Any],
+        *,
+        task: str,
+        schema: Schema,
+        features: Sequence[str],
+        text_column: str | None,
+        objective: ObjectiveHints,
+        seed: int,
+    ) -> ModelPipeline:
+        """A pipeline of one dummy model, which ignores the features."""
+        if task in CLASSIFICATION_TASKS:
+            model: Any = DummyClassifier(strategy="prior")
+        else:
+            model = DummyRegressor(strategy="median" if objective.loss == "l1" else "mean")
+        return ModelPipeline([("model", model)])
+
+
+@FAMILIES.register("linear")
+class LinearFamily(BaseModelFamily):
+    """Logistic regression, ridge, or (L1 objective) a Huber regressor on scaled, one-hot features.
+
+    The Huber loss is linear beyond ``epsilon`` scale units, so it tracks the median
+    like an L1 fit while staying a fast smooth optimisation on large data.
+    """
+
+    def search_space(self, trial: optuna.Trial, task: str) -> dict[str, Any]:
+        """``C`` (classification) or ``alpha`` (regression), log-uniform."""
+        if task in CLASSIFICATION_TASKS:
+            return {"C": trial.suggest_float("C", 1e-3, 1e2, log=True)}
+        return {"alpha": trial.suggest_float("alpha", 1e-3, 1e2, log=True)}
+
+    def grid(self, task: str) -> dict[str, list[Any]]:
+        """Four decades of regularisation."""
+        if task in CLASSIFICATION_TASKS:
+            return {"C": [1.0, 0.01, 0.1, 10.0]}
+        return {"alpha": [1.0, 0.01, 0.1, 10.0]}
+
+    def build(
+        self,
+        params: Mapping[str, Any],
+        *,
+        task: str,
+        schema: Schema,
+        features: Sequence[str],
+        text_column: str | None,
+        objective: ObjectiveHints,
+        seed: int,
+    ) -> Any:
+        """Scaled preprocessing + the linear model of the task."""
+        pre = build_preprocessor(schema, features, scale=True, text_column=text_column)
+        if task in CLASSIFICATION_TASKS:
+            model: Any = LogisticRegression(
+                C=float(params.get("C", 1.0)),
+                class_weight=_class_weight(objective),
+                max_iter=2000,
+                random_state=seed,
+            )
+        elif objective.loss == "l1":
+            model = HuberRegressor(alpha=float(params.get("alpha", 1.0)), max_iter=1000)
+        else:
+            model = Ridge(alpha=float(params.get("alpha", 1.0)), random_state=seed)
+        return _finish(
+            ModelPipeline([("preprocess", pre), ("model", model)]), task, objective, seed
+        )
+
+
+@FAMILIES.register("lightgbm")
+class LightGBMFamily(BaseModelFamily):
+    """Gradient-boosted trees (LightGBM) on ordinal-coded features, early-stopped on validation.
+
+    Args:
+        n_jobs: LightGBM threads (explicit: the default would take every core).
+    """
+
+    def __init__(self, n_jobs: int = 1) -> None:
+        self.n_jobs = n_jobs
+
+    def search_space(self, trial: optuna.Trial, task: str) -> dict[str, Any]:
+        """Learning rate, leaves, leaf size, row/column subsampling, L2 penalty."""
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 7, 127, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+        }
+
+    def grid(self, task: str) -> dict[str, list[Any]]:
+        """Eight points over learning rate, leaves and leaf size."""
+        return {
+            "learning_rate": [0.1, 0.03],
+            "num_leaves": [31, 7],
+            "min_child_samples": [20, 5],
+        }
+
+    def defaults(self, task: str) -> dict[str, Any]:
+        """LightGBM's own defaults, with a little L2 penalty."""
+        return {
+            "learning_rate": 0.1,
+            "num_leaves": 31,
+            "min_child_samples": 20,
+            "subsample": 1.0,
+            "colsample_bytree": 1.0,
+            "reg_lambda": 1e-3,
+        }
+
+    def build(
+        self,
+        params: Mapping[str, Any],
+        *,
+        task: str,
+        schema: Schema,
+        features: Sequence[str],
+        text_column: str | None,
+        objective: ObjectiveHints,
+        seed: int,
+    ) -> Any:
+        """Unscaled, ordinal-coded preprocessing + LGBMClassifier/LGBMRegressor.
+
+        ``n_estimators`` (default 500) caps the rounds; with a validation set the
+        model stops 30 rounds after its best and keeps the best round.
+        """
+        pre = build_preprocessor(
+            schema, features, scale=False, text_column=text_column, categorical="ordinal"
+        )
+        subsample = float(params.get("subsample", 1.0))
+        common: dict[str, Any] = {
+            "n_estimators": int(params.get("n_estimators", 500)),
+            "learning_rate": float(params.get("learning_rate", 0.1)),
+            "num_leaves": int(params.get("num_leaves", 31)),
+            "min_child_samples": int(params.get("min_child_samples", 20)),
+            "subsample": subsample,
+            "subsample_freq": 1 if subsample < 1.0 else 0,
+            "colsample_bytree": float(params.get("colsample_bytree", 1.0)),
+            "reg_lambda": float(params.get("reg_lambda", 0.0)),
+            "random_state": seed,
+            "n_jobs": self.n_jobs,
+            "verbose": -1,
+            "deterministic": True,
+            "force_col_wise": True,
+        }
+        if task in CLASSIFICATION_TASKS:
+            model: Any = lgb.LGBMClassifier(class_weight=_class_weight(objective), **common)
+        else:
+            model = lgb.LGBMRegressor(
+                objective="l1" if objective.loss == "l1" else "regression", **common
+            )
+        pipeline = ModelPipeline([("preprocess", pre), ("model", model)], stopping_rounds=30)
+        return _finish(pipeline, task, objective, seed)
+
+
+@FAMILIES.register("mlp")
+class MLPFamily(BaseModelFamily):
+    """A PyTorch multi-layer perceptron with early stopping on the validation loss."""
+
+    tasks = _TABULAR
+
+    def search_space(self, trial: optuna.Trial, task: str) -> dict[str, Any]:
+        """Depth, width, dropout, learning rate, weight decay, batch size."""
+        return {
+            "n_layers": trial.suggest_int("n_layers", 1, 3),
+            "width": trial.suggest_int("width", 16, 256, log=True),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-2, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+        }
+
+    def grid(self, task: str) -> dict[str, list[Any]]:
+        """Eight points over depth, width and dropout."""
+        return {
+            "n_layers": [2, 1],
+            "width": [64, 256],
+            "dropout": [0.1, 0.3],
+            "learning_rate": [1e-3],
+            "weight_decay": [1e-4],
+            "batch_size": [64],
+        }
+
+    def build(
+        self,
+        params: Mapping[str, Any],
+        *,
+        task: str,
+        schema: Schema,
+        features: Sequence[str],
+        text_column: str | None,
+        objective: ObjectiveHints,
+        seed: int,
+    ) -> Any:
+        """Scaled, one-hot preprocessing + TorchMLPClassifier/TorchMLPRegressor.
+
+        ``max_epochs`` (default 200) and ``patience`` (default 10) may be passed in params.
+        """
+        from assay.train.mlp import TorchMLPClassifier, TorchMLPRegressor  # imports torch
+
+        pre = build_preprocessor(schema, features, scale=True, text_column=text_column)
+        common: dict[str, Any] = {
+            "hidden_layers": (int(params.get("width", 64)),) * int(params.get("n_layers", 2)),
+            "dropout": float(params.get("dropout", 0.1)),
+            "learning_rate": float(params.get("learning_rate", 1e-3)),
+            "weight_decay": float(params.get("weight_decay", 1e-4)),
+            "batch_size": int(params.get("batch_size", 64)),
+            "max_epochs": int(params.get("max_epochs", 200)),
+            "patience": int(params.get("patience", 10)),
+            "random_state": seed,
+        }
+        if task in CLASSIFICATION_TASKS:
+            model: Any = TorchMLPClassifier(class_weight=_class_weight(objective), **common)
+        elif objective.loss == "l1":
+            model = TorchMLPRegressor(loss="absolute_error", **common)
+        else:
+            model = TorchMLPRegressor(loss="squared_error", **common)
+        return _finish(
+            ModelPipeline([("preprocess", pre), ("model", model)]), task, objective, seed
+        )
+
+
+@FAMILIES.register("tfidf_linear")
+class TfidfLinearFamily(BaseModelFamily):
+    """Text classification: TF-IDF of the text column + logistic regression.
+
+    Only the text column is used; other features are ignored (a tabular family
+    sees them alongside the text).
+    """
+
+    tasks = frozenset({"text-classification"})
+
+    def search_space(self, trial: optuna.Trial, task: str) -> dict[str, Any]:
+        """``C``, the longest n-gram and the minimum document frequency."""
+        return {
+            "C": trial.suggest_float("C", 1e-2, 1e2, log=True),
+            "ngram_max": trial.suggest_int("ngram_max", 1, 2),
+            "min_df": trial.suggest_int("min_df", 1, 3),
+        }
+
+    def grid(self, task: str) -> dict[str, list[Any]]:
+        """Regularisation by n-gram length."""
+        return {"C": [10.0, 1.0, 100.0], "ngram_max": [2, 1], "min_df": [1]}
+
+    def build(
+        self,
+        params: Mapping[str, Any],
+        *,
+        task: str,
+        schema: Schema,
+        features: Sequence[str],
+        text_column: str | None,
+        objective: ObjectiveHints,
+        seed: int,
+    ) -> Any:
+        """TF-IDF (sublinear tf, word n-grams) + LogisticRegression."""
+        if text_column is None:
+            raise ConfigError(
+                "the tfidf_linear family needs a text column",
+                key="data.text",
+                expected="the name of the free-text column",
+                received="no text column",
+                fix="Set data.text in assay.yaml, or remove tfidf_linear from search.families.",
+            )
+        options = {
+            "ngram_range": (1, int(params.get("ngram_max", 2))),
+            "min_df": int(params.get("min_df", 1)),
+        }
+        pre = build_preprocessor(
+            schema, [], scale=False, text_column=text_column, text_options=options
+        )
+        model = LogisticRegression(
+            C=float(params.get("C", 10.0)),
+            class_weight=_class_weight(objective),
+            max_iter=2000,
+            random_state=seed,
+        )
+        return _finish(
+            ModelPipeline([("preprocess", pre), ("model", model)]), task, objective, seed
+        )

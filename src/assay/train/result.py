@@ -1,0 +1,160 @@
+"""The result objects of the search: trials, progress and the search result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from assay.train.curves import Diagnosis, LearningCurve
+from assay.train.objective import ObjectiveHints
+
+__all__ = ["SamplerName", "SearchResult", "TrialInfo", "TrialRecord", "TrialState", "plain"]
+
+SamplerName = Literal["tpe", "random", "grid"]
+TrialState = Literal["complete", "pruned", "failed"]
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars turned into Python ones (for JSON)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial.
+
+    Attributes:
+        number: position in the whole search (0-based, across families).
+        family: the family alias.
+        params: the parameters drawn (search-space names).
+        value: the primary metric on validation (``None`` unless complete).
+        state: ``complete``, ``pruned`` or ``failed``.
+        seconds: wall time of the trial.
+        error: for a failed trial, the exception it raised.
+    """
+
+    number: int
+    family: str
+    params: dict[str, Any]
+    value: float | None
+    state: TrialState
+    seconds: float
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {
+            "number": self.number,
+            "family": self.family,
+            "params": {k: plain(v) for k, v in self.params.items()},
+            "value": self.value,
+            "state": self.state,
+            "seconds": self.seconds,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialRecord:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{**data, "params": dict(data["params"])})
+
+
+@dataclass(frozen=True)
+class TrialInfo:
+    """Progress after a trial: the trial, the best so far, and how many are planned."""
+
+    trial: TrialRecord
+    best_family: str | None
+    best_value: float | None
+    done: int
+    planned: int | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The outcome of :func:`run_search`.
+
+    Attributes:
+        task, primary_metric, higher_is_better: what was optimised, and which way.
+        sampler, seed: how.
+        objective: the hints every family was built with.
+        best_family, best_params, best_value: the winner and its validation score.
+        baseline_value: the dummy baseline's validation score.
+        trials: every trial of every family, in order.
+        curve, diagnosis: the best model's learning curve and its verdict.
+        skipped: families not searched, with the reason (e.g. task not supported).
+        seconds: wall time of the whole search.
+        estimator: the fitted best model (see the module notes); not serialised.
+        baseline: the fitted dummy model; not serialised.
+    """
+
+    task: str
+    primary_metric: str
+    higher_is_better: bool
+    sampler: SamplerName
+    seed: int
+    objective: ObjectiveHints
+    best_family: str
+    best_params: dict[str, Any]
+    best_value: float
+    baseline_value: float
+    trials: tuple[TrialRecord, ...]
+    curve: LearningCurve | None
+    diagnosis: Diagnosis | None
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    estimator: Any = field(default=None, compare=False, repr=False)
+    baseline: Any = field(default=None, compare=False, repr=False)
+
+    def trials_of(self, family: str) -> list[TrialRecord]:
+        """The trials of one family."""
+        return [t for t in self.trials if t.family == family]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (without the fitted estimators)."""
+        return {
+            "task": self.task,
+            "primary_metric": self.primary_metric,
+            "higher_is_better": self.higher_is_better,
+            "sampler": self.sampler,
+            "seed": self.seed,
+            "objective": self.objective.to_dict(),
+            "best_family": self.best_family,
+            "best_params": {k: plain(v) for k, v in self.best_params.items()},
+            "best_value": self.best_value,
+            "baseline_value": self.baseline_value,
+            "trials": [t.to_dict() for t in self.trials],
+            "curve": None if self.curve is None else self.curve.to_dict(),
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
+            "skipped": dict(self.skipped),
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchResult:
+        """The inverse of :meth:`to_dict` (``estimator`` and ``baseline`` are ``None``)."""
+        return cls(
+            task=data["task"],
+            primary_metric=data["primary_metric"],
+            higher_is_better=data["higher_is_better"],
+            sampler=data["sampler"],
+            seed=data["seed"],
+            objective=ObjectiveHints.from_dict(data["objective"]),
+            best_family=data["best_family"],
+            best_params=dict(data["best_params"]),
+            best_value=data["best_value"],
+            baseline_value=data["baseline_value"],
+            trials=tuple(TrialRecord.from_dict(t) for t in data["trials"]),
+            curve=None if data.get("curve") is None else LearningCurve.from_dict(data["curve"]),
+            diagnosis=(
+                None if data.get("diagnosis") is None else Diagnosis.from_dict(data["diagnosis"])
+            ),
+            skipped=dict(data.get("skipped", {})),
+            seconds=data.get("seconds", 0.0),
+        )
