@@ -119,3 +119,59 @@ def test_init_from_a_sql_query(cli, tmp_path: Path, clean_frame: pd.DataFrame) -
     audited = cli("audit", "--json", cwd=tmp_path)
     assert audited.code == 0, audited.err
     assert json.loads(audited.out)["rows"] == 2000
+
+
+def _fast_project(root: Path, clean_frame: pd.DataFrame, **extra: object) -> None:
+    import yaml
+
+    clean_frame.head(600).to_csv(root / "data.csv", index=False)
+    raw = {
+        "task": "binary",
+        "data": {"source": "data.csv", "target": "target"},
+        "search": {"families": ["dummy", "linear"], "trials": 2, "cv_folds": 3},
+        "serving": {"latency_p99_ms": 1000},
+        **extra,
+    }
+    (root / "assay.yaml").write_text(yaml.safe_dump(raw))
+
+
+def test_run_models_evaluate_promote_rollback_history_report(cli, tmp_path: Path, clean_frame) -> None:
+    _fast_project(tmp_path, clean_frame)
+    first = cli("run", "--json", cwd=tmp_path)
+    assert first.code == 0, first.err
+    payload = json.loads(first.out)
+    assert payload["version"] == 1 and payload["promoted"] is True
+    second = cli("run", cwd=tmp_path)
+    assert second.code == 1 and "Not promoted" in second.out and "Champion unchanged (version 1)" in second.out
+    models = json.loads(cli("models", "--json", cwd=tmp_path).out)
+    assert models["champion"] == 1 and [v["version"] for v in models["versions"]] == [1, 2]
+    evaluation = json.loads(cli("evaluate", "2", "--json", cwd=tmp_path).out)
+    assert evaluation["primary"] == "roc_auc" and 0.5 < evaluation["metrics"]["roc_auc"] <= 1
+    refused = cli("promote", "2", cwd=tmp_path)
+    assert refused.code == 1 and "failed gates: champion" in refused.err
+    no_reason = cli("promote", "2", "--force", cwd=tmp_path)
+    assert no_reason.code == 2 and "needs a reason" in no_reason.err
+    forced = cli("promote", "2", "--force", "--reason", "A/B result", cwd=tmp_path)
+    assert forced.code == 0 and "Version 2 is the champion" in forced.out
+    back = cli("rollback", "--reason", "latency", cwd=tmp_path)
+    assert back.code == 0 and "version 1 is the champion again" in back.out
+    again = cli("rollback", cwd=tmp_path)
+    assert again.code == 2 and "no previous champion" in again.err
+    events = json.loads(cli("history", "--json", cwd=tmp_path).out)
+    assert [e["action"] for e in events[:3]] == ["rollback", "promote", "override"]
+    assert events[0]["reason"] == "latency"
+    missing = cli("evaluate", "7", cwd=tmp_path)
+    assert missing.code == 2 and "model version 7 does not exist" in missing.err
+    missing = cli("promote", "7", "--reason", "x", cwd=tmp_path)
+    assert missing.code == 2 and "does not exist" in missing.err
+    out = tmp_path / "r.html"
+    report = cli("report", "1", "-o", str(out), cwd=tmp_path)
+    assert report.code == 0 and out.exists() and out.with_suffix(".md").exists()
+    assert "roc_auc" in out.read_text()
+
+
+def test_run_with_zero_budget_is_a_config_error(cli, tmp_path: Path, clean_frame) -> None:
+    _fast_project(tmp_path, clean_frame, search={"families": ["linear"], "trials": 0})
+    result = cli("run", cwd=tmp_path)
+    assert result.code == 2 and "search budget is zero" in result.err
+    assert not (tmp_path / ".assay" / "assay.db").exists()

@@ -184,6 +184,11 @@ def demo(
         print_json(console, result.to_dict())
 
 
+from assay.cli.models import register_commands  # noqa: E402 - after the app exists
+
+register_commands(app)
+
+
 def _progress() -> Progress:
     err = _err()
     return Progress(

@@ -138,6 +138,18 @@ def check_spec_against_data(spec: ProjectSpec, frame: pd.DataFrame, origin: str 
             path=origin,
             fix="Provide more labelled rows.",
         )
+    for key, column in named:
+        if key.startswith(("slices", "fairness.protected")):
+            levels = frame[column].dropna().unique()
+            if len(levels) < 2:
+                first = levels[0].item() if len(levels) and hasattr(levels[0], "item") else None
+                shown_level = repr(first if first is not None else levels[0]) if len(levels) else "none"
+                raise ConfigError(
+                    f"column '{column}' has a single level ({shown_level}), so it cannot be sliced",
+                    key=key,
+                    expected="a column with at least two levels",
+                    fix="Remove it from assay.yaml, or check the data filter.",
+                )
     target = spec.data.target
     if target in (spec.data.id, spec.data.time, spec.data.group) or target in spec.data.drop:
         raise ConfigError(

@@ -20,6 +20,7 @@ __all__ = [
     "AuditSpec",
     "DataSpec",
     "FairnessSpec",
+    "GateSpec",
     "MetricsSpec",
     "MonitoringSpec",
     "ProjectSpec",
@@ -182,6 +183,19 @@ class RetrainSpec(_Section):
     shadow_predictions: int = Field(200, ge=0)
 
 
+class GateSpec(_Section):
+    """What a registered version must show before it becomes champion."""
+
+    max_robustness_drop: float = Field(
+        0.10, ge=0, description="largest relative drop of the primary metric under small noise"
+    )
+    compare_champion: bool = Field(True, description="must not be worse than the champion")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="significance of the champion comparison")
+    max_test_uses: int = Field(
+        5, ge=1, description="warn when the sealed test set has scored more candidates than this"
+    )
+
+
 class AuditSpec(_Section):
     """Settings of the data audit."""
 
@@ -211,6 +225,7 @@ class ProjectSpec(_Section):
     serving: ServingSpec = Field(default_factory=ServingSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
     audit: AuditSpec = Field(default_factory=AuditSpec)
     store: StoreSpec = Field(default_factory=StoreSpec)
     seed: int = 42

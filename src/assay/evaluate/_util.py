@@ -167,7 +167,13 @@ def level_labels(series: pd.Series, n_bins: int = 4) -> tuple[pd.Series, bool, l
     """
     binned = is_numeric_column(series) and series.nunique(dropna=True) > n_bins
     if binned:
-        cut = pd.qcut(series.astype(float), q=n_bins, duplicates="drop")
+        values = series.astype(float)
+        try:
+            cut = pd.qcut(values, q=n_bins, duplicates="drop")
+        except ValueError:
+            # pandas' label formatting fails on subnormal edges; bin on rounded edges instead
+            edges = np.unique(np.round(np.nanquantile(values, np.linspace(0, 1, n_bins + 1)), 12))
+            cut = pd.cut(values, bins=edges, include_lowest=True, duplicates="drop")
         labels = cut.astype(str).where(cut.notna(), MISSING_LEVEL)
         order = [str(c) for c in cut.cat.categories]
     else:

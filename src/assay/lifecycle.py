@@ -1,0 +1,138 @@
+"""Working with registered versions: list, inspect, promote, roll back, report.
+
+Thin library functions over the registry that the CLI (and later the server)
+call; each returns plain typed values and raises assay errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from assay.errors import GateFailed, NotFoundError
+from assay.evaluate import Evaluation
+from assay.project import Project
+from assay.registry import ModelRegistry, ModelVersion
+
+__all__ = [
+    "evaluation_of",
+    "promote_version",
+    "report_input",
+    "rollback_champion",
+    "write_version_report",
+]
+
+
+def evaluation_of(registry: ModelRegistry, version: int) -> Evaluation:
+    """The stored evaluation of ``version`` on its sealed test set."""
+    record = registry.get(version)
+    digest = record.lineage.get("evaluation")
+    if not digest:
+        raise NotFoundError(
+            f"model version {version} has no stored evaluation",
+            where=f"model version {version}",
+            fix="Register it with 'assay run'.",
+        )
+    return Evaluation.from_dict(registry.load_json(digest))
+
+
+def promote_version(
+    registry: ModelRegistry, version: int, *, reason: str | None, force: bool, actor: str | None = None
+) -> ModelVersion:
+    """Make ``version`` champion if its latest gate decision passed (or ``force`` with a reason)."""
+    registry.get(version)
+    decision = registry.latest_gate(version)
+    passed = bool(decision and decision.passed)
+    if not passed and not force:
+        failed = []
+        if decision is not None:
+            failed = [g.get("name", "?") for g in decision.gates if not g.get("passed")]
+        why = f"failed gates: {', '.join(failed)}" if failed else "no gate decision recorded"
+        raise GateFailed(
+            f"model version {version} cannot be promoted ({why})",
+            where=f"model version {version}",
+            fix="See 'assay evaluate " + str(version) + "'; to override, pass --force with --reason "
+            "(recorded in the audit trail).",
+        )
+    return registry.promote(version, actor=actor, reason=reason, force=force, gate_passed=passed)
+
+
+def rollback_champion(registry: ModelRegistry, *, reason: str | None, actor: str | None = None) -> ModelVersion:
+    """Put the previous champion back."""
+    return registry.rollback(actor=actor, reason=reason)
+
+
+def report_input(project: Project, registry: ModelRegistry, version: int) -> Any:
+    """Everything the HTML report of ``version`` shows, loaded from the store."""
+    from assay.report import ReportInput
+
+    record = registry.get(version)
+    lineage = record.lineage
+    load = registry.load_json
+
+    def optional(key: str) -> Any:
+        digest = lineage.get(key)
+        return load(digest) if digest else None
+
+    evaluation = optional("evaluation") or {}
+    audit = None
+    if lineage.get("audit_id") is not None:
+        try:
+            audit = registry.get_audit(int(lineage["audit_id"])).report
+        except NotFoundError:
+            audit = None
+    search = optional("search")
+    curve = None
+    if search and search.get("curve"):
+        curve = {**search["curve"], "diagnosis": search.get("diagnosis")}
+    decision = registry.latest_gate(version)
+    gates = list(decision.gates) if decision else []
+    acceptance = next((g.get("evidence", {}).get("criteria", []) for g in gates
+                       if g.get("name") == "acceptance"), [])
+    fairness = next((g.get("evidence", {}).get("criteria", []) for g in gates
+                     if g.get("name") == "fairness"), [])
+    spec = record.config
+    max_uses = (spec.get("gate") or {}).get("max_test_uses", 5)
+    uses = 0
+    if record.test_fingerprint:
+        accesses = registry.test_accesses(record.test_fingerprint)
+        uses = len({a.version for a in accesses if a.purpose == "register"})
+    search_summary = None
+    if search:
+        search_summary = {
+            "sampler": search.get("sampler"), "best_family": search.get("best_family"),
+            "best_params": search.get("best_params"), "best_value": search.get("best_value"),
+            "metric": search.get("primary_metric"), "trials": search.get("trials", []),
+        }
+    return ReportInput(
+        version={
+            "version": record.version, "family": record.family, "task": record.task,
+            "created_at": record.created_at.isoformat(), "user": record.user,
+            "data_version": record.data_version, "code_version": record.code_version,
+            "params": record.params, "status": record.status,
+            "primary": (record.metrics or {}).get("primary") or evaluation.get("primary"),
+            "test_fingerprint": record.test_fingerprint, "test_uses": uses,
+            "max_test_uses": max_uses,
+        },
+        evaluation=evaluation,
+        baseline=optional("baseline"),
+        audit=audit,
+        split=lineage.get("split"),
+        search=search_summary,
+        learning_curve=curve,
+        gates=gates,
+        acceptance=acceptance,
+        fairness_criteria=fairness,
+        spec=spec,
+    )
+
+
+def write_version_report(
+    project: Project, registry: ModelRegistry, version: int, path: Path | None = None
+) -> Path:
+    """Write the HTML report (and model card beside it) of ``version``; return the HTML path."""
+    from assay.report import write_report
+
+    target = path or project.state_dir / "reports" / f"v{version}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return write_report(report_input(project, registry, version), target)

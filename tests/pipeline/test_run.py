@@ -1,0 +1,139 @@
+"""`assay run` end to end on real files: registry, gates, test-set accounting, reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from assay.errors import ConfigError, DataError, GateFailed, NotFoundError, StoreError
+from assay.lifecycle import evaluation_of, promote_version, rollback_champion
+from assay.pipeline import open_registry, run_project
+from assay.split import make_splits
+
+from .conftest import classification_frame
+
+
+def test_first_run_registers_and_promotes(make_project) -> None:
+    project = make_project(acceptance={"roc_auc": ">= 0.7"})
+    result = run_project(project)
+    assert result.version == 1 and result.promoted and result.champion == 1
+    assert [g.name for g in result.gate.gates] == ["acceptance", "fairness", "robustness", "latency", "champion"]
+    assert result.test_value is not None and result.test_value > result.baseline_value
+    assert result.test_uses == 1
+    registry = open_registry(project)
+    record = registry.get(1)
+    assert record.status == "champion"
+    assert record.lineage["features"] == ["x0", "x1", "x2", "x3", "x4", "x5", "segment"]
+    assert record.data_version.startswith("sha256:")
+    assert Path(result.report).exists() and Path(result.report).with_suffix(".md").exists()
+    # the stored evaluation is what the model does on the sealed test rows
+    dataset = project.load_data()
+    plan = make_splits(dataset.frame, project.spec, data_version=dataset.version,
+                       features=record.lineage["features"])
+    test = plan.take(dataset.frame, "test")
+    model = registry.load_model(1)
+    expected = roc_auc_score(test["y"], model.predict_proba(test[record.lineage["features"]])[:, 1])
+    assert evaluation_of(registry, 1).metrics["roc_auc"] == pytest.approx(expected)
+
+
+def test_unattainable_acceptance_exits_with_champion_unchanged(make_project) -> None:
+    project = make_project()
+    first = run_project(project)
+    assert first.promoted
+    strict = make_project(acceptance={"roc_auc": ">= 0.999"})
+    second = run_project(strict)
+    assert not second.promoted
+    failed = {g.name for g in second.gate.failed}
+    assert "acceptance" in failed
+    registry = open_registry(strict)
+    assert registry.alias("champion") == 1
+    assert registry.get(second.version).status == "registered"
+    assert registry.latest_gate(second.version).passed is False
+    with pytest.raises(GateFailed, match="cannot be promoted.*acceptance"):
+        promote_version(registry, second.version, reason=None, force=False)
+    assert registry.alias("champion") == 1
+
+
+def test_same_model_again_does_not_replace_the_champion(make_project) -> None:
+    project = make_project()
+    run_project(project)
+    again = run_project(project)
+    champion_gate = next(g for g in again.gate.gates if g.name == "champion")
+    assert not champion_gate.passed and "the champion stays" in champion_gate.message
+    assert champion_gate.evidence["delta"] == pytest.approx(0.0)
+    assert again.champion == 1
+    # the sealed test set was scored for both candidates and for the comparison
+    assert again.test_uses == 3
+
+
+def test_force_promote_and_rollback_restore_the_exact_previous_version(make_project) -> None:
+    project = make_project()
+    run_project(project)
+    run_project(project)
+    registry = open_registry(project)
+    promoted = promote_version(registry, 2, reason="manual check", force=True)
+    assert promoted.version == 2 and registry.alias("champion") == 2
+    actions = [e.action for e in registry.events(limit=3)]
+    assert actions[:2] == ["promote", "override"]
+    back = rollback_champion(registry, reason="regression in staging")
+    assert back.version == 1 and registry.alias("champion") == 1
+    assert registry.load_model(1) is not None
+    with pytest.raises(NotFoundError, match="no previous champion"):
+        rollback_champion(registry, reason=None)
+    assert registry.alias("champion") == 1
+
+
+def test_blocking_audit_stops_before_training(make_project) -> None:
+    frame = classification_frame()
+    frame["settled_amount"] = frame["y"] * 100.0
+    project = make_project(frame)
+    with pytest.raises(GateFailed, match="target_leakage.*settled_amount"):
+        run_project(project)
+    registry = open_registry(project)
+    assert registry.list() == []
+    assert registry.latest_audit() is not None and registry.latest_audit().passed is False
+
+
+def test_tampered_artifact_refuses_to_load(make_project) -> None:
+    project = make_project()
+    run_project(project)
+    registry = open_registry(project)
+    record = registry.get(1)
+    path = registry.store.artifacts.path_of(record.artifact_digest)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="corrupted or was modified"):
+        registry.load_model(1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "match"),
+    [
+        ({"acceptance": {"mape": "<= 0.1"}}, ConfigError, "acceptance.mape"),
+        ({"slices": ["flat"]}, ConfigError, "single level"),
+    ],
+)
+def test_bad_framing_is_refused_before_training(make_project, overrides, error, match) -> None:
+    frame = classification_frame()
+    frame["flat"] = "same"
+    if "mape" in str(overrides):
+        frame["y"] = np.linspace(0, 10, len(frame))
+        overrides = {**overrides, "task": "regression"}
+    project = make_project(frame, **overrides)
+    with pytest.raises(error, match=match):
+        run_project(project)
+    assert open_registry(project).list() == []
+
+
+def test_too_small_for_the_split_and_single_row_class(make_project) -> None:
+    tiny = classification_frame(n=12)
+    with pytest.raises(DataError, match="too small to split"):
+        run_project(make_project(tiny))
+    lonely = classification_frame()
+    lonely.loc[0, "y"] = 2
+    with pytest.raises(DataError, match="class '2' of the target has a single row"):
+        run_project(make_project(lonely, task="multiclass"))
