@@ -74,11 +74,18 @@ def flights_frame(rows: int | None = None, seed: int = 0) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+#: flights used by default: enough for real signal, small enough for a quick demo
+DEFAULT_ROWS = 60_000
+
+
 def run_demo(
-    directory: Path | None = None, *, rows: int | None = None, console: Console | None = None
+    directory: Path | None = None, *, rows: int | None = DEFAULT_ROWS, console: Console | None = None
 ) -> DemoResult:
     """Create a project from the flights data and run every stage built so far."""
-    say = console.print if console is not None else (lambda *a, **k: None)
+    def say(*parts: Any) -> None:
+        if console is not None:
+            console.print(*parts, soft_wrap=True)
+
     root = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="assay-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     reports = root / ".assay" / "reports"
@@ -141,12 +148,61 @@ def run_demo(
         if finding.severity != "info":
             say(f"      {finding.severity}: {finding.check} ({', '.join(finding.columns)}): {finding.message}")
 
+    steps += _train(project, say)
+
     say("")
     say("Outputs:")
     say(f"  framing document   {project.config_path}")
     say(f"  audit reports      {reports}")
-    say(f"Next: cd {root} && assay audit")
+    say(f"  model reports      {root / '.assay' / 'reports'} (v1.html, v1.md, ...)")
+    say(f"  store              {root / '.assay' / 'assay.db'}")
+    say(f"Next: cd {root} && assay models && assay history")
     return DemoResult(directory=str(root), steps=tuple(steps))
+
+
+def _train(project: Project, say: Any) -> list[DemoStep]:
+    """Run the framed project twice: the first version is promoted; a re-run must earn it."""
+    from assay.lifecycle import rollback_champion
+    from assay.pipeline import open_registry, run_project
+
+    steps: list[DemoStep] = []
+    registry = open_registry(project)
+    start = time.perf_counter()
+    first = run_project(project, registry=registry)
+    gates = ", ".join(f"{g.name} {'ok' if g.passed else 'FAILED'}" for g in first.gate.gates)
+    steps.append(DemoStep(
+        "run", first.promoted,
+        f"version {first.version}: {first.family}, {first.primary} {first.test_value:.3f} on the sealed "
+        f"test set (dummy baseline {first.baseline_value:.3f}); gates: {gates}; "
+        f"{'promoted to champion' if first.promoted else 'not promoted'}",
+        time.perf_counter() - start, {"report": first.report or ""},
+    ))
+    say(f"  {'[green]✓[/]' if first.promoted else '[red]✗[/]'} run: {steps[-1].summary}")
+    for warning in first.warnings:
+        say(f"      warning: {warning}")
+
+    start = time.perf_counter()
+    stricter = project.spec.model_copy(update={"seed": project.spec.seed + 1})
+    second = run_project(Project(project.root, project.config_path, stricter), registry=registry)
+    champion_gate = next(g for g in second.gate.gates if g.name == "champion")
+    steps.append(DemoStep(
+        "re-run", True,
+        f"version {second.version} ({second.family}, seed {stricter.seed}): champion gate "
+        f"{'passed' if champion_gate.passed else 'held'}: {champion_gate.message}",
+        time.perf_counter() - start, {"report": second.report or ""},
+    ))
+    say(f"  [green]✓[/] re-run: {steps[-1].summary}")
+
+    start = time.perf_counter()
+    if second.promoted:
+        back = rollback_champion(registry, reason="demo: roll back to the first champion")
+        summary = f"rolled back: version {back.version} is champion again"
+    else:
+        summary = f"champion stays version {registry.alias('champion')}; the sealed test set has " \
+                  f"{second.test_uses} recorded scorings"
+    steps.append(DemoStep("champion", True, summary, time.perf_counter() - start))
+    say(f"  [green]✓[/] {summary}")
+    return steps
 
 
 def _init(
@@ -160,7 +216,10 @@ def _init(
     dataset = load_dataset(root / DATA_FILE, parse_dates=["time_hour"])
     draft = draft_spec(dataset, source=DATA_FILE, target="delayed", time="time_hour")
     data = draft.spec.data.model_copy(update={"drop": list(drop or [])})
-    spec = draft.spec.model_copy(update={"slices": slices, "data": data})
+    search = draft.spec.search.model_copy(update={"trials": 8, "cv_folds": 3})
+    spec = draft.spec.model_copy(update={
+        "slices": slices, "data": data, "search": search, "acceptance": {"roc_auc": ">= 0.60"},
+    })
     path.write_text(render_yaml(Draft(spec=spec, notes=draft.notes)), encoding="utf-8")
     return Project.open(path)
 

@@ -169,15 +169,15 @@ def demo(
         Optional[Path], typer.Option("--dir", help="Project folder to create (default: a temporary one).")
     ] = None,
     rows: Annotated[
-        Optional[int], typer.Option(help="Use a sample of this many flights (default: all).", min=100)
-    ] = None,
+        int, typer.Option(help="Flights to sample (0 = all 327,346).", min=0)
+    ] = 60_000,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the lifecycle, as far as it is built, on real bundled data (NYC flights 2013)."""
     from assay.demo import run_demo
 
     console = _out()
-    result = run_demo(directory, rows=rows, console=None if json_out else console)
+    result = run_demo(directory, rows=rows or None, console=None if json_out else console)
     if json_out:
         from assay.cli.render import print_json
 

@@ -184,8 +184,14 @@ def render_yaml(draft: Draft) -> str:
         f"  primary: {spec.primary_metric}   # the metric that decides; available: {metrics}",
         "",
         "# The definition of done: a model is promoted only if all of these hold.",
-        "acceptance: {}",
-        f"#  {spec.primary_metric}: \"{'<=' if spec.task == 'regression' else '>='} ...\"",
+        *(
+            ["acceptance:", *(f"  {k}: {json.dumps(v)}" for k, v in spec.acceptance.items())]
+            if spec.acceptance
+            else [
+                "acceptance: {}",
+                f"#  {spec.primary_metric}: \"{'<=' if spec.task == 'regression' else '>='} ...\"",
+            ]
+        ),
         "",
         "# Columns whose levels get their own metrics.",
         f"slices: {json.dumps(spec.slices)}",
@@ -200,6 +206,7 @@ def render_yaml(draft: Draft) -> str:
         f"  trials: {spec.search.trials}         # budget: trials and/or minutes",
         "  minutes: null",
         f"  sampler: {spec.search.sampler}        # tpe | random | grid",
+        f"  cv_folds: {spec.search.cv_folds}         # cross-validation spread on the training rows",
         "",
         "serving:",
         f"  latency_p99_ms: {spec.serving.latency_p99_ms:g}",
