@@ -158,6 +158,7 @@ def run_project(
     dataset = project.load_data()
     seconds["load"] = time.perf_counter() - t
 
+    _check_acceptance_computable(spec, dataset)
     t = stage("audit", f"auditing {dataset.n_rows:,} rows")
     report = audit(dataset, spec)
     audit_id = registry.record_audit(report.to_dict(), dataset.version, report.passed)
@@ -171,7 +172,6 @@ def run_project(
             "'assay audit' shows every finding.",
         )
 
-    _check_acceptance_computable(spec, dataset)
     ctx = AuditContext.from_spec(dataset, spec)
     features = ctx.features
     text_column = _text_column(dataset, spec.data.text, features, spec.task)
@@ -299,6 +299,7 @@ def _train_and_decide(
     decision = decide(
         evaluation, spec, comparison=comparison,
         champion_version=champion.version if champion else None, champion_note=note,
+        baseline_value=baseline.metrics.get(spec.primary_metric),
     )
     registry.record_gate(version.version, decision.passed, [g.to_dict() for g in decision.gates])
     promoted = False

@@ -126,7 +126,8 @@ def test_bad_framing_is_refused_before_training(make_project, overrides, error, 
     project = make_project(frame, **overrides)
     with pytest.raises(error, match=match):
         run_project(project)
-    assert open_registry(project).list() == []
+    registry = open_registry(project)
+    assert registry.list() == [] and registry.latest_audit() is None
 
 
 def test_too_small_for_the_split_and_single_row_class(make_project) -> None:
@@ -137,3 +138,34 @@ def test_too_small_for_the_split_and_single_row_class(make_project) -> None:
     lonely.loc[0, "y"] = 2
     with pytest.raises(DataError, match="class '2' of the target has a single row"):
         run_project(make_project(lonely, task="multiclass"))
+
+
+def test_text_classification_run(make_project) -> None:
+    rng = np.random.default_rng(0)
+    good = ["great", "love", "fast", "friendly", "excellent"]
+    bad = ["slow", "broken", "rude", "refund", "awful"]
+    filler = ["the", "service", "was", "and", "order", "staff", "my"]
+    rows = []
+    for i in range(400):
+        label = "pos" if i % 2 else "neg"
+        words = list(rng.choice(filler, 6)) + list(rng.choice(good if label == "pos" else bad, 2))
+        rng.shuffle(words)
+        rows.append({"review": " ".join(words) + f" #{i}", "label": label})
+    import pandas as pd
+
+    text = make_project(
+        pd.DataFrame(rows), task="text-classification",
+        data={"source": "data.csv", "target": "label", "text": "review"}, slices=[],
+        search={"families": ["dummy", "tfidf_linear"], "trials": 2, "cv_folds": 3},
+    )
+    result = run_project(text)
+    assert result.family == "tfidf_linear" and result.test_value > 0.9
+
+
+def test_regression_run(make_project) -> None:
+    rng = np.random.default_rng(0)
+    frame = classification_frame()
+    frame["y"] = frame["x0"] * 3 + frame["x1"] + rng.normal(scale=0.1, size=len(frame))
+    regression = make_project(frame, task="regression", acceptance={"r2": ">= 0.8"})
+    result = run_project(regression)
+    assert result.primary == "rmse" and result.test_metrics["r2"] > 0.8 and result.promoted

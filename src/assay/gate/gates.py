@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay.config.metrics import HIGHER_IS_BETTER
 from assay.config.spec import ProjectSpec
 from assay.evaluate import Criterion, Evaluation, PairedComparison, check_acceptance, check_fairness
 
@@ -102,33 +103,53 @@ def fairness_gate(evaluation: Evaluation, spec: ProjectSpec) -> GateResult:
     )
 
 
-def robustness_gate(evaluation: Evaluation, spec: ProjectSpec) -> GateResult:
-    """The model answers perturbed and out-of-range input, and small noise costs little."""
+def robustness_gate(
+    evaluation: Evaluation, spec: ProjectSpec, baseline_value: float | None = None
+) -> GateResult:
+    """The model answers perturbed and out-of-range input, and small noise costs little.
+
+    The cost of noise is measured as the share of the model's skill over the dummy
+    baseline that it loses (``(clean - noisy) / (clean - baseline)``, oriented by the
+    metric's direction), so a near-perfect regression whose error doubles from a tiny
+    value is not judged as harshly as a relative drop would. Without a baseline the
+    relative drop of the metric is used.
+    """
     report = evaluation.robustness
     tolerance = spec.gate.max_robustness_drop
     if report is None:
         return GateResult("robustness", False, "robustness was not measured", {})
-    evidence = {"worst_relative_drop": report.worst_relative_drop, "worst_case": report.worst_case,
-                "unanswered": list(report.unanswered), "tolerance": tolerance}
+    evidence: dict[str, Any] = {
+        "worst_relative_drop": report.worst_relative_drop, "worst_case": report.worst_case,
+        "unanswered": list(report.unanswered), "tolerance": tolerance,
+    }
     if report.unanswered:
         return GateResult(
             "robustness", False,
             f"the model failed to answer: {', '.join(report.unanswered)}", evidence,
         )
     noise = next((c for c in report.cases if c.name == "noise"), None)
-    drop = getattr(noise, "relative_drop", None) if noise is not None else None
-    evidence["noise_relative_drop"] = drop
-    if drop is not None and drop > tolerance:
+    cost, measure = None, "skill lost"
+    if noise is not None and noise.drop is not None and report.clean is not None:
+        skill = None
+        if baseline_value is not None:
+            higher = HIGHER_IS_BETTER.get(report.metric, True)
+            skill = (report.clean - baseline_value) if higher else (baseline_value - report.clean)
+        if skill is not None and skill > 1e-12:
+            cost = noise.drop / skill
+        else:
+            cost, measure = noise.relative_drop, "relative drop"
+    evidence.update({"noise_cost": cost, "measure": measure, "baseline": baseline_value})
+    if cost is not None and cost > tolerance:
         return GateResult(
             "robustness", False,
-            f"small input noise lowers {report.metric} by {drop:.1%} (tolerance {tolerance:.0%})",
+            f"small input noise costs {cost:.1%} of {report.metric} ({measure}; tolerance {tolerance:.0%})",
             evidence,
         )
-    shown = "n/a" if drop is None else f"{drop:.1%}"
+    shown = "n/a" if cost is None else f"{cost:.1%}"
     return GateResult(
         "robustness", True,
-        f"answers every perturbed input; noise changes {report.metric} by {shown} "
-        f"(tolerance {tolerance:.0%})",
+        f"answers every perturbed input; small noise costs {shown} of {report.metric} "
+        f"({measure}; tolerance {tolerance:.0%})",
         evidence,
     )
 
@@ -190,12 +211,13 @@ def decide(
     comparison: PairedComparison | None = None,
     champion_version: int | None = None,
     champion_note: str = "",
+    baseline_value: float | None = None,
 ) -> GateDecision:
-    """Run every gate on one version's evaluation."""
+    """Run every gate on one version's evaluation (``baseline_value``: the dummy's primary metric)."""
     return GateDecision((
         acceptance_gate(evaluation, spec),
         fairness_gate(evaluation, spec),
-        robustness_gate(evaluation, spec),
+        robustness_gate(evaluation, spec, baseline_value),
         latency_gate(evaluation, spec),
         champion_gate(comparison, spec, champion_version, champion_note),
     ))
