@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -32,12 +33,16 @@ __all__ = [
     "aliases",
     "audits",
     "counters",
+    "deployments",
     "events",
+    "feedback",
     "gate_decisions",
     "metadata",
     "model_versions",
+    "predictions",
     "runs",
     "test_accesses",
+    "tokens",
 ]
 
 #: Constraint names are explicit so that later revisions can alter them on SQLite
@@ -154,4 +159,64 @@ events = Table(
     Column("details", JSON, nullable=False),
     Index("ix_events_version", "version"),
     Index("ix_events_action", "action"),
+)
+
+# -- serving (revision 0002) ----------------------------------------------------
+
+# no foreign key to model_versions: the log is an append-only history written in
+# batches, and one bad row must not make a whole batch fail
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("route", String(16), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("prediction", JSON, nullable=True),
+    Column("probabilities", JSON(none_as_null=True), nullable=True),
+    Column("confidence", Float, nullable=True),
+    Column("latency_ms", Float, nullable=False),
+    Column("flags", JSON, nullable=False),
+    Index("ix_predictions_at", "at"),
+    Index("ix_predictions_version", "version"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("prediction_id", String(36), ForeignKey("predictions.id"), nullable=False),
+    Column("label", JSON, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Index("ix_feedback_prediction_id", "prediction_id"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, ForeignKey("model_versions.version"), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("share", Float, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Index("ix_deployments_version", "version"),
+    Index("ix_deployments_active", "active"),
 )

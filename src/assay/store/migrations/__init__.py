@@ -4,7 +4,7 @@ To add a revision (a new table or column), from the repository root::
 
     python -c "from assay.store.migrate import new_revision; print(new_revision('prediction log'))"
 
-This writes ``versions/v0002_prediction_log.py`` (the next number, chained to the
+This writes ``versions/vNNNN_prediction_log.py`` (the next number, chained to the
 current head) from ``script.py.mako``. Fill in ``upgrade()`` and ``downgrade()`` with
 portable operations (``op.create_table``, ``op.add_column``; use
 ``op.batch_alter_table`` to alter an existing table so SQLite can follow), then add

@@ -1,0 +1,711 @@
+"""The prediction log: every answered (and shadowed) prediction, durable before the reply.
+
+The server calls :meth:`PredictionLog.append` on the request path. It serialises the
+entries to JSON lines and writes them with a single ``os.write`` to the current
+segment of a write-ahead log (a file opened with ``O_APPEND``). When ``append``
+returns, the bytes are in the kernel: killing the process (even with SIGKILL) cannot
+lose them; only a machine crash before the page cache reaches the disk can, the same
+guarantee as SQLite's ``synchronous=NORMAL``. There is no fsync per request.
+
+A background thread moves the entries into the ``predictions`` table in batches:
+
+1. under the append lock, it takes the pending lines and rotates to a new segment,
+   so each closed segment holds exactly the lines of one drain;
+2. it inserts them, one transaction per ``batch_size`` rows, skipping ids already in
+   the table (so inserting twice is harmless);
+3. it deletes the segment once every line of it is committed.
+
+:meth:`PredictionLog.start` first replays the segments a previous process left
+behind (killed before its writer caught up): each line not yet in the table is
+inserted and the segment removed. A torn last line (a write cut short by the kill)
+is skipped. Each live segment holds an exclusive ``flock``, released by the kernel
+when its process dies, so two servers sharing a WAL folder never replay each other's
+live segments.
+
+Feedback labels (:func:`record_feedback`) and the reading side used by monitoring
+(:func:`read_predictions`) live here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+import pandas as pd
+from sqlalchemy import Connection, Insert, func, insert, select
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
+
+from assay.errors import ConfigError, StoreError
+from assay.store.database import Store, as_utc, utcnow
+from assay.store.serialize import to_jsonable
+from assay.store.tables import feedback, predictions
+
+try:  # POSIX; elsewhere live segments are protected by name only (one server per folder)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "LOG_COLUMNS",
+    "ROUTES",
+    "FeedbackResult",
+    "LogEntry",
+    "PredictionLog",
+    "new_prediction_id",
+    "read_predictions",
+    "record_feedback",
+]
+
+#: The routes a logged prediction can take.
+ROUTES = ("champion", "canary", "shadow")
+
+#: Columns of :func:`read_predictions` before the expanded input fields.
+LOG_COLUMNS = (
+    "id", "at", "version", "route", "request_id", "prediction", "probabilities",
+    "confidence", "latency_ms", "flags", "label",
+)  # fmt: skip
+
+_COUNTERS = ("appended", "written", "replayed", "torn", "rejected", "errors")
+_SEGMENT_SUFFIX = ".wal"
+# seconds after which an empty leftover segment is surely not a live one being opened
+_EMPTY_SEGMENT_AGE = 60.0
+# SQLite allows 32766 bound parameters; an IN list of 500 stays far below on every backend
+_IN_CHUNK = 500
+
+
+def new_prediction_id() -> str:
+    """A fresh prediction id: a uuid4 in hex (32 characters)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One logged prediction of one model for one record.
+
+    Attributes:
+        id: the prediction id (:func:`new_prediction_id`), returned to the client.
+        at: when the request arrived (aware UTC).
+        version: the model version that scored the record.
+        route: ``champion``, ``canary`` (answered by the challenger) or ``shadow``
+            (scored by the challenger, not returned).
+        request_id: the HTTP request the record came in (shared by its shadow entry).
+        inputs: the record as received.
+        prediction: the class label or the regression value.
+        probabilities: class label -> probability (classification), else None.
+        confidence: the top probability (classification), else None.
+        latency_ms: the time to score the request's batch, in milliseconds.
+        flags: codes of problems answered anyway (``unknown_category``, ...).
+    """
+
+    id: str
+    at: datetime
+    version: int
+    route: str
+    request_id: str
+    inputs: dict[str, Any]
+    prediction: Any
+    probabilities: dict[str, float] | None
+    confidence: float | None
+    latency_ms: float
+    flags: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (``at`` as an ISO string)."""
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "version": int(self.version),
+            "route": self.route,
+            "request_id": self.request_id,
+            "inputs": self.inputs,
+            "prediction": self.prediction,
+            "probabilities": self.probabilities,
+            "confidence": self.confidence,
+            "latency_ms": float(self.latency_ms),
+            "flags": list(self.flags),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LogEntry:
+        """The inverse of :meth:`to_dict`."""
+        at = data["at"]
+        return cls(
+            id=str(data["id"]),
+            at=as_utc(datetime.fromisoformat(at) if isinstance(at, str) else at),
+            version=int(data["version"]),
+            route=str(data["route"]),
+            request_id=str(data["request_id"]),
+            inputs=dict(data["inputs"]),
+            prediction=data.get("prediction"),
+            probabilities=data.get("probabilities"),
+            confidence=data.get("confidence"),
+            latency_ms=float(data["latency_ms"]),
+            flags=list(data.get("flags") or []),
+        )
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What :func:`record_feedback` did: labels stored, and ids no prediction has."""
+
+    accepted: int
+    unknown_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        return {"accepted": self.accepted, "unknown_ids": list(self.unknown_ids)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeedbackResult:
+        """The inverse of :meth:`to_dict`."""
+        return cls(accepted=int(data["accepted"]), unknown_ids=list(data["unknown_ids"]))
+
+
+@dataclass(frozen=True)
+class _Segment:
+    path: Path
+    fd: int
+
+
+class PredictionLog:
+    """Durable, cheap logging of predictions: a write-ahead log drained into the store.
+
+    Call order: ``start()`` (replay leftovers, start the writer thread), ``append()``
+    from any thread, ``flush()`` when the table must be current, ``close()``.
+    ``append`` and ``flush`` also work without ``start`` (no background thread).
+
+    Args:
+        store: the project store holding the ``predictions`` table.
+        wal_dir: the folder of the WAL segments (created if missing); keep it on a
+            local disk next to the store.
+        batch_size: rows per insert transaction; the writer also wakes early when
+            this many entries are pending.
+        flush_seconds: how often the writer drains pending entries.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        wal_dir: Path,
+        *,
+        batch_size: int = 512,
+        flush_seconds: float = 0.2,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(
+                "the prediction log batch size must be positive",
+                key="batch_size",
+                expected="an integer >= 1",
+                received=batch_size,
+                fix="Pass batch_size=512 (the default) or another positive number.",
+            )
+        if not flush_seconds > 0:
+            raise ConfigError(
+                "the prediction log flush interval must be positive",
+                key="flush_seconds",
+                expected="a number of seconds > 0",
+                received=flush_seconds,
+                fix="Pass flush_seconds=0.2 (the default) or another positive number.",
+            )
+        self.store = store
+        self.wal_dir = Path(wal_dir)
+        self.batch_size = int(batch_size)
+        self.flush_seconds = float(flush_seconds)
+        self._lock = threading.Lock()  # guards the current segment and the pending lines
+        self._flush_lock = threading.Lock()  # one drain at a time
+        self._segment: _Segment | None = None
+        self._pending: list[bytes] = []
+        self._pending_count = 0
+        # drained but not yet committed (kept for retry after a database error)
+        self._unflushed: list[tuple[_Segment, list[bytes], int]] = []
+        self._seq = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._last_error: str | None = None
+
+    # -- public API -------------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters: ``appended``, ``written`` (committed by this log), ``pending``,
+        ``replayed`` (inserted from leftover segments), ``torn`` (unreadable lines
+        skipped), ``rejected`` (rows the database refused alone, dropped so they
+        cannot block the log), ``errors`` (failed drains, retried) and ``last_error``."""
+        with self._lock:
+            pending = self._pending_count + sum(count for _, _, count in self._unflushed)
+            return {**self._counts, "pending": pending, "last_error": self._last_error}
+
+    def start(self) -> None:
+        """Replay leftover segments into the table, then start the writer thread."""
+        if self._closed:
+            raise StoreError("the prediction log is closed", fix="Create a new PredictionLog.")
+        if self._thread is not None:
+            return
+        self.wal_dir.mkdir(parents=True, exist_ok=True)
+        self._replay()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="assay-prediction-log", daemon=True)
+        self._thread.start()
+
+    def append(self, entries: Sequence[LogEntry]) -> None:
+        """Write ``entries`` to the WAL with one ``os.write``; durable against a process kill
+        when this returns. Thread-safe."""
+        if not entries:
+            return
+        data = b"".join(_encode(entry) for entry in entries)
+        with self._lock:
+            if self._closed:
+                raise StoreError("the prediction log is closed", fix="Create a new PredictionLog.")
+            segment = self._segment or self._open_segment()
+            _write_all(segment.fd, data)
+            self._pending.append(data)
+            self._pending_count += len(entries)
+            self._counts["appended"] += len(entries)
+            wake = self._pending_count >= self.batch_size
+        if wake:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Write every entry appended so far to the database now (raises on a database error;
+        the entries stay in the WAL and are retried)."""
+        with self._flush_lock:
+            self._drain()
+
+    def close(self) -> None:
+        """Flush, stop the writer thread and remove the fully flushed WAL segments.
+
+        If the database cannot be reached, the segments stay on disk and the next
+        :meth:`start` on the same folder inserts them.
+        """
+        if self._closed:
+            return
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self._closed = True
+                segment, self._segment = self._segment, None
+            if segment is not None:
+                if self._pending_count == 0:
+                    _remove(segment.path)
+                os.close(segment.fd)
+            for old, _, _ in self._unflushed:
+                os.close(old.fd)
+            self._unflushed.clear()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writer -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = self.flush_seconds
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                with self._flush_lock:
+                    self._drain()
+                backoff = self.flush_seconds
+            except Exception:  # noqa: BLE001 - kept in stats; the writer must outlive it
+                # the entries stay in the WAL and in memory; retry later, slower, even
+                # when appends keep waking the writer
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _drain(self) -> None:
+        with self._lock:
+            if self._pending:
+                segment = self._segment
+                lines, count = self._pending, self._pending_count
+                self._pending, self._pending_count = [], 0
+                self._segment = None  # the next append opens a new segment
+                if segment is not None:
+                    self._unflushed.append((segment, lines, count))
+        while self._unflushed:
+            segment, chunks, _ = self._unflushed[0]
+            try:
+                rows, torn = _parse(b"".join(chunks))
+                written, rejected = _insert_rows(self.store, rows, self.batch_size)
+            except Exception as exc:
+                with self._lock:
+                    self._counts["errors"] += 1
+                    self._last_error = _describe(exc)
+                raise
+            _remove(segment.path)
+            os.close(segment.fd)
+            with self._lock:
+                self._unflushed.pop(0)
+                self._counts["written"] += written
+                self._counts["torn"] += torn
+                self._counts["rejected"] += rejected
+
+    def _open_segment(self) -> _Segment:
+        self.wal_dir.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        # time first so that a sorted listing replays oldest first
+        name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}{_SEGMENT_SUFFIX}"
+        path = self.wal_dir / name
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            with contextlib.suppress(OSError):  # a file system without flock
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._segment = _Segment(path, fd)
+        return self._segment
+
+    # -- replay ---------------------------------------------------------------------
+
+    def _replay(self) -> None:
+        own = {segment.path.name for segment, _, _ in self._unflushed}
+        if self._segment is not None:
+            own.add(self._segment.path.name)
+        for path in sorted(self.wal_dir.glob(f"*{_SEGMENT_SUFFIX}")):
+            if path.name in own:
+                continue
+            with _claim(path) as fd:
+                if fd is None:  # a live segment of another process
+                    continue
+                data = _read_fd(fd)
+                if not data:
+                    # a live process may not have locked its brand-new segment yet
+                    if time.time() - os.fstat(fd).st_mtime > _EMPTY_SEGMENT_AGE:
+                        _remove(path)
+                    continue
+                rows, torn = _parse(data)
+                inserted, rejected = _insert_rows(self.store, rows, self.batch_size)
+                _remove(path)
+            with self._lock:
+                self._counts["replayed"] += inserted
+                self._counts["torn"] += torn
+                self._counts["rejected"] += rejected
+
+
+# -- feedback and reading ---------------------------------------------------------
+
+
+def record_feedback(
+    store: Store,
+    labels: Sequence[tuple[str, Any]],
+    actor: str,
+    *,
+    log: PredictionLog | None = None,
+) -> FeedbackResult:
+    """Store the true label of logged predictions; ids of no prediction are reported, not stored.
+
+    Args:
+        store: the project store.
+        labels: ``(prediction_id, label)`` pairs; a later label for the same id wins
+            when reading.
+        actor: who sent them (the token name).
+        log: the live :class:`PredictionLog`; when some ids are not in the table yet,
+            it is flushed and they are looked up again (a label may follow its
+            prediction within the writer's interval).
+    """
+    pairs = [(pid if isinstance(pid, str) else str(pid), label) for pid, label in labels]
+    plain = [to_jsonable(label, f"labels[{i}]") for i, (_, label) in enumerate(pairs)]
+    wanted = sorted({pid for pid, _ in pairs})
+    with store.connect() as conn:
+        known = _existing_ids(conn, wanted)
+    if log is not None and len(known) < len(wanted):
+        log.flush()
+        with store.connect() as conn:
+            known = _existing_ids(conn, wanted)
+    rows = [
+        {"prediction_id": pid, "label": label, "actor": actor}
+        for (pid, _), label in zip(pairs, plain, strict=True)
+        if pid in known
+    ]
+    if rows:
+        now = utcnow()
+        with store.transaction() as conn:
+            conn.execute(insert(feedback), [{**row, "at": now} for row in rows])
+    unknown: list[str] = []
+    for pid, _ in pairs:
+        if pid not in known and pid not in unknown:
+            unknown.append(pid)
+    return FeedbackResult(accepted=len(rows), unknown_ids=unknown)
+
+
+def read_predictions(
+    store: Store,
+    *,
+    since: datetime | None = None,
+    version: int | None = None,
+    route: str | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """The logged predictions as a frame, oldest first, one row per prediction.
+
+    Columns: :data:`LOG_COLUMNS` (``at`` as UTC timestamps; ``label`` the latest
+    feedback label, None without feedback) followed by one column per input field,
+    in order of first appearance. An input field whose name is one of the log
+    columns appears as ``input.<name>``. ``frame.attrs["input_columns"]`` lists the
+    input columns.
+
+    Args:
+        since: only predictions at or after this time (a naive time is read as UTC).
+        version: only this model version.
+        route: only this route (``champion``, ``canary``, ``shadow``).
+        limit: only the newest ``limit`` predictions (still returned oldest first).
+    """
+    if route is not None and route not in ROUTES:
+        raise ConfigError(
+            "unknown prediction route",
+            key="route",
+            expected="one of: " + ", ".join(ROUTES),
+            received=route,
+            fix="Pass one of the routes, or None for all.",
+        )
+    if limit is not None and limit < 0:
+        raise ConfigError(
+            "the prediction limit must not be negative",
+            key="limit",
+            expected="an integer >= 0 or None",
+            received=limit,
+        )
+    latest = (
+        select(func.max(feedback.c.id).label("fid")).group_by(feedback.c.prediction_id).subquery()
+    )
+    labels = (
+        select(feedback.c.prediction_id, feedback.c.label)
+        .join(latest, feedback.c.id == latest.c.fid)
+        .subquery()
+    )
+    query = select(
+        predictions.c.id,
+        predictions.c.at,
+        predictions.c.version,
+        predictions.c.route,
+        predictions.c.request_id,
+        predictions.c.prediction,
+        predictions.c.probabilities,
+        predictions.c.confidence,
+        predictions.c.latency_ms,
+        predictions.c.flags,
+        labels.c.label,
+        predictions.c.inputs,
+    ).outerjoin(labels, labels.c.prediction_id == predictions.c.id)
+    if since is not None:
+        query = query.where(predictions.c.at >= as_utc(since))
+    if version is not None:
+        query = query.where(predictions.c.version == int(version))
+    if route is not None:
+        query = query.where(predictions.c.route == route)
+    query = query.order_by(predictions.c.at.desc(), predictions.c.id.desc())
+    if limit is not None:
+        query = query.limit(int(limit))
+    with store.connect() as conn:
+        rows = list(conn.execute(query))
+    rows.reverse()
+    return _frame(rows)
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _encode(entry: LogEntry) -> bytes:
+    record = entry.to_dict()
+    try:
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):  # NumPy values, NaN: the slower, thorough conversion
+        text = json.dumps(to_jsonable(record, "entry"), separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8") + b"\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    # one write in practice; a short write (disk full, signal) continues where it stopped
+    view = memoryview(data)
+    while view:
+        done = os.write(fd, view)
+        view = view[done:]
+
+
+def _parse(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """Rows for the table from JSON lines; a torn or unreadable line is counted and skipped."""
+    rows: list[dict[str, Any]] = []
+    torn = 0
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            rows.append(_row(record))
+        except (ValueError, TypeError, KeyError):
+            torn += 1
+    return rows, torn
+
+
+def _row(record: Mapping[str, Any]) -> dict[str, Any]:
+    entry_id = record["id"]
+    if not isinstance(entry_id, str) or not 0 < len(entry_id) <= 36:
+        raise ValueError("a log line without a valid id")
+    return {
+        "id": entry_id,
+        "at": as_utc(datetime.fromisoformat(record["at"])),
+        "version": int(record["version"]),
+        "route": str(record["route"])[:16],
+        "request_id": str(record["request_id"])[:64],
+        "inputs": record["inputs"],
+        "prediction": record.get("prediction"),
+        "probabilities": record.get("probabilities"),
+        "confidence": record.get("confidence"),
+        "latency_ms": float(record["latency_ms"]),
+        "flags": record.get("flags") or [],
+    }
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Insert:
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(predictions).on_conflict_do_nothing(index_elements=["id"])
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(predictions).on_conflict_do_nothing(index_elements=["id"])
+    return insert(predictions)
+
+
+def _insert_rows(store: Store, rows: list[dict[str, Any]], batch_size: int) -> tuple[int, int]:
+    """Insert ``rows`` (one transaction per batch), skipping ids already stored.
+
+    Returns (rows inserted, rows refused). A batch the database refuses for its
+    content (not for being unreachable) is retried row by row, and only the rows
+    refused alone are dropped: one bad row must not block the log forever.
+    """
+    if not rows:
+        return 0, 0
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(row["id"], row)
+    ordered = list(unique.values())
+    statement = _insert_ignoring_duplicates(store.dialect)
+    inserted = rejected = 0
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start : start + batch_size]
+        try:
+            inserted += _insert_batch(store, statement, batch)
+        except (IntegrityError, DataError, StatementError) as exc:
+            if isinstance(exc, OperationalError):
+                raise
+            for row in batch:
+                try:
+                    inserted += _insert_batch(store, statement, [row])
+                except (IntegrityError, DataError):
+                    rejected += 1
+    return inserted, rejected
+
+
+def _insert_batch(store: Store, statement: Insert, batch: list[dict[str, Any]]) -> int:
+    with store.transaction() as conn:
+        if store.dialect not in ("sqlite", "postgresql"):
+            present = _existing_ids(conn, [row["id"] for row in batch])
+            batch = [row for row in batch if row["id"] not in present]
+            if not batch:
+                return 0
+        result = conn.execute(statement, batch)
+        return max(int(result.rowcount), 0)
+
+
+def _existing_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
+    wanted = list(ids)
+    found: set[str] = set()
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        found.update(
+            conn.execute(select(predictions.c.id).where(predictions.c.id.in_(chunk))).scalars()
+        )
+    return found
+
+
+@contextlib.contextmanager
+def _claim(path: Path) -> Iterator[int | None]:
+    """An fd on a leftover segment, locked; None if another live process holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield None
+                return
+            except OSError:  # a file system without flock: proceed unlocked
+                pass
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _frame(rows: list[Any]) -> pd.DataFrame:
+    inputs = [row.inputs if isinstance(row.inputs, dict) else {} for row in rows]
+    names: dict[str, None] = {}
+    for record in inputs:
+        names.update(dict.fromkeys(record))
+    rename = {name: (f"input.{name}" if name in LOG_COLUMNS else name) for name in names}
+    data: dict[str, Any] = {
+        "id": [row.id for row in rows],
+        "at": pd.to_datetime([as_utc(row.at) for row in rows], utc=True),
+        "version": pd.array([int(row.version) for row in rows], dtype="int64"),
+        "route": [row.route for row in rows],
+        "request_id": [row.request_id for row in rows],
+        "prediction": [row.prediction for row in rows],
+        "probabilities": [row.probabilities for row in rows],
+        "confidence": pd.array(
+            [float("nan") if row.confidence is None else row.confidence for row in rows],
+            dtype="float64",
+        ),
+        "latency_ms": pd.array([float(row.latency_ms) for row in rows], dtype="float64"),
+        "flags": [list(row.flags or []) for row in rows],
+        "label": [row.label for row in rows],
+    }
+    frame = pd.DataFrame(data, columns=list(LOG_COLUMNS))
+    if names:
+        expanded = pd.DataFrame.from_records(inputs, columns=list(names))
+        expanded = expanded.rename(columns=rename)
+        frame = pd.concat([frame, expanded.set_index(frame.index)], axis=1)
+    frame.attrs["input_columns"] = list(rename.values())
+    return frame

@@ -1,0 +1,429 @@
+"""The prediction log: durability through a SIGKILL, replay, batching, feedback and reading back."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pytest
+from alembic import command
+from sqlalchemy import func, inspect, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+import assay.serve.log as log_module
+from assay.errors import ConfigError, StoreError
+from assay.serve.log import (
+    LOG_COLUMNS,
+    FeedbackResult,
+    LogEntry,
+    PredictionLog,
+    new_prediction_id,
+    read_predictions,
+    record_feedback,
+)
+from assay.store import Store, alembic_config
+from assay.store.tables import feedback, predictions
+from assay.testing.stores import open_test_store, store_params
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=store_params())
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    with open_test_store(request.param, tmp_path) as opened:
+        yield opened
+
+
+def entry(
+    i: int = 0,
+    *,
+    version: int = 1,
+    route: str = "champion",
+    at: datetime | None = None,
+    inputs: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> LogEntry:
+    fields: dict[str, Any] = {
+        "id": new_prediction_id(),
+        "at": at or T0 + timedelta(seconds=i),
+        "version": version,
+        "route": route,
+        "request_id": f"req-{i}",
+        "inputs": inputs if inputs is not None else {"age": 30 + i, "plan": "pro"},
+        "prediction": "yes" if i % 2 else "no",
+        "probabilities": {"no": 0.25, "yes": 0.75},
+        "confidence": 0.75,
+        "latency_ms": 1.5 + i,
+        "flags": ["unknown_category"] if i % 3 == 0 else [],
+    }
+    fields.update(overrides)
+    return LogEntry(**fields)
+
+
+def table_ids(store: Store) -> list[str]:
+    with store.connect() as conn:
+        return list(conn.execute(select(predictions.c.id)).scalars())
+
+
+def segments(wal: Path) -> list[Path]:
+    return sorted(wal.glob("*.wal"))
+
+
+# -- records ---------------------------------------------------------------------------
+
+
+def test_records_round_trip_through_json() -> None:
+    original = entry(3)
+    assert LogEntry.from_dict(json.loads(json.dumps(original.to_dict()))) == original
+    result = FeedbackResult(accepted=2, unknown_ids=["x"])
+    assert FeedbackResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def test_invalid_settings_are_config_errors(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="batch size must be positive.*got 0"):
+        PredictionLog(store, tmp_path / "wal", batch_size=0)
+    with pytest.raises(ConfigError, match="flush interval must be positive"):
+        PredictionLog(store, tmp_path / "wal", flush_seconds=0)
+
+
+# -- writing ----------------------------------------------------------------------------
+
+
+def test_append_is_in_the_wal_before_the_table_and_flush_moves_it(
+    store: Store, tmp_path: Path
+) -> None:
+    wal = tmp_path / "wal"
+    log = PredictionLog(store, wal)
+    entries = [entry(i) for i in range(4)]
+    log.append(entries[:3])
+    log.append(entries[3:])
+    assert table_ids(store) == []
+    lines = b"".join(p.read_bytes() for p in segments(wal)).splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [e.id for e in entries]
+    assert log.stats["pending"] == 4
+    log.flush()
+    assert sorted(table_ids(store)) == sorted(e.id for e in entries)
+    assert segments(wal) == []  # flushed segments are removed
+    assert log.stats | {"last_error": None} == {
+        "appended": 4, "written": 4, "pending": 0, "replayed": 0, "torn": 0,
+        "rejected": 0, "errors": 0, "last_error": None,
+    }  # fmt: skip
+    log.close()
+    with pytest.raises(StoreError, match="the prediction log is closed"):
+        log.append([entry(9)])
+
+
+def test_every_field_reads_back(store: Store, tmp_path: Path) -> None:
+    written = entry(
+        3,
+        route="canary",
+        version=2,
+        inputs={"age": 41, "plan": "basic", "note": None},
+        probabilities={"no": 0.1, "yes": 0.9},
+        confidence=0.9,
+    )
+    with PredictionLog(store, tmp_path / "wal") as log:
+        log.append([written])
+    frame = read_predictions(store)
+    assert len(frame) == 1
+    row = frame.iloc[0]
+    assert row["id"] == written.id and row["request_id"] == "req-3"
+    assert row["at"] == pd.Timestamp(written.at)
+    assert (row["version"], row["route"], row["prediction"]) == (2, "canary", "yes")
+    assert row["probabilities"] == {"no": 0.1, "yes": 0.9}
+    assert (row["confidence"], row["latency_ms"], row["flags"]) == (0.9, 4.5, ["unknown_category"])
+    assert (row["age"], row["plan"], row["note"]) == (41, "basic", None)
+
+
+def test_numpy_values_and_nan_are_stored_as_plain_json(store: Store, tmp_path: Path) -> None:
+    odd = entry(1, inputs={"x": np.float64("nan"), "n": np.int64(7)}, confidence=np.float32(0.5))
+    with PredictionLog(store, tmp_path / "wal") as log:
+        log.append([odd])
+    with store.connect() as conn:
+        inputs, confidence = conn.execute(
+            select(predictions.c.inputs, predictions.c.confidence)
+        ).one()
+    assert inputs == {"x": None, "n": 7} and confidence == 0.5
+
+
+def test_background_writer_batches_without_flush(store: Store, tmp_path: Path) -> None:
+    wal = tmp_path / "wal"
+    log = PredictionLog(store, wal, batch_size=10, flush_seconds=0.05)
+    log.start()
+    entries = [entry(i) for i in range(35)]
+    for start in range(0, 35, 5):
+        log.append(entries[start : start + 5])
+    deadline = time.monotonic() + 20
+    while log.stats["written"] < 35 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert log.stats["written"] == 35
+    assert sorted(table_ids(store)) == sorted(e.id for e in entries)
+    log.close()
+    assert segments(wal) == []
+
+
+def test_appends_from_many_threads_are_whole_lines_and_all_stored(
+    store: Store, tmp_path: Path
+) -> None:
+    wal = tmp_path / "wal"
+    log = PredictionLog(store, wal, batch_size=64, flush_seconds=0.05)
+    log.start()
+    per_thread, workers = 150, 6
+    made: list[list[str]] = [[] for _ in range(workers)]
+    barrier = threading.Barrier(workers)
+
+    def work(k: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            item = entry(i, request_id=f"t{k}-{i}")
+            log.append([item])
+            made[k].append(item.id)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    expected = sorted(i for ids in made for i in ids)
+    assert sorted(table_ids(store)) == expected
+    assert log.stats["torn"] == 0 and log.stats["written"] == per_thread * workers
+
+
+def test_database_error_keeps_entries_for_retry(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal = tmp_path / "wal"
+    log = PredictionLog(store, wal)
+    entries = [entry(i) for i in range(5)]
+    log.append(entries)
+    real = log_module._insert_batch
+
+    def locked(*args: Any, **kwargs: Any) -> int:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(log_module, "_insert_batch", locked)
+    with pytest.raises(OperationalError, match="database is locked"):
+        log.flush()
+    assert log.stats["errors"] == 1 and "database is locked" in log.stats["last_error"]
+    assert log.stats["pending"] == 5 and len(segments(wal)) == 1
+    monkeypatch.setattr(log_module, "_insert_batch", real)
+    log.append([entry(9)])  # goes to a new segment while the first waits
+    log.flush()
+    assert len(table_ids(store)) == 6 and segments(wal) == []
+    log.close()
+
+
+def test_a_row_the_database_refuses_is_dropped_alone(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = [entry(i) for i in range(6)]
+    poison = entries[2].id
+    real = log_module._insert_batch
+
+    def picky(store_: Store, statement: Any, batch: list[dict[str, Any]]) -> int:
+        if any(row["id"] == poison for row in batch):
+            raise IntegrityError("INSERT", {}, Exception("CHECK constraint failed"))
+        return real(store_, statement, batch)
+
+    monkeypatch.setattr(log_module, "_insert_batch", picky)
+    with PredictionLog(store, tmp_path / "wal", batch_size=4) as log:
+        log.append(entries)
+    assert sorted(table_ids(store)) == sorted(e.id for e in entries if e.id != poison)
+    assert log.stats["rejected"] == 1 and log.stats["written"] == 5
+
+
+# -- crash safety and replay --------------------------------------------------------------
+
+CHILD = r"""
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from assay.store import Store
+from assay.serve.log import LogEntry, PredictionLog, new_prediction_id
+
+store = Store.open(Path(sys.argv[1]))
+log = PredictionLog(store, Path(sys.argv[2]), batch_size=40, flush_seconds=3600)
+log.start()
+i = 0
+while True:
+    e = LogEntry(new_prediction_id(), datetime.now(UTC), 1, "champion", f"r{i}",
+                 {"x": i, "text": "é" * (i % 7)}, i % 2, {"0": 0.4, "1": 0.6}, 0.6, 0.1, [])
+    log.append([e])
+    sys.stdout.write(e.id + "\n")
+    sys.stdout.flush()
+    i += 1
+"""
+
+
+def test_acknowledged_entries_survive_sigkill(tmp_path: Path) -> None:
+    project, wal = tmp_path / "project", tmp_path / "wal"
+    Store.open(project).close()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(project), str(wal)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    acked: list[str] = []
+    try:
+        assert child.stdout is not None
+        while len(acked) < 300:
+            line = child.stdout.readline()
+            if not line:
+                break
+            acked.append(line.strip())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert len(acked) == 300, child.stderr.read() if child.stderr else ""
+    with Store.open(project) as store:
+        before = set(table_ids(store))
+        assert not set(acked) <= before  # some acknowledged entries were only in the WAL
+        log = PredictionLog(store, wal)
+        log.start()
+        stored = table_ids(store)
+        assert set(acked) <= set(stored)
+        assert len(stored) == len(set(stored))
+        assert log.stats["replayed"] == len(stored) - len(before)
+        log.close()
+        assert segments(wal) == []
+
+
+def test_torn_last_line_is_skipped_and_replay_is_idempotent(store: Store, tmp_path: Path) -> None:
+    wal = tmp_path / "wal"
+    wal.mkdir()
+    entries = [entry(i) for i in range(3)]
+    lines = [json.dumps(e.to_dict()).encode() + b"\n" for e in entries]
+    torn = lines[2][: len(lines[2]) // 2]
+    (wal / "00000000000000000001-1-000001.wal").write_bytes(lines[0] + lines[1] + torn)
+    with PredictionLog(store, wal) as log:
+        assert log.stats["replayed"] == 2 and log.stats["torn"] == 1
+    assert sorted(table_ids(store)) == sorted(e.id for e in entries[:2])
+    # a segment whose entries are already stored (a kill between commit and delete)
+    (wal / "00000000000000000002-1-000001.wal").write_bytes(lines[0] + lines[1] + lines[2])
+    with PredictionLog(store, wal) as log:
+        assert log.stats["replayed"] == 1
+    assert sorted(table_ids(store)) == sorted(e.id for e in entries)
+    assert segments(wal) == []
+
+
+def test_live_segment_of_another_log_is_not_replayed(store: Store, tmp_path: Path) -> None:
+    wal = tmp_path / "wal"
+    first = PredictionLog(store, wal)
+    mine = entry(1)
+    first.append([mine])
+    live = segments(wal)
+    with PredictionLog(store, wal) as second:
+        assert second.stats["replayed"] == 0
+        assert segments(wal) == live
+    first.close()
+    assert table_ids(store) == [mine.id]
+
+
+def test_store_created_before_serving_is_upgraded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url=url), "0001")
+    with Store.open(url=url) as store:
+        assert store.schema_revisions() == ("0002",)
+        with store.connect() as conn:
+            names = set(inspect(conn).get_table_names())
+        assert {"predictions", "feedback", "tokens", "deployments"} <= names
+
+
+# -- feedback ----------------------------------------------------------------------------
+
+
+def test_feedback_stores_known_ids_and_reports_unknown(store: Store, tmp_path: Path) -> None:
+    entries = [entry(i) for i in range(3)]
+    with PredictionLog(store, tmp_path / "wal") as log:
+        log.append(entries)
+    result = record_feedback(
+        store,
+        [(entries[0].id, "no"), ("nope", "yes"), (entries[0].id, "yes"), (entries[1].id, 1)],
+        actor="crm",
+    )
+    assert result == FeedbackResult(accepted=3, unknown_ids=["nope"])
+    with store.connect() as conn:
+        rows = conn.execute(select(feedback.c.prediction_id, feedback.c.actor)).all()
+        assert conn.execute(select(func.count()).select_from(feedback)).scalar() == 3
+    assert {actor for _, actor in rows} == {"crm"}
+    labels = read_predictions(store).set_index("id")["label"]
+    assert labels[entries[0].id] == "yes"  # the latest label wins
+    assert labels[entries[1].id] == 1
+    assert pd.isna(labels[entries[2].id])
+
+
+def test_feedback_flushes_the_log_for_a_prediction_not_written_yet(
+    store: Store, tmp_path: Path
+) -> None:
+    log = PredictionLog(store, tmp_path / "wal", flush_seconds=3600)
+    fresh = entry(1)
+    log.append([fresh])
+    assert record_feedback(store, [(fresh.id, "yes")], actor="a").unknown_ids == [fresh.id]
+    result = record_feedback(store, [(fresh.id, "yes")], actor="a", log=log)
+    assert result == FeedbackResult(accepted=1, unknown_ids=[])
+    log.close()
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def test_read_predictions_filters(store: Store, tmp_path: Path) -> None:
+    entries = [
+        entry(0, version=1),
+        entry(1, version=1, route="shadow"),
+        entry(2, version=2, route="canary"),
+        entry(3, version=2),
+        entry(4, version=1),
+    ]
+    with PredictionLog(store, tmp_path / "wal") as log:
+        log.append(entries[::-1])
+    ids = [e.id for e in entries]
+    assert read_predictions(store)["id"].tolist() == ids  # oldest first
+    assert read_predictions(store, version=2)["id"].tolist() == ids[2:4]
+    assert read_predictions(store, route="shadow")["id"].tolist() == [ids[1]]
+    assert read_predictions(store, since=T0 + timedelta(seconds=3))["id"].tolist() == ids[3:]
+    assert read_predictions(store, limit=2)["id"].tolist() == ids[3:]
+    assert read_predictions(store, version=1, limit=1)["id"].tolist() == [ids[4]]
+    with pytest.raises(ConfigError, match="unknown prediction route.*one of: champion, canary"):
+        read_predictions(store, route="blue")
+
+
+def test_read_predictions_expands_inputs_and_keeps_log_columns(
+    store: Store, tmp_path: Path
+) -> None:
+    empty = read_predictions(store)
+    assert list(empty.columns) == list(LOG_COLUMNS) and len(empty) == 0
+    with PredictionLog(store, tmp_path / "wal") as log:
+        log.append([
+            entry(0, inputs={"age": 30, "label": "clash"}),
+            entry(1, inputs={"age": 31, "city": "Oslo"}),
+        ])  # fmt: skip
+    frame = read_predictions(store)
+    assert list(frame.columns) == [*LOG_COLUMNS, "age", "input.label", "city"]
+    assert frame.attrs["input_columns"] == ["age", "input.label", "city"]
+    assert frame["age"].tolist() == [30, 31]
+    assert frame["input.label"].iloc[0] == "clash" and pd.isna(frame["input.label"].iloc[1])
+    assert pd.isna(frame["label"]).all()
+    assert str(frame["at"].dt.tz) == "UTC"
+
+
+def test_times_in_other_zones_are_stored_as_utc(store: Store, tmp_path: Path) -> None:
+    plus_two = T0.astimezone(ZoneInfo("Europe/Berlin"))
+    with PredictionLog(store, tmp_path / "wal") as log:
+        log.append([entry(0, at=plus_two)])
+    assert read_predictions(store)["at"].iloc[0] == pd.Timestamp(T0)
+    assert len(read_predictions(store, since=T0 - timedelta(microseconds=1))) == 1
+    assert len(read_predictions(store, since=T0 + timedelta(microseconds=1))) == 0
