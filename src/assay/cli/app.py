@@ -188,6 +188,10 @@ from assay.cli.models import register_commands  # noqa: E402 - after the app exi
 
 register_commands(app)
 
+from assay.cli.serve import register_serve_commands  # noqa: E402
+
+register_serve_commands(app)
+
 
 def _progress() -> Progress:
     err = _err()

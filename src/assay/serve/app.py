@@ -1,0 +1,791 @@
+"""The REST server: an app factory over the runtime, the prediction log and the token verifier.
+
+>>> from assay.project import Project
+>>> from assay.serve.app import create_app
+>>> app = create_app(Project.open("assay.yaml"))        # doctest: +SKIP
+>>> # uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Endpoints: ``POST /v1/predict`` and ``POST /v1/feedback`` (assay's own format),
+``POST /invocations`` (MLflow's scoring server), the Open Inference Protocol v2
+(``/v2/health/*``, ``/v2/models/{name}``, ``/v2/models/{name}/infer``),
+``GET /healthz``, ``/readyz`` and ``/metrics``. Every 4xx has one shape,
+``{"error": code, "message": str, "details": [...]}``.
+
+The prediction endpoints share one path: authorize, read the body (bounded),
+parse it with orjson, pick the answering model from the current routing
+snapshot, validate, score (NumPy fast path), append every prediction (and the
+shadow's) to the write-ahead log with one call, and only then answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import traceback
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import assay
+from assay.errors import AssayError, NotFoundError
+from assay.project import Project
+from assay.registry import ModelRegistry
+from assay.serve import protocols as proto
+from assay.serve.auth import TokenVerifier
+from assay.serve.log import LogEntry, PredictionLog, new_prediction_id, record_feedback
+from assay.serve.metrics import ServerMetrics
+from assay.serve.protocols import RequestError
+from assay.serve.runtime import LoadedModel, ModelRuntime, Prediction
+from assay.serve.validation import ValidatedBatch
+from assay.store.database import utcnow
+
+__all__ = ["ServerState", "create_app", "create_app_from_env", "get_state", "model_name"]
+
+logger = logging.getLogger("assay.serve")
+
+#: batches larger than this are scored in a worker thread, so the event loop keeps answering
+THREAD_THRESHOLD = 32
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_JSON = "application/json"
+_ERROR_CODE_KEY = "assay.error"
+
+
+@dataclass
+class ServerState:
+    """What the endpoints share: project, registry, runtime, log, verifier, metrics and limits."""
+
+    project: Project
+    registry: ModelRegistry
+    runtime: ModelRuntime
+    log: PredictionLog
+    verifier: TokenVerifier | None
+    metrics: ServerMetrics
+    model_name: str
+    max_records: int
+    max_body_bytes: int
+
+
+def get_state(request: Request) -> ServerState:
+    """FastAPI dependency: the :class:`ServerState` of the app serving ``request``."""
+    state: ServerState = request.app.state.assay
+    return state
+
+
+def model_name(project: Project) -> str:
+    """The name the model is served under (OIP v2 ``/v2/models/{name}``): assay.yaml's ``name`` or the folder's."""
+    return project.spec.name or project.root.name or "model"
+
+
+def create_app(
+    project: Project,
+    *,
+    auth: bool = True,
+    poll_seconds: float = 1.0,
+    wal_dir: Path | None = None,
+    max_records: int = proto.DEFAULT_MAX_RECORDS,
+    max_body_bytes: int = proto.DEFAULT_MAX_BODY_BYTES,
+    seed: int = 0,
+    registry: ModelRegistry | None = None,
+) -> FastAPI:
+    """The server of ``project``.
+
+    Args:
+        project: the project whose registry is served.
+        auth: require ``Authorization: Bearer <token>`` on the prediction and feedback
+            endpoints (the CLI allows ``False`` only on a loopback address).
+        poll_seconds: how often the runtime re-reads aliases and the active deployment.
+        wal_dir: the prediction log's write-ahead folder (default ``.assay/wal``).
+        max_records: most records one request may carry (more -> 413).
+        max_body_bytes: largest request body (more -> 413).
+        seed: the seed of the canary draws.
+        registry: the registry to use (default: the project's store).
+    """
+    from assay.pipeline import open_registry
+
+    registry = registry if registry is not None else open_registry(project)
+    state = ServerState(
+        project=project,
+        registry=registry,
+        runtime=ModelRuntime(registry, poll_seconds=poll_seconds, seed=seed),
+        log=PredictionLog(registry.store, wal_dir if wal_dir is not None else project.state_dir / "wal"),
+        verifier=TokenVerifier(registry) if auth else None,
+        metrics=ServerMetrics(),
+        model_name=model_name(project),
+        max_records=int(max_records),
+        max_body_bytes=int(max_body_bytes),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.log.start()
+        state.runtime.start()  # loads the champion now; the poller retries and /readyz says why not
+        try:
+            yield
+        finally:
+            state.runtime.stop()
+            state.log.close()
+
+    app = FastAPI(
+        title=f"assay: {state.model_name}",
+        version=assay.__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.assay = state
+    _add_error_handlers(app)
+    _add_routes(app, state)
+    app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
+    app.add_middleware(_Observe, metrics=state.metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app for each worker of ``assay serve --workers N`` (uvicorn's factory), configured by
+    ``ASSAY_SERVE_CONFIG``, ``ASSAY_SERVE_AUTH`` (1/0), ``ASSAY_SERVE_POLL_SECONDS`` and
+    ``ASSAY_SERVE_MAX_RECORDS``."""
+    import os
+
+    project = Project.open(os.environ.get("ASSAY_SERVE_CONFIG") or None)
+    return create_app(
+        project,
+        auth=os.environ.get("ASSAY_SERVE_AUTH", "1") != "0",
+        poll_seconds=float(os.environ.get("ASSAY_SERVE_POLL_SECONDS", "1.0")),
+        max_records=int(os.environ.get("ASSAY_SERVE_MAX_RECORDS", str(proto.DEFAULT_MAX_RECORDS))),
+    )
+
+
+_DESCRIPTION = """Predictions from the champion model (a challenger may answer a canary share, or
+score in shadow), every one logged before it is answered. Send `Authorization: Bearer <token>`
+(create one with `assay token create NAME --scope predict`). Every 4xx body is
+`{"error": code, "message": text, "details": [...]}`."""
+
+
+# -- the prediction path ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scored:
+    model: LoadedModel
+    predictions: list[Prediction]
+    ids: list[str]
+    flags: tuple[tuple[str, ...], ...]
+
+
+def _score(state: ServerState, records: Sequence[Any], request_id: str) -> _Scored:
+    """Validate, score, log; raise :class:`RequestError` for refused records."""
+    routing = state.runtime.routing
+    if routing.champion is None:
+        raise _not_ready(state)
+    model, route, shadow = state.runtime.choose(routing)
+    at = utcnow()
+    batch = model.validate(records)
+    if batch.errors:
+        raise _refused(batch)
+    start = time.perf_counter()
+    try:
+        predictions = model.predict(batch)
+    except Exception:
+        state.metrics.observe_scoring_error(model.version, route)
+        raise
+    seconds = time.perf_counter() - start
+    state.metrics.observe_predictions(model.version, route, len(predictions), seconds)
+    state.metrics.observe_flags(model.version, batch.flags)
+    latency_ms = seconds * 1000.0
+    ids = [new_prediction_id() for _ in predictions]
+    entries = [
+        LogEntry(ids[i], at, model.version, route, request_id, _inputs(records[pos]), p.prediction,
+                 p.probabilities, p.confidence, latency_ms, list(batch.flags[i]))
+        for i, (pos, p) in enumerate(zip(batch.valid_index, predictions))
+    ]
+    if shadow is not None:
+        entries.extend(_shadow_entries(state, shadow, model, batch, records, request_id, at))
+    state.log.append(entries)
+    return _Scored(model, predictions, ids, batch.flags)
+
+
+def _shadow_entries(
+    state: ServerState,
+    shadow: LoadedModel,
+    model: LoadedModel,
+    batch: ValidatedBatch,
+    records: Sequence[Any],
+    request_id: str,
+    at: Any,
+) -> list[LogEntry]:
+    # a failing shadow is counted and logged, never allowed to fail the answer
+    try:
+        if shadow.features == model.features and shadow.columns == model.columns:
+            own, positions = batch, list(batch.valid_index)
+        else:
+            subset = [records[i] for i in batch.valid_index]
+            own = shadow.validate(subset)
+            positions = [batch.valid_index[i] for i in own.valid_index]
+        if not positions:
+            return []
+        start = time.perf_counter()
+        predictions = shadow.predict(own)
+        seconds = time.perf_counter() - start
+    except Exception:
+        state.metrics.observe_scoring_error(shadow.version, "shadow")
+        logger.warning("shadow version %s failed:\n%s", shadow.version, traceback.format_exc())
+        return []
+    state.metrics.observe_predictions(shadow.version, "shadow", len(predictions), seconds)
+    latency_ms = seconds * 1000.0
+    return [
+        LogEntry(new_prediction_id(), at, shadow.version, "shadow", request_id, _inputs(records[pos]),
+                 p.prediction, p.probabilities, p.confidence, latency_ms, list(own.flags[i]))
+        for i, (pos, p) in enumerate(zip(positions, predictions))
+    ]
+
+
+def _inputs(record: Any) -> dict[str, Any]:
+    return record if isinstance(record, dict) else {"value": record}
+
+
+async def _score_async(state: ServerState, records: Sequence[Any], request_id: str) -> _Scored:
+    if len(records) > THREAD_THRESHOLD:
+        return await run_in_threadpool(_score, state, records, request_id)
+    return _score(state, records, request_id)
+
+
+def _refused(batch: ValidatedBatch) -> RequestError:
+    details = [{"index": e.index, "field": e.field, "reason": e.reason, "code": e.code} for e in batch.errors]
+    shown = "; ".join(
+        f"record {e.index}" + (f" field '{e.field}'" if e.field and e.field != "(record)" else "")
+        + f": {e.reason}" for e in batch.errors[:3]
+    )
+    more = f" (and {len(batch.errors) - 3} more)" if len(batch.errors) > 3 else ""
+    records = len({e.index for e in batch.errors})
+    return RequestError(
+        422, "invalid_records",
+        f"{records} record(s) refused, nothing was scored: {shown}{more}. Fix these fields and send again.",
+        details,
+    )
+
+
+def _not_ready(state: ServerState) -> RequestError:
+    reason = getattr(state.runtime, "last_error", None)
+    message = "no verified champion model is loaded yet"
+    if reason:
+        message += f" (last error: {reason})"
+    return RequestError(503, "not_ready", message + "; promote a version with `assay promote VERSION`.",
+                        [{"last_error": str(reason)}] if reason else [])
+
+
+def _authorize(state: ServerState, request: Request, scope: str) -> str:
+    """The acting token's name; 401 without a valid token, 403 without ``scope``."""
+    verifier = state.verifier
+    if verifier is None:
+        return "anonymous"
+    header = request.headers.get("authorization")
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if not header:
+        raise RequestError(
+            401, "unauthorized",
+            "missing 'Authorization: Bearer <token>' header; create a token with "
+            f"`assay token create NAME --scope {scope}`.", headers=challenge,
+        )
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise RequestError(
+            401, "unauthorized",
+            f"the Authorization header must be 'Bearer <token>'; got a '{proto._clip(scheme, 20)}' header.",
+            headers=challenge,
+        )
+    info = verifier.verify(token)
+    if info is None:
+        raise RequestError(
+            401, "invalid_token",
+            "the token is unknown or revoked; check it, or create a new one with "
+            f"`assay token create NAME --scope {scope}`.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if not info.allows(scope):
+        raise RequestError(
+            403, "forbidden",
+            f"token '{info.name}' lacks the '{scope}' scope (it has: {', '.join(info.scopes) or 'none'}); "
+            f"create one with `assay token create NAME --scope {scope}`.",
+            [{"token": info.name, "required": scope, "scopes": list(info.scopes)}],
+        )
+    return info.name
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit, int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit, None)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int, got: int | None) -> RequestError:
+    return RequestError(
+        413, "body_too_large",
+        f"the request body is larger than {limit} bytes" + (f" ({got} bytes)" if got else "")
+        + "; send fewer records per request, or use `assay predict` for files.",
+        [{"limit": limit, "received": got}],
+    )
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    return given if given and _REQUEST_ID.match(given) else new_prediction_id()
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(proto.dumps(body), status_code=status, media_type=_JSON, headers=headers)
+
+
+def _error(request: Request, exc: RequestError) -> Response:
+    request.scope[_ERROR_CODE_KEY] = exc.code
+    return _json(exc.to_dict(), exc.status, exc.headers or None)
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+def _add_routes(app: FastAPI, state: ServerState) -> None:
+    secured = [{"bearer": []}] if state.verifier is not None else []
+    errors = {str(code): _error_doc(text) for code, text in (
+        (401, "Missing, malformed, unknown or revoked token."),
+        (403, "The token lacks the scope this endpoint needs."),
+        (413, "More records or bytes than one request may carry."),
+        (415, "Unsupported Content-Type."),
+        (422, "Malformed body or refused records (index, field, reason)."),
+        (503, "No verified champion loaded yet."),
+    )}
+
+    @app.post(
+        "/v1/predict",
+        summary="Predict records",
+        description="Score each record with the champion (or the canary challenger); every prediction "
+        "is logged before the answer. Records that cannot be scored refuse the whole request with 422 "
+        "naming index, field and reason; unknown categories and out-of-range values are answered and flagged.",
+        tags=["predict"],
+        response_class=Response,
+        openapi_extra={
+            "requestBody": _body_doc("#/components/schemas/PredictRequest"),
+            "responses": {"200": _ok_doc("#/components/schemas/PredictResponse"), **errors},
+            "security": secured,
+        },
+    )
+    async def predict(request: Request) -> Response:
+        try:
+            _authorize(state, request, "predict")
+            proto.check_content_type(request.headers.get("content-type"))
+            body = await _read_body(request, state.max_body_bytes)
+            records = proto.parse_records(proto.parse_json(body), max_records=state.max_records)
+            request_id = _request_id(request)
+            scored = await _score_async(state, records, request_id)
+        except RequestError as exc:
+            return _error(request, exc)
+        version = scored.model.version
+        out = [
+            {"id": pid, "prediction": p.prediction, "probabilities": p.probabilities,
+             "confidence": p.confidence, "version": version, "flags": list(f)}
+            for pid, p, f in zip(scored.ids, scored.predictions, scored.flags)
+        ]
+        return _json({"request_id": request_id, "predictions": out}, headers={"X-Request-ID": request_id})
+
+    @app.post(
+        "/v1/feedback",
+        summary="Send true labels",
+        description="Attach the true label to logged predictions (by the prediction id /v1/predict returned). "
+        "Ids of no logged prediction are listed in `unknown_ids`, not stored.",
+        tags=["predict"],
+        response_class=Response,
+        openapi_extra={
+            "requestBody": _body_doc("#/components/schemas/FeedbackRequest"),
+            "responses": {"200": _ok_doc("#/components/schemas/FeedbackResponse"), **errors},
+            "security": secured,
+        },
+    )
+    async def feedback(request: Request) -> Response:
+        try:
+            actor = _authorize(state, request, "feedback")
+            proto.check_content_type(request.headers.get("content-type"))
+            body = await _read_body(request, state.max_body_bytes)
+            pairs = proto.parse_feedback(proto.parse_json(body), max_labels=state.max_records)
+        except RequestError as exc:
+            return _error(request, exc)
+        result = await run_in_threadpool(record_feedback, state.registry.store, pairs, actor, log=state.log)
+        return _json(result.to_dict())
+
+    @app.post(
+        "/invocations",
+        summary="Predict (MLflow scoring-server format)",
+        description="Compatible with MLflow's scoring server: a JSON body with one of `dataframe_split`, "
+        "`dataframe_records`, `instances`, `inputs` (or a CSV body with a header row); the answer is "
+        '`{"predictions": [...]}` (class labels or values).',
+        tags=["compatibility"],
+        response_class=Response,
+        openapi_extra={
+            "requestBody": {"required": True, "content": {
+                _JSON: {"schema": {"$ref": "#/components/schemas/MlflowRequest"}},
+                "text/csv": {"schema": {"type": "string"}},
+            }},
+            "responses": {"200": _ok_doc("#/components/schemas/MlflowResponse"), **errors},
+            "security": secured,
+        },
+    )
+    async def invocations(request: Request) -> Response:
+        try:
+            _authorize(state, request, "predict")
+            media = proto.check_content_type(request.headers.get("content-type"), (_JSON, "text/csv"))
+            body = await _read_body(request, state.max_body_bytes)
+            routing = state.runtime.routing
+            if routing.champion is None:
+                raise _not_ready(state)
+            if media == "text/csv":
+                records = proto.parse_csv(body, max_records=state.max_records)
+            else:
+                records = proto.parse_mlflow(proto.parse_json(body), routing.champion.features,
+                                             max_records=state.max_records)
+            request_id = _request_id(request)
+            scored = await _score_async(state, records, request_id)
+        except RequestError as exc:
+            return _error(request, exc)
+        return _json({"predictions": [p.prediction for p in scored.predictions]},
+                     headers={"X-Request-ID": request_id})
+
+    @app.get("/v2", summary="OIP v2 server metadata", tags=["oip-v2"])
+    async def oip_server() -> dict[str, Any]:
+        return {"name": "assay", "version": assay.__version__, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live", summary="OIP v2 liveness", tags=["oip-v2"])
+    async def oip_live() -> dict[str, Any]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", summary="OIP v2 readiness", tags=["oip-v2"], response_class=Response,
+             responses={"503": _error_doc("No verified champion loaded yet.")})
+    async def oip_ready(request: Request) -> Response:
+        if not state.runtime.ready:
+            return _error(request, _not_ready(state))
+        return _json({"ready": True})
+
+    @app.get("/v2/models/{name}", summary="OIP v2 model metadata", tags=["oip-v2"], response_class=Response,
+             openapi_extra={"responses": {"200": _ok_doc("#/components/schemas/OipModelMetadata"), **errors},
+                            "security": secured})
+    async def oip_metadata(name: str, request: Request) -> Response:
+        try:
+            _authorize(state, request, "predict")
+            model = _oip_model(state, name)
+        except RequestError as exc:
+            return _error(request, exc)
+        kinds = {c.name: c.kind for c in model.columns}
+        return _json(proto.oip_model_metadata(state.model_name, model.version, task=model.task,
+                                              features=model.features, kinds=kinds, classes=model.classes))
+
+    @app.get("/v2/models/{name}/ready", summary="OIP v2 model readiness", tags=["oip-v2"],
+             response_class=Response, openapi_extra={"responses": errors, "security": secured})
+    async def oip_model_ready(name: str, request: Request) -> Response:
+        try:
+            _authorize(state, request, "predict")
+            _oip_model(state, name)
+        except RequestError as exc:
+            return _error(request, exc)
+        return _json({"name": state.model_name, "ready": True})
+
+    @app.post(
+        "/v2/models/{name}/infer",
+        summary="OIP v2 inference",
+        description="One input tensor per feature (shape [N] or [N, 1]; JSON data or the binary tensor "
+        "extension). Outputs: `prediction`, `probabilities` [N, classes] and `confidence` "
+        "(classification), `prediction_id`.",
+        tags=["oip-v2"],
+        response_class=Response,
+        openapi_extra={
+            "requestBody": _body_doc("#/components/schemas/OipInferRequest"),
+            "responses": {"200": _ok_doc("#/components/schemas/OipInferResponse"), **errors},
+            "security": secured,
+        },
+    )
+    async def oip_infer(name: str, request: Request) -> Response:
+        try:
+            _authorize(state, request, "predict")
+            _oip_model(state, name)
+            header = request.headers.get("inference-header-content-length")
+            if header is None:
+                proto.check_content_type(request.headers.get("content-type"))
+            elif not header.isdigit():
+                raise RequestError(422, "invalid_body",
+                                   "Inference-Header-Content-Length must be a whole number of bytes.")
+            body = await _read_body(request, state.max_body_bytes)
+            parsed = proto.parse_oip_infer(body, header_length=int(header) if header else None,
+                                           max_records=state.max_records)
+            request_id = _request_id(request)
+            scored = await _score_async(state, parsed.records, request_id)
+            model = scored.model
+            out = proto.oip_infer_response(state.model_name, model.version, parsed.id,
+                                           predictions=scored.predictions, ids=scored.ids, task=model.task,
+                                           classes=model.classes, outputs=parsed.outputs)
+        except RequestError as exc:
+            return _error(request, exc)
+        return _json(out, headers={"X-Request-ID": request_id})
+
+    @app.get("/healthz", summary="Liveness", tags=["health"])
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: a verified champion is loaded", tags=["health"],
+             response_class=Response, responses={"503": _error_doc("No verified champion loaded yet.")})
+    async def readyz(request: Request) -> Response:
+        routing = state.runtime.routing
+        if not state.runtime.ready or routing.champion is None:
+            return _error(request, _not_ready(state))
+        challenger = routing.challenger.version if routing.challenger is not None else None
+        return _json({"status": "ready", "champion": routing.champion.version, "challenger": challenger,
+                      "mode": routing.mode, "share": routing.share})
+
+    @app.get("/metrics", summary="Prometheus metrics", tags=["health"], response_class=Response)
+    async def metrics() -> Response:
+        routing = state.runtime.routing
+        state.metrics.set_models(
+            routing.champion.version if routing.champion is not None else None,
+            routing.challenger.version if routing.challenger is not None else None,
+            state.runtime.ready,
+        )
+        text, content_type = state.metrics.render()
+        return Response(text, media_type=content_type)
+
+
+def _oip_model(state: ServerState, name: str) -> LoadedModel:
+    if name != state.model_name:
+        raise RequestError(
+            404, "unknown_model",
+            f"no model named '{proto._clip(name, 60)}' is served here; this server serves "
+            f"'{state.model_name}' (GET /v2/models/{state.model_name}).",
+        )
+    champion = state.runtime.routing.champion
+    if champion is None:
+        raise _not_ready(state)
+    return champion
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def request_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, RequestError):  # registered for this type only
+            raise exc
+        return _error(request, exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, f"http_{status}")
+        detail = getattr(exc, "detail", None)
+        message = {404: f"no endpoint at {request.url.path}; see /docs for the endpoints.",
+                   405: f"{request.method} is not allowed on {request.url.path}; see /docs."}.get(
+            status, str(detail or "request refused"))
+        headers = dict(getattr(exc, "headers", None) or {})
+        return _error(request, RequestError(status, code, message, headers=headers))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        details = [{"field": ".".join(str(p) for p in e.get("loc", ())), "reason": str(e.get("msg", "")),
+                    "code": str(e.get("type", ""))} for e in errors[:20]]
+        shown = "; ".join(f"{d['field']}: {d['reason']}" for d in details[:3])
+        return _error(request, RequestError(422, "invalid_request", f"the request is invalid: {shown}.", details))
+
+    async def assay_error(request: Request, exc: Exception) -> Response:
+        status = 404 if isinstance(exc, NotFoundError) else 503
+        body = exc.to_dict() if isinstance(exc, AssayError) else {}
+        return _error(request, RequestError(status, "not_found" if status == 404 else "unavailable",
+                                            str(exc), [body]))
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        logger.error("internal error on %s %s:\n%s", request.method, request.url.path,
+                     "".join(traceback.format_exception(exc)))
+        request.scope[_ERROR_CODE_KEY] = "internal_error"
+        body = {"error": "internal_error", "message": f"an internal error occurred ({type(exc).__name__}); "
+                "it was logged on the server", "details": []}
+        return _json(body, 500)
+
+    app.add_exception_handler(RequestError, request_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(AssayError, assay_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+class _Observe:
+    """ASGI middleware: count every HTTP request by route template, status and error code."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(endpoint, status, time.perf_counter() - start, scope.get(_ERROR_CODE_KEY))
+
+
+# -- OpenAPI -----------------------------------------------------------------------------------
+
+
+def _body_doc(ref: str) -> dict[str, Any]:
+    return {"required": True, "content": {_JSON: {"schema": {"$ref": ref}}}}
+
+
+def _ok_doc(ref: str) -> dict[str, Any]:
+    return {"description": "Successful response", "content": {_JSON: {"schema": {"$ref": ref}}}}
+
+
+def _error_doc(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _openapi(app: FastAPI, state: ServerState) -> dict[str, Any]:
+    """The OpenAPI document; the record schema follows the current champion's features."""
+    if app.openapi_schema is None:
+        app.openapi_schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                         routes=app.routes)
+    import copy
+
+    doc = copy.deepcopy(app.openapi_schema)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(_schemas(state))
+    if state.verifier is not None:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return doc
+
+
+def _schemas(state: ServerState) -> dict[str, Any]:
+    champion = state.runtime.routing.champion
+    properties: dict[str, Any] = {}
+    if champion is not None:
+        for column in champion.columns:
+            properties[column.name] = _column_schema(column)
+    required = [c.name for c in champion.columns if not c.nullable] if champion is not None else []
+    record = {"type": "object", "properties": properties, "required": required, "additionalProperties": True,
+              "description": "One record: feature name -> value (null for missing; a feature that had "
+              "missing values in training may be left out)."}
+    limit = state.max_records
+    rows = {"type": "array", "minItems": 1, "maxItems": limit}
+    label = {"type": ["string", "number", "boolean"]}
+    return {
+        "Error": proto.ERROR_SCHEMA,
+        "Record": record,
+        "PredictRequest": {"type": "object", "required": ["records"], "additionalProperties": False,
+                           "properties": {"records": {**rows, "items": {"$ref": "#/components/schemas/Record"}}},
+                           "example": {"records": [_example(champion)]}},
+        "Prediction": {"type": "object", "required": ["id", "prediction", "version", "flags"], "properties": {
+            "id": {"type": "string", "description": "the prediction id (send it back with /v1/feedback)"},
+            "prediction": {**label, "description": "class label or value"},
+            "probabilities": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
+            "confidence": {"type": ["number", "null"]},
+            "version": {"type": "integer", "description": "the model version that answered"},
+            "flags": {"type": "array", "items": {"type": "string"},
+                      "description": "answered but flagged: unknown_category, out_of_range, ..."},
+        }},
+        "PredictResponse": {"type": "object", "required": ["request_id", "predictions"], "properties": {
+            "request_id": {"type": "string"},
+            "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}}},
+        "FeedbackRequest": {"type": "object", "required": ["labels"], "additionalProperties": False,
+                            "properties": {"labels": {**rows, "items": {
+                                "type": "object", "required": ["id", "label"], "additionalProperties": False,
+                                "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 128},
+                                               "label": label}}}}},
+        "FeedbackResponse": {"type": "object", "properties": {
+            "accepted": {"type": "integer"}, "unknown_ids": {"type": "array", "items": {"type": "string"}}}},
+        "MlflowRequest": {"type": "object", "description": "exactly one of the four formats", "oneOf": [
+            {"required": ["dataframe_split"], "properties": {"dataframe_split": {
+                "type": "object", "required": ["columns", "data"],
+                "properties": {"columns": {"type": "array", "items": {"type": "string"}},
+                               "data": {**rows, "items": {"type": "array"}}}}}},
+            {"required": ["dataframe_records"], "properties": {
+                "dataframe_records": {**rows, "items": {"$ref": "#/components/schemas/Record"}}}},
+            {"required": ["instances"], "properties": {"instances": {**rows}}},
+            {"required": ["inputs"], "properties": {"inputs": {"type": ["array", "object"]}}},
+        ]},
+        "MlflowResponse": {"type": "object", "required": ["predictions"],
+                           "properties": {"predictions": {"type": "array", "items": label}}},
+        "OipTensor": {"type": "object", "required": ["name", "shape", "datatype"], "properties": {
+            "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "datatype": {"type": "string", "enum": list(proto.OIP_DATATYPES)},
+            "data": {"type": "array"}, "parameters": {"type": "object"}}},
+        "OipInferRequest": {"type": "object", "required": ["inputs"], "properties": {
+            "id": {"type": "string"},
+            "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/OipTensor"}},
+            "outputs": {"type": "array", "items": {"type": "object", "required": ["name"],
+                                                   "properties": {"name": {"type": "string"}}}}}},
+        "OipInferResponse": {"type": "object", "required": ["model_name", "outputs"], "properties": {
+            "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
+            "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/OipTensor"}}}},
+        "OipModelMetadata": {"type": "object", "required": ["name", "inputs", "outputs"], "properties": {
+            "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": {"type": "object"}},
+            "outputs": {"type": "array", "items": {"type": "object"}}}},
+    }
+
+
+def _column_schema(column: Any) -> dict[str, Any]:
+    kind = column.kind
+    schema: dict[str, Any]
+    if kind in ("numeric", "integer"):
+        schema = {"type": "number" if kind == "numeric" else "integer"}
+    elif kind == "boolean":
+        schema = {"type": "boolean"}
+    elif kind == "datetime":
+        schema = {"type": "string", "format": "date-time"}
+    else:
+        schema = {"type": "string"}
+        if column.categories:
+            schema["examples"] = list(column.categories[:5])
+    if column.nullable:
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def _example(champion: LoadedModel | None) -> dict[str, Any]:
+    if champion is None:
+        return {"feature": 1.0}
+    out: dict[str, Any] = {}
+    for column in champion.columns:
+        if column.kind in ("numeric", "integer") and column.min is not None and column.max is not None:
+            middle = (float(column.min) + float(column.max)) / 2
+            out[column.name] = round(middle) if column.kind == "integer" else round(middle, 3)
+        elif column.kind == "boolean":
+            out[column.name] = True
+        elif column.categories:
+            out[column.name] = column.categories[0]
+        elif column.kind == "datetime" and column.min is not None:
+            out[column.name] = str(column.min)
+        else:
+            out[column.name] = None
+    return out

@@ -1,0 +1,407 @@
+"""Batch scoring (``assay predict``): files in chunks, or JSON lines from stdin, validated like the server.
+
+Each chunk of rows is turned into the JSON records a client would send (so
+dates, nulls and numbers reach :func:`~assay.serve.validation.validate_records`
+exactly as they would over HTTP), validated against the model's schema and
+scored with the runtime's fast path.
+
+>>> result = predict_file(registry, Path("in.parquet"), Path("out.parquet"))   # doctest: +SKIP
+>>> result.scored, result.version                                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+
+from assay.errors import DataError, NotFoundError
+from assay.registry import CHAMPION, ModelRegistry
+from assay.serve.runtime import LoadedModel, Prediction
+from assay.serve.validation import ValidatedBatch
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "FORMATS",
+    "BatchResult",
+    "load_model_for_batch",
+    "output_columns",
+    "predict_file",
+    "predict_stream",
+]
+
+#: rows scored per chunk of a file
+DEFAULT_CHUNK_SIZE = 10_000
+#: file suffixes read and written
+FORMATS = (".parquet", ".csv", ".jsonl")
+
+Progress = Callable[[int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one batch scoring did.
+
+    Attributes:
+        version: the model version that scored.
+        rows: records read.
+        scored: records answered (flagged ones included).
+        refused: records not scored (invalid; only with ``skip_invalid`` or on stdin).
+        flagged: records answered but flagged (unknown category, out of range, ...).
+        output: the file written (None for a stream).
+        seconds: wall time.
+    """
+
+    version: int
+    rows: int
+    scored: int
+    refused: int
+    flagged: int
+    output: str | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        return {"version": self.version, "rows": self.rows, "scored": self.scored, "refused": self.refused,
+                "flagged": self.flagged, "output": self.output, "seconds": round(float(self.seconds), 3)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchResult:
+        """The inverse of :meth:`to_dict`."""
+        return cls(int(data["version"]), int(data["rows"]), int(data["scored"]), int(data["refused"]),
+                   int(data["flagged"]), data.get("output"), float(data["seconds"]))
+
+
+def load_model_for_batch(registry: ModelRegistry, version: int | None = None) -> LoadedModel:
+    """The verified model of ``version`` (default: the champion)."""
+    if version is None:
+        version = registry.alias(CHAMPION)
+        if version is None:
+            raise NotFoundError(
+                "there is no champion to score with",
+                where=registry.store.url,
+                expected="a promoted version, or --version N",
+                received="no champion",
+                fix="Promote one with `assay promote VERSION`, or pass --version N (see `assay models`).",
+            )
+    return LoadedModel.load(registry, int(version))
+
+
+def output_columns(model: LoadedModel, existing: Sequence[str] = ()) -> dict[str, str]:
+    """Output column names: ``prediction``, ``confidence``, ``probability_<class>``, ``model_version``,
+    ``flags``, ``error``; prefixed ``assay_`` if any clashes with an input column."""
+    names = {"prediction": "prediction", "confidence": "confidence", "model_version": "model_version",
+             "flags": "flags", "error": "error"}
+    for label in model.classes or []:
+        names[f"probability:{label}"] = f"probability_{label}"
+    if set(names.values()) & set(existing):
+        names = {key: f"assay_{value}" for key, value in names.items()}
+    return names
+
+
+def predict_file(
+    registry: ModelRegistry,
+    source: Path,
+    output: Path,
+    *,
+    version: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    skip_invalid: bool = False,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Score every row of ``source`` into ``output`` (Parquet, CSV or JSON lines, by suffix).
+
+    The output holds the input columns followed by :func:`output_columns`. A row
+    that cannot be scored stops the run with a :class:`DataError` naming the row,
+    column and reason, unless ``skip_invalid`` (then its prediction is empty and
+    ``error`` says why). The output is written to a temporary file and renamed
+    when complete.
+    """
+    started = time.perf_counter()
+    source, output = Path(source), Path(output)
+    _check_suffix(source, "input")
+    _check_suffix(output, "output")
+    if not source.is_file():
+        raise DataError("the input file does not exist", path=str(source),
+                        fix="Check the path; `assay predict` reads .parquet, .csv or .jsonl files.")
+    if not output.parent.is_dir():
+        raise DataError("the output folder does not exist", path=str(output.parent),
+                        fix="Create it first, or write elsewhere with -o.")
+    if chunk_size < 1:
+        raise DataError("the chunk size must be positive", path=str(source), received=chunk_size,
+                        fix="Pass --chunk-size 10000 (the default) or another positive number.")
+    model = load_model_for_batch(registry, version)
+    schema, chunks, total = _read(source, chunk_size)
+    names = output_columns(model, schema.names)
+    out_schema = _output_schema(schema, model, names)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    rows = scored = refused = flagged = 0
+    writer = _Writer(tmp, out_schema, output.suffix[1:].lower())
+    try:
+        for table in chunks:
+            frame = table.to_pandas()
+            records = orjson.loads(frame.to_json(orient="records", date_format="iso"))
+            batch = model.validate(records)
+            if batch.errors and not skip_invalid:
+                raise _row_error(batch, rows, source)
+            predictions = model.predict(batch) if batch.valid_index else []
+            columns = _prediction_columns(model, names, len(records), batch, predictions)
+            writer.write(pa.Table.from_arrays([*table.columns, *columns.values()], schema=out_schema))
+            rows += len(records)
+            scored += len(predictions)
+            refused += len(records) - len(predictions)
+            flagged += sum(1 for f in batch.flags if f)
+            if progress is not None:
+                progress(rows, total)
+        writer.close()
+        tmp.replace(output)
+    finally:
+        if not writer._closed:
+            writer._closed = True  # an error stopped the run: drop the partial file
+            writer.close_files()
+        tmp.unlink(missing_ok=True)
+    return BatchResult(model.version, rows, scored, refused, flagged, str(output), time.perf_counter() - started)
+
+
+def predict_stream(
+    registry: ModelRegistry,
+    lines: Iterable[str | bytes],
+    write: Callable[[str], None],
+    *,
+    version: int | None = None,
+    chunk_size: int = 1000,
+    flush: Callable[[], None] | None = None,
+) -> BatchResult:
+    """Score JSON lines (one record per line) and write one JSON line per record, in order.
+
+    A scored record gives ``{"prediction", "probabilities", "confidence", "version",
+    "flags"}``; a line that is not JSON, or a record the server would refuse, gives
+    ``{"error", "message", "details"}`` in its place and the stream goes on. Blank
+    lines are skipped. Output is written (and ``flush`` called) after every
+    ``chunk_size`` lines and at the end.
+    """
+    started = time.perf_counter()
+    model = load_model_for_batch(registry, version)
+    rows = scored = refused = flagged = 0
+    for chunk in _chunks(lines, max(1, chunk_size)):
+        parsed: list[Any] = []
+        out: list[dict[str, Any] | None] = []
+        for number, line in chunk:
+            try:
+                parsed.append(orjson.loads(line))
+                out.append(None)
+            except orjson.JSONDecodeError as exc:
+                out.append({"error": "invalid_json", "message": f"line {number} is not valid JSON ({exc}); "
+                            "send one JSON object per line.", "details": [{"line": number}]})
+        positions = [i for i, item in enumerate(out) if item is None]
+        batch = model.validate(parsed)
+        predictions = model.predict(batch) if batch.valid_index else []
+        answered = dict(zip(batch.valid_index, zip(predictions, batch.flags)))
+        issues: dict[int, list[dict[str, Any]]] = {}
+        for issue in batch.errors:
+            issues.setdefault(issue.index, []).append(
+                {"field": issue.field, "reason": issue.reason, "code": issue.code})
+        for k, pos in enumerate(positions):
+            number = chunk[pos][0]
+            if k in answered:
+                p, flags = answered[k]
+                out[pos] = {"prediction": p.prediction, "probabilities": p.probabilities,
+                            "confidence": p.confidence, "version": model.version, "flags": list(flags)}
+                flagged += bool(flags)
+            else:
+                found = issues.get(k, [])
+                reasons = "; ".join(
+                    (f"field '{d['field']}': " if d["field"] else "") + d["reason"] for d in found[:3])
+                for d in found:
+                    d["line"] = number
+                out[pos] = {"error": "invalid_record", "message": f"line {number} refused: {reasons}.",
+                            "details": found}
+        for item in out:
+            write(orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+            if item is not None and "error" in item:
+                refused += 1
+            else:
+                scored += 1
+        rows += len(chunk)
+        if flush is not None:
+            flush()
+    return BatchResult(model.version, rows, scored, refused, flagged, None, time.perf_counter() - started)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _check_suffix(path: Path, role: str) -> None:
+    if path.suffix.lower() not in FORMATS:
+        raise DataError(
+            f"the {role} file's format is not known from its name",
+            path=str(path), expected="a name ending in " + ", ".join(FORMATS), received=path.suffix or "no suffix",
+            fix="Rename it, or convert it to Parquet or CSV.",
+        )
+
+
+def _read(source: Path, chunk_size: int) -> tuple[pa.Schema, Iterator[pa.Table], int | None]:
+    suffix = source.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            handle = pq.ParquetFile(source)
+            schema = handle.schema_arrow
+            total = handle.metadata.num_rows
+            batches = (pa.Table.from_batches([b], schema=schema)
+                       for b in handle.iter_batches(batch_size=chunk_size))
+            return schema, batches, total
+        if suffix == ".csv":
+            frame = pd.read_csv(source)
+        else:
+            frame = pd.read_json(source, lines=True)
+    except (OSError, ValueError, pa.ArrowException, pd.errors.ParserError) as exc:
+        raise DataError(f"the input file cannot be read ({str(exc).splitlines()[0][:200]})", path=str(source),
+                        fix="Check that the file is complete and in the format its name says.") from None
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.schema, (table.slice(i, chunk_size) for i in range(0, table.num_rows, chunk_size)), len(frame)
+
+
+def _label_type(model: LoadedModel) -> pa.DataType:
+    classes = model.classes
+    if not classes:
+        return pa.float64()
+    if all(isinstance(c, bool) for c in classes):
+        return pa.bool_()
+    if all(isinstance(c, int) for c in classes):
+        return pa.int64()
+    return pa.string()
+
+
+def _output_schema(schema: pa.Schema, model: LoadedModel, names: Mapping[str, str]) -> pa.Schema:
+    fields = list(schema)
+    fields.append(pa.field(names["prediction"], _label_type(model)))
+    fields.append(pa.field(names["confidence"], pa.float64()))
+    for key, name in names.items():
+        if key.startswith("probability:"):
+            fields.append(pa.field(name, pa.float64()))
+    fields.append(pa.field(names["model_version"], pa.int64()))
+    fields.append(pa.field(names["flags"], pa.string()))
+    fields.append(pa.field(names["error"], pa.string()))
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _prediction_columns(
+    model: LoadedModel,
+    names: Mapping[str, str],
+    n: int,
+    batch: ValidatedBatch,
+    predictions: Sequence[Prediction],
+) -> dict[str, pa.Array]:
+    label: list[Any] = [None] * n
+    confidence: list[float | None] = [None] * n
+    flags: list[str | None] = [None] * n
+    errors: list[str | None] = [None] * n
+    classes = [str(c) for c in model.classes or []]
+    probabilities: dict[str, list[float | None]] = {c: [None] * n for c in classes}
+    string_labels = _label_type(model) == pa.string()
+    for pos, p, f in zip(batch.valid_index, predictions, batch.flags):
+        label[pos] = str(p.prediction) if string_labels else p.prediction
+        confidence[pos] = p.confidence
+        flags[pos] = ";".join(f)
+        for c in classes:
+            probabilities[c][pos] = (p.probabilities or {}).get(c)
+    by_row: dict[int, list[str]] = {}
+    for issue in batch.errors:
+        by_row.setdefault(issue.index, []).append(f"{issue.field}: {issue.reason}" if issue.field else issue.reason)
+    for pos, reasons in by_row.items():
+        errors[pos] = "; ".join(reasons)
+    valid = set(batch.valid_index)
+    version = [model.version if i in valid else None for i in range(n)]
+    columns: dict[str, pa.Array] = {
+        names["prediction"]: pa.array(label, type=_label_type(model)),
+        names["confidence"]: pa.array(confidence, type=pa.float64()),
+    }
+    for c in classes:
+        columns[names[f"probability:{c}"]] = pa.array(probabilities[c], type=pa.float64())
+    columns[names["model_version"]] = pa.array(version, type=pa.int64())
+    columns[names["flags"]] = pa.array(flags, type=pa.string())
+    columns[names["error"]] = pa.array(errors, type=pa.string())
+    return columns
+
+
+def _row_error(batch: ValidatedBatch, offset: int, source: Path) -> DataError:
+    first = batch.errors[0]
+    more = len({e.index for e in batch.errors}) - 1
+    return DataError(
+        f"row {offset + first.index} cannot be scored: {first.reason}"
+        + (f" ({more} more row(s) in this chunk too)" if more > 0 else ""),
+        path=str(source), column=first.field or None,
+        fix="Fix the row, or pass --skip-invalid to write such rows with an empty prediction and the reason.",
+    )
+
+
+def _chunks(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, str | bytes]]]:
+    chunk: list[tuple[int, str | bytes]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        chunk.append((number, line))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Writer:
+    """Writes tables to Parquet, CSV or JSON lines, by the suffix of the final name."""
+
+    def __init__(self, path: Path, schema: pa.Schema, fmt: str) -> None:
+        self.path = path
+        self.schema = schema
+        self.format = fmt
+        self._parquet: Any = None
+        self._handle: Any = None
+        self._first = True
+        self._closed = False
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table``."""
+        if self.format == "parquet":
+            if self._parquet is None:
+                import pyarrow.parquet as pq
+
+                self._parquet = pq.ParquetWriter(self.path, self.schema)
+            self._parquet.write_table(table)
+            return
+        frame = table.to_pandas()
+        if self._handle is None:
+            self._handle = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
+        if self.format == "csv":
+            frame.to_csv(self._handle, header=self._first, index=False)
+        else:
+            text = frame.to_json(orient="records", lines=True, date_format="iso")
+            self._handle.write(text if text.endswith("\n") or not text else text + "\n")
+        self._first = False
+
+    def close(self) -> None:
+        """Finish the file (an empty input still gets a valid, empty output)."""
+        if self._closed:
+            return
+        if self._first:
+            self.write(self.schema.empty_table())
+        self._closed = True
+        self.close_files()
+
+    def close_files(self) -> None:
+        """Close the open file handles without finishing anything."""
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

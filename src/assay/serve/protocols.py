@@ -1,0 +1,676 @@
+"""Wire formats of the server: assay's own, MLflow's scoring server, and Open Inference Protocol v2.
+
+Every parser turns a request body into a list of *records* (one JSON object per
+row, keyed by feature name) for :func:`assay.serve.validation.validate_records`,
+and raises :class:`RequestError` (a 4xx with a stable code, a message that says
+what was expected and what was received, and structured details) for anything
+else. Nothing here touches a model, so every malformed body is refused before
+scoring.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_RECORDS",
+    "ERROR_SCHEMA",
+    "MLFLOW_FORMATS",
+    "OIP_DATATYPES",
+    "OipRequest",
+    "RequestError",
+    "check_content_type",
+    "dumps",
+    "feature_datatype",
+    "label_datatype",
+    "oip_infer_response",
+    "oip_model_metadata",
+    "parse_csv",
+    "parse_feedback",
+    "parse_json",
+    "parse_mlflow",
+    "parse_oip_infer",
+    "parse_records",
+]
+
+#: largest number of records (rows) one request may carry
+DEFAULT_MAX_RECORDS = 1000
+#: largest request body, in bytes
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+#: the body keys of MLflow's scoring server, one of which a request must use
+MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+#: tensor datatypes of the Open Inference Protocol v2
+OIP_DATATYPES = (
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BYTES",
+)
+_NUMPY_TYPES = {
+    "BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+    "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
+    "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
+}
+_MAX_ID_LENGTH = 128
+
+#: the JSON schema of every 4xx body (for the OpenAPI document)
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message", "details"],
+    "properties": {
+        "error": {"type": "string", "description": "a stable code, e.g. invalid_records"},
+        "message": {"type": "string", "description": "what was expected, what was received, what to do"},
+        "details": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+class RequestError(Exception):
+    """A request the server refuses, rendered as ``{"error", "message", "details"}``.
+
+    Attributes:
+        status: the HTTP status (400-499).
+        code: a stable machine-readable code (``invalid_json``, ``invalid_records``, ...).
+        message: one line for a person: what was expected, what was received, what to do.
+        details: structured items, e.g. ``{"index", "field", "reason", "code"}`` per refused field.
+        headers: extra response headers (``WWW-Authenticate`` on a 401).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Sequence[Mapping[str, Any]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = [dict(d) for d in details]
+        self.headers = dict(headers or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The response body."""
+        return {"error": self.code, "message": self.message, "details": self.details}
+
+
+def dumps(obj: Any) -> bytes:
+    """JSON bytes of a response (NumPy values allowed; NaN and infinity become null)."""
+    return orjson.dumps(obj, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _default(obj: Any) -> Any:
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    isoformat = getattr(obj, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    return str(obj)
+
+
+def check_content_type(value: str | None, accepted: Sequence[str] = ("application/json",)) -> str:
+    """The media type of a ``Content-Type`` header, if it is one of ``accepted`` (missing means JSON)."""
+    if not value:
+        return accepted[0]
+    media = value.split(";", 1)[0].strip().lower()
+    if media in accepted or (media.endswith("+json") and "application/json" in accepted):
+        return media
+    raise RequestError(
+        415,
+        "unsupported_media_type",
+        f"Content-Type '{_clip(value, 60)}' is not accepted here; send the body as "
+        + " or ".join(accepted)
+        + f" (for example with the header 'Content-Type: {accepted[0]}').",
+        [{"received": _clip(value, 60), "accepted": list(accepted)}],
+    )
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of ``body``; a 422 that quotes the decoder's position if it is not JSON."""
+    if not body or not body.strip():
+        raise RequestError(
+            422,
+            "empty_body",
+            "the request body is empty; expected a JSON object such as "
+            '{"records": [{"feature": value}]}.',
+        )
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(
+            422,
+            "invalid_json",
+            f"the request body is not valid JSON ({exc}); send one JSON object, "
+            "with numbers written as JSON numbers (no NaN or Infinity).",
+            [{"reason": str(exc)}],
+        ) from None
+
+
+def parse_records(payload: Any, *, max_records: int = DEFAULT_MAX_RECORDS) -> list[Any]:
+    """The records of an assay ``/v1/predict`` body: ``{"records": [{...}, ...]}``."""
+    if not isinstance(payload, dict):
+        raise RequestError(
+            422,
+            "invalid_body",
+            "expected a JSON object with a 'records' list, such as "
+            f'{{"records": [{{"feature": value}}]}}; got {_kind(payload)}.',
+        )
+    if "records" not in payload:
+        raise RequestError(
+            422,
+            "invalid_body",
+            "the body has no 'records' key; expected "
+            f'{{"records": [{{"feature": value}}]}}; got keys: {_keys(payload)}.',
+        )
+    extra = [k for k in payload if k != "records"]
+    if extra:
+        raise RequestError(
+            422,
+            "invalid_body",
+            f"unknown key(s) {_keys(extra)} in the body; it takes only 'records'.",
+            [{"field": k, "reason": "unknown key"} for k in extra[:20]],
+        )
+    return _check_rows(payload["records"], "records", max_records)
+
+
+def parse_feedback(payload: Any, *, max_labels: int = DEFAULT_MAX_RECORDS) -> list[tuple[str, Any]]:
+    """The ``(prediction id, label)`` pairs of a ``/v1/feedback`` body: ``{"labels": [{"id", "label"}]}``."""
+    if not isinstance(payload, dict) or "labels" not in payload:
+        got = f"keys: {_keys(payload)}" if isinstance(payload, dict) else _kind(payload)
+        raise RequestError(
+            422,
+            "invalid_body",
+            'expected a JSON object {"labels": [{"id": "<prediction id>", "label": <true label>}]}; '
+            f"got {got}.",
+        )
+    extra = [k for k in payload if k != "labels"]
+    if extra:
+        raise RequestError(
+            422, "invalid_body", f"unknown key(s) {_keys(extra)} in the body; it takes only 'labels'."
+        )
+    items = _check_rows(payload["labels"], "labels", max_labels)
+    pairs: list[tuple[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append(_issue(i, "", f"expected an object with 'id' and 'label', got {_kind(item)}",
+                                   "not_an_object"))
+            continue
+        unknown = [k for k in item if k not in ("id", "label")]
+        ident, label = item.get("id"), item.get("label", _MISSING)
+        if not isinstance(ident, str) or not 0 < len(ident) <= _MAX_ID_LENGTH:
+            problems.append(_issue(i, "id", "expected the prediction id (a string) returned by "
+                                   f"/v1/predict, got {_short(ident)}", "missing" if ident is None else "type"))
+        if label is _MISSING:
+            problems.append(_issue(i, "label", "missing; expected the true label", "missing"))
+        elif label is not None and not isinstance(label, (str, int, float, bool)):
+            problems.append(_issue(i, "label", f"expected a string, number or boolean, got {_kind(label)}",
+                                   "type"))
+        for key in unknown:
+            problems.append(_issue(i, key, "unknown key; an item takes only 'id' and 'label'", "unknown_field"))
+        if isinstance(ident, str) and label is not _MISSING:
+            pairs.append((ident, label))
+    if problems:
+        raise RequestError(422, "invalid_labels", _summary(problems, "label"), problems)
+    return pairs
+
+
+def parse_mlflow(
+    payload: Any, features: Sequence[str], *, max_records: int = DEFAULT_MAX_RECORDS
+) -> list[Any]:
+    """Records from an MLflow scoring-server JSON body.
+
+    Accepts exactly one of ``dataframe_split`` (``{"columns", "data"[, "index"]}``),
+    ``dataframe_records`` (a list of objects), ``instances`` or ``inputs`` (a list
+    of objects, a list of rows in feature order, a list of values when the model
+    has one feature, or an object of equal-length columns); ``params`` is allowed
+    beside and ignored.
+    """
+    if not isinstance(payload, dict):
+        raise RequestError(
+            422, "invalid_body",
+            f"expected a JSON object with one of the keys {', '.join(MLFLOW_FORMATS)}; got {_kind(payload)}.",
+        )
+    used = [k for k in MLFLOW_FORMATS if k in payload]
+    extra = [k for k in payload if k not in MLFLOW_FORMATS and k != "params"]
+    if len(used) != 1 or extra:
+        raise RequestError(
+            422, "invalid_body",
+            f"expected exactly one of the keys {', '.join(MLFLOW_FORMATS)} (and optionally 'params'); "
+            f"got keys: {_keys(payload)}.",
+        )
+    key = used[0]
+    value = payload[key]
+    if key == "dataframe_split":
+        return _split_rows(value, max_records)
+    if key == "dataframe_records":
+        return _check_rows(value, key, max_records)
+    if isinstance(value, dict):
+        return _columnar_rows(value, key, max_records)
+    rows = _check_rows(value, key, max_records)
+    out: list[Any] = []
+    problems: list[dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        if isinstance(row, list):
+            if len(row) != len(features):
+                problems.append(_issue(i, "", f"a row in feature order needs {len(features)} values "
+                                       f"({', '.join(features[:10])}), got {len(row)}", "type"))
+                continue
+            out.append(dict(zip(features, row)))
+        elif isinstance(row, dict) or len(features) != 1:
+            out.append(row)
+        else:
+            out.append({features[0]: row})
+    if problems:
+        raise RequestError(422, "invalid_records", _summary(problems, "record"), problems)
+    return out
+
+
+def parse_csv(body: bytes, *, max_records: int = DEFAULT_MAX_RECORDS) -> list[Any]:
+    """Records from a ``text/csv`` body with a header row (MLflow's CSV input)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.BytesIO(body), nrows=max_records + 1)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise RequestError(
+            422, "invalid_csv",
+            f"the CSV body cannot be read ({_clip(str(exc), 160)}); send a header row of feature names "
+            "and one line per record.",
+        ) from None
+    if len(frame) > max_records:
+        raise _too_many("rows", max_records)
+    records = orjson.loads(frame.to_json(orient="records", date_format="iso"))
+    return _check_rows(records, "rows", max_records)
+
+
+# -- Open Inference Protocol v2 -------------------------------------------------------------
+
+
+def feature_datatype(kind: str) -> str:
+    """The OIP v2 datatype of a feature of ``kind`` (numeric, integer, boolean, categorical, ...)."""
+    return {"numeric": "FP64", "integer": "INT64", "boolean": "BOOL"}.get(kind, "BYTES")
+
+
+def label_datatype(task: str, classes: Sequence[Any] | None) -> str:
+    """The OIP v2 datatype of the ``prediction`` output."""
+    if not classes:
+        return "FP64"
+    if all(isinstance(c, bool) for c in classes):
+        return "BOOL"
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return "INT64"
+    return "BYTES"
+
+
+def oip_model_metadata(
+    name: str,
+    version: int,
+    *,
+    task: str,
+    features: Sequence[str],
+    kinds: Mapping[str, str],
+    classes: Sequence[Any] | None,
+    platform: str = "assay",
+) -> dict[str, Any]:
+    """The ``GET /v2/models/{name}`` body: inputs with datatypes from the schema, and outputs."""
+    inputs = [{"name": f, "datatype": feature_datatype(kinds.get(f, "text")), "shape": [-1]} for f in features]
+    outputs: list[dict[str, Any]] = [
+        {"name": "prediction", "datatype": label_datatype(task, classes), "shape": [-1]},
+    ]
+    if classes:
+        outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]})
+        outputs.append({"name": "confidence", "datatype": "FP64", "shape": [-1]})
+    outputs.append({"name": "prediction_id", "datatype": "BYTES", "shape": [-1]})
+    body: dict[str, Any] = {
+        "name": name, "versions": [str(version)], "platform": platform, "inputs": inputs, "outputs": outputs,
+        "parameters": {"task": task},
+    }
+    if classes:
+        body["parameters"]["classes"] = [str(c) for c in classes]
+    return body
+
+
+@dataclass(frozen=True)
+class OipRequest:
+    """A parsed ``/v2/models/{name}/infer`` request.
+
+    Attributes:
+        id: the request's ``id``, echoed in the response (None if absent).
+        records: one object per row, keyed by input (feature) name.
+        outputs: the output names requested, or None for all of them.
+    """
+
+    id: str | None
+    records: list[dict[str, Any]]
+    outputs: tuple[str, ...] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        return {"id": self.id, "records": self.records,
+                "outputs": list(self.outputs) if self.outputs is not None else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OipRequest:
+        """The inverse of :meth:`to_dict`."""
+        outputs = data.get("outputs")
+        return cls(data.get("id"), list(data["records"]), tuple(outputs) if outputs is not None else None)
+
+
+def parse_oip_infer(
+    body: bytes, *, header_length: int | None = None, max_records: int = DEFAULT_MAX_RECORDS
+) -> OipRequest:
+    """Parse an OIP v2 inference request, in JSON or with the binary tensor extension.
+
+    ``header_length`` is the ``Inference-Header-Content-Length`` header: the JSON
+    part is that many bytes, and the tensors whose ``parameters.binary_data_size``
+    is set follow it in order. Each input is one feature, shape ``[N]`` or ``[N, 1]``.
+    """
+    binary = b""
+    if header_length is not None:
+        if not 0 < header_length <= len(body):
+            raise RequestError(
+                422, "invalid_body",
+                f"Inference-Header-Content-Length is {header_length} but the body has {len(body)} bytes; "
+                "it must be the length of the JSON part.",
+            )
+        binary = body[header_length:]
+        body = body[:header_length]
+    payload = parse_json(body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise RequestError(
+            422, "invalid_body",
+            'expected an OIP v2 inference request {"inputs": [{"name", "shape", "datatype", "data"}]}; got '
+            + (f"keys: {_keys(payload)}" if isinstance(payload, dict) else _kind(payload)) + ".",
+        )
+    ident = payload.get("id")
+    if ident is not None and not isinstance(ident, str):
+        raise RequestError(422, "invalid_body", f"'id' must be a string, got {_kind(ident)}.")
+    outputs = _requested_outputs(payload.get("outputs"))
+    inputs = payload["inputs"]
+    if not inputs:
+        raise RequestError(422, "empty_records", "'inputs' is empty; send one tensor per feature.")
+    columns: dict[str, list[Any]] = {}
+    offset = 0
+    problems: list[dict[str, Any]] = []
+    n_rows: int | None = None
+    for i, tensor in enumerate(inputs):
+        where = f"inputs[{i}]"
+        if not isinstance(tensor, dict):
+            raise RequestError(422, "invalid_tensor", f"{where}: expected an object, got {_kind(tensor)}.")
+        name, shape, datatype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
+        if not isinstance(name, str) or not name:
+            problems.append({"input": where, "reason": "'name' must be the feature name (a string)"})
+            continue
+        where = f"input '{_clip(name, 40)}'"
+        if name in columns:
+            problems.append({"input": name, "reason": "given twice"})
+            continue
+        if datatype not in OIP_DATATYPES:
+            problems.append({"input": name, "reason": f"datatype must be one of {', '.join(OIP_DATATYPES)}, "
+                             f"got {_short(datatype)}"})
+            continue
+        if (not isinstance(shape, list) or not shape or len(shape) > 2
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+                or (len(shape) == 2 and shape[1] != 1)):
+            problems.append({"input": name, "reason": f"shape must be [N] or [N, 1], got {_short(shape)}"})
+            continue
+        count = shape[0]
+        params = tensor.get("parameters") or {}
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                problems.append({"input": name, "reason": f"binary_data_size {_short(size)} does not fit the "
+                                 f"{len(binary)} bytes after the JSON header"})
+                continue
+            try:
+                values = _decode_binary(binary[offset:offset + size], datatype, count)
+            except ValueError as exc:
+                problems.append({"input": name, "reason": str(exc)})
+                continue
+            offset += size
+        else:
+            if "data" not in tensor:
+                problems.append({"input": name, "reason": "has no 'data' (and no binary_data_size)"})
+                continue
+            values = _flatten(tensor["data"])
+            if values is None:
+                problems.append({"input": name, "reason": "'data' must be a (nested) list of scalars"})
+                continue
+            if len(values) != count:
+                problems.append({"input": name, "reason": f"shape {shape} holds {count} values but 'data' "
+                                 f"has {len(values)}"})
+                continue
+        if n_rows is not None and count != n_rows:
+            problems.append({"input": name, "reason": f"has {count} rows but earlier inputs have {n_rows}; "
+                             "every input must have the same first dimension"})
+            continue
+        n_rows = count
+        if count > max_records:
+            raise _too_many("rows", max_records)
+        columns[name] = values
+    if problems:
+        text = "; ".join(f"{p['input']}: {p['reason']}" for p in problems[:5])
+        raise RequestError(422, "invalid_tensor", f"the inference request is malformed: {text}.", problems)
+    if not n_rows:
+        raise RequestError(422, "empty_records", "the input tensors have no rows (shape [0]); send at least one.")
+    records = [{name: values[r] for name, values in columns.items()} for r in range(n_rows)]
+    return OipRequest(ident, records, outputs)
+
+
+def oip_infer_response(
+    name: str,
+    version: int,
+    request_id: str | None,
+    *,
+    predictions: Sequence[Any],
+    ids: Sequence[str],
+    task: str,
+    classes: Sequence[Any] | None,
+    outputs: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The OIP v2 inference response (JSON tensors) for ``predictions`` (:class:`Prediction` objects)."""
+    n = len(predictions)
+    available: dict[str, dict[str, Any]] = {
+        "prediction": {"name": "prediction", "datatype": label_datatype(task, classes), "shape": [n],
+                       "data": [p.prediction for p in predictions]},
+    }
+    if classes:
+        keys = [str(c) for c in classes]
+        flat = [float((p.probabilities or {}).get(k, math.nan)) for p in predictions for k in keys]
+        available["probabilities"] = {"name": "probabilities", "datatype": "FP64", "shape": [n, len(keys)],
+                                      "data": flat}
+        available["confidence"] = {"name": "confidence", "datatype": "FP64", "shape": [n],
+                                   "data": [p.confidence for p in predictions]}
+    available["prediction_id"] = {"name": "prediction_id", "datatype": "BYTES", "shape": [n], "data": list(ids)}
+    if outputs is not None:
+        unknown = [o for o in outputs if o not in available]
+        if unknown:
+            raise RequestError(
+                422, "unknown_output",
+                f"unknown output(s) {_keys(unknown)}; this model has: {', '.join(available)}.",
+            )
+        chosen = [available[o] for o in outputs]
+    else:
+        chosen = list(available.values())
+    body: dict[str, Any] = {"model_name": name, "model_version": str(version), "outputs": chosen}
+    if request_id is not None:
+        body["id"] = request_id
+    return body
+
+
+def _requested_outputs(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                                              for o in value):
+        raise RequestError(422, "invalid_body", "'outputs' must be a list of objects with a 'name'.")
+    return tuple(o["name"] for o in value)
+
+
+def _decode_binary(raw: bytes, datatype: str, count: int) -> list[Any]:
+    if datatype == "BYTES":
+        values: list[Any] = []
+        pos = 0
+        while pos < len(raw):
+            if pos + 4 > len(raw):
+                raise ValueError("truncated BYTES element length")
+            (length,) = struct.unpack_from("<I", raw, pos)
+            pos += 4
+            if pos + length > len(raw):
+                raise ValueError("truncated BYTES element")
+            chunk = raw[pos:pos + length]
+            pos += length
+            try:
+                values.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ValueError("BYTES elements must be UTF-8 text") from None
+    else:
+        dtype = np.dtype(_NUMPY_TYPES[datatype])
+        if len(raw) % dtype.itemsize:
+            raise ValueError(f"{len(raw)} bytes is not a whole number of {datatype} values")
+        array = np.frombuffer(raw, dtype=dtype)
+        if datatype == "FP16":
+            array = array.astype("<f8")
+        values = array.tolist()
+    if len(values) != count:
+        raise ValueError(f"the shape holds {count} values but the binary data has {len(values)}")
+    return [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
+
+
+def _flatten(data: Any) -> list[Any] | None:
+    if not isinstance(data, list):
+        return None
+    out: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                if len(stack) > 4:
+                    return None
+                stack.append(iter(item))
+                break
+            if isinstance(item, dict):
+                return None
+            out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _check_rows(value: Any, key: str, max_records: int) -> list[Any]:
+    if not isinstance(value, list):
+        raise RequestError(
+            422, "invalid_body", f"'{key}' must be a list of records (JSON objects); got {_kind(value)}."
+        )
+    if not value:
+        raise RequestError(422, "empty_records", f"'{key}' is empty; send at least one record.")
+    if len(value) > max_records:
+        raise _too_many(key, max_records, len(value))
+    return value
+
+
+def _split_rows(value: Any, max_records: int) -> list[Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("columns"), list) or "data" not in value:
+        raise RequestError(
+            422, "invalid_body",
+            "'dataframe_split' must be an object {\"columns\": [names], \"data\": [[values], ...]}; got "
+            + (f"keys: {_keys(value)}" if isinstance(value, dict) else _kind(value)) + ".",
+        )
+    columns = value["columns"]
+    if not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
+        raise RequestError(422, "invalid_body", "'dataframe_split.columns' must be distinct column names.")
+    rows = _check_rows(value["data"], "dataframe_split.data", max_records)
+    problems = [
+        _issue(i, "", f"expected a list of {len(columns)} values (one per column), got "
+               + (f"{len(row)} values" if isinstance(row, list) else _kind(row)), "type")
+        for i, row in enumerate(rows) if not isinstance(row, list) or len(row) != len(columns)
+    ]
+    if problems:
+        raise RequestError(422, "invalid_records", _summary(problems, "record"), problems)
+    return [dict(zip(columns, row)) for row in rows]
+
+
+def _columnar_rows(value: dict[str, Any], key: str, max_records: int) -> list[Any]:
+    if not value:
+        raise RequestError(422, "empty_records", f"'{key}' is empty; send at least one column.")
+    lengths = {name: len(col) if isinstance(col, list) else None for name, col in value.items()}
+    if any(n is None for n in lengths.values()) or len(set(lengths.values())) != 1:
+        raise RequestError(
+            422, "invalid_body",
+            f"'{key}' as an object must map each column name to a list of values, all of the same length; "
+            f"got lengths {_clip(str(lengths), 120)}.",
+        )
+    n = next(iter(lengths.values())) or 0
+    if n == 0:
+        raise RequestError(422, "empty_records", f"the columns of '{key}' are empty; send at least one row.")
+    if n > max_records:
+        raise _too_many(key, max_records, n)
+    return [{name: col[r] for name, col in value.items()} for r in range(n)]
+
+
+def _too_many(key: str, limit: int, got: int | None = None) -> RequestError:
+    received = f"got {got}" if got is not None else "got more"
+    return RequestError(
+        413, "too_many_records",
+        f"'{key}' holds more than the {limit} records a request may carry ({received}); "
+        f"split it into requests of at most {limit}, or use `assay predict` for files.",
+        [{"limit": limit, "received": got}],
+    )
+
+
+def _issue(index: int, field: str, reason: str, code: str) -> dict[str, Any]:
+    return {"index": index, "field": field, "reason": reason, "code": code}
+
+
+def _summary(problems: Sequence[Mapping[str, Any]], noun: str) -> str:
+    shown = "; ".join(
+        f"{noun} {p['index']}" + (f" field '{p['field']}'" if p.get("field") else "") + f": {p['reason']}"
+        for p in problems[:3]
+    )
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return f"{len(problems)} problem(s): {shown}{more}."
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _keys(value: Any) -> str:
+    keys = list(value)[:10] if isinstance(value, (dict, list)) else []
+    return ", ".join(f"'{_clip(str(k), 40)}'" for k in keys) or "none"
+
+
+def _short(value: Any) -> str:
+    return _clip(repr(value), 60)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
