@@ -10,8 +10,8 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "FastPredictor",
     "FastPathUnsupported",
+    "FastPredictor",
     "LoadedModel",
     "ModelRuntime",
     "Prediction",
