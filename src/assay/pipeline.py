@@ -272,6 +272,9 @@ def _train_and_decide(
         "search": registry.store_json(search.to_dict()),
         "evaluation": registry.store_json(evaluation.to_dict()),
         "baseline": registry.store_json(baseline.to_dict()),
+        "reference": registry.store_json(
+            _reference_profile(model, X_train, dataset, features, spec).to_dict()
+        ),
         "features": features,
         "text_column": text_column,
         "target": target,
@@ -351,6 +354,32 @@ def _train_and_decide(
         audit_id=audit_id,
         warnings=tuple(warnings),
         report=report_path,
+    )
+
+
+#: training rows profiled for drift (predictions are computed on them)
+REFERENCE_MAX_ROWS = 50_000
+#: sorted values kept per numeric column for the KS test (keeps the profile well under 1 MB)
+REFERENCE_SAMPLE = 5_000
+
+
+def _reference_profile(
+    model: Any, X_train: pd.DataFrame, dataset: Dataset, features: list[str], spec: Any
+) -> Any:
+    """The drift reference of a new version: its training rows, predictions and confidence."""
+    from assay.monitor.reference import build_reference
+
+    rows = X_train
+    if len(rows) > REFERENCE_MAX_ROWS:
+        keep = np.sort(np.random.default_rng(spec.seed).choice(len(rows), REFERENCE_MAX_ROWS, replace=False))
+        rows = rows.iloc[keep]
+    prediction = model.predict(rows)
+    confidence = None
+    if spec.task in CLASSIFICATION_TASKS and hasattr(model, "predict_proba"):
+        confidence = np.asarray(model.predict_proba(rows)).max(axis=1)
+    return build_reference(
+        rows, [dataset.schema[c] for c in features], prediction=prediction,
+        confidence=confidence, seed=spec.seed, sample=REFERENCE_SAMPLE,
     )
 
 
