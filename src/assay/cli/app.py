@@ -192,6 +192,10 @@ from assay.cli.serve import register_serve_commands  # noqa: E402
 
 register_serve_commands(app)
 
+from assay.cli.monitor import register_monitor_commands  # noqa: E402
+
+register_monitor_commands(app)
+
 
 def _progress() -> Progress:
     err = _err()

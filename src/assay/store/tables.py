@@ -30,10 +30,12 @@ from sqlalchemy import (
 __all__ = [
     "MODEL_VERSION_COUNTER",
     "NAMING_CONVENTION",
+    "alerts",
     "aliases",
     "audits",
     "counters",
     "deployments",
+    "drift_reports",
     "events",
     "feedback",
     "gate_decisions",
@@ -219,4 +221,37 @@ deployments = Table(
     Column("ended_at", DateTime(timezone=True), nullable=True),
     Index("ix_deployments_version", "version"),
     Index("ix_deployments_active", "active"),
+)
+
+# -- monitoring (revision 0003) -------------------------------------------------
+
+# no foreign key to model_versions: alerts and reports are a history that must
+# outlive any cleanup of versions
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("delivered", Boolean, nullable=False),
+    Column("delivery_error", Text, nullable=True),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Index("ix_alerts_at", "at"),
+    Index("ix_alerts_fingerprint", "fingerprint"),
+)
+
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("window", JSON, nullable=False),
+    Column("report", JSON, nullable=False),
+    Index("ix_drift_reports_at", "at"),
 )

@@ -1,0 +1,636 @@
+"""``assay monitor``: one monitoring pass over the champion's recent traffic.
+
+:func:`monitor_project` reads a window of the champion's logged predictions (the
+last ``monitoring.window`` of them, or those of the last ``monitoring.window_span``),
+or a data file standing in for traffic, and
+
+1. measures drift of the inputs and of the model outputs against the training
+   reference of the version (:func:`reference_for`);
+2. computes live metrics from the feedback labels and compares them with the
+   registered test metrics (:mod:`assay.monitor.performance`);
+3. counts flagged inputs (unknown categories, out-of-range values, ...);
+4. turns what it found into alerts, told apart where labels allow: inputs drifted
+   -> ``data_drift``; error rising while no input drifted -> ``concept_drift``;
+   error rising with drifted inputs -> ``performance`` (beside the ``data_drift``
+   alert that likely explains it); many flagged inputs -> ``flagged_inputs``;
+5. stores the report (``drift_reports``) and the alerts (deduplicated, sent to
+   ``monitoring.webhook``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import insert, select
+
+from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.data.schema import ColumnSchema
+from assay.errors import ConfigError, DataError, NotFoundError
+from assay.monitor.alerts import (
+    DEFAULT_COOLDOWN,
+    AlertDraft,
+    AlertOutcome,
+    Transport,
+    raise_alerts,
+)
+from assay.monitor.drift import DriftReport, detect_drift
+from assay.monitor.performance import (
+    MIN_LABELS,
+    LivePerformance,
+    attach_label_sources,
+    detect_feedback_loop,
+    live_performance,
+)
+from assay.monitor.reference import ReferenceProfile, build_reference
+from assay.monitor.report import FlaggedInputs, MonitorReport
+from assay.project import Project
+from assay.registry import ModelRegistry, ModelVersion
+from assay.serve.log import LOG_COLUMNS, read_predictions
+from assay.store.database import Store, as_utc, utcnow
+from assay.store.serialize import to_jsonable
+from assay.store.tables import drift_reports
+
+__all__ = [
+    "FLAGGED_SHARE",
+    "MIN_WINDOW_ROWS",
+    "current_window",
+    "latest_reports",
+    "model_columns",
+    "monitor_project",
+    "parse_span",
+    "reference_for",
+    "traffic_frame",
+    "version_rows",
+]
+
+#: the share of flagged predictions from which a ``flagged_inputs`` alert is raised
+FLAGGED_SHARE = 0.05
+#: the smallest window checked for drift (the PSI of two samples of one distribution
+#: is about (bins - 1) * (1/n_ref + 1/n_cur): 0.09 at 100 rows, under the 0.2 alarm)
+MIN_WINDOW_ROWS = 100
+
+# the logged model outputs joined to the inputs, under names no feature can have
+_OUTPUTS = ("id", "prediction", "probabilities", "confidence", "flags", "label")
+_PREDICTION = "__assay_prediction__"
+_CONFIDENCE = "__assay_confidence__"
+
+_CACHE_LOCK = threading.Lock()
+_REFERENCES: dict[tuple[str, int], ReferenceProfile] = {}
+
+
+# -- the training side --------------------------------------------------------------
+
+
+def model_columns(record: ModelVersion) -> tuple[list[str], list[ColumnSchema]]:
+    """The input features of a registered version and their training schema, in order."""
+    schema = record.schema if isinstance(record.schema, Mapping) else {}
+    columns = [ColumnSchema.from_dict(c) for c in schema.get("columns", [])]
+    features = list(record.lineage.get("features") or [c.name for c in columns])
+    by_name = {c.name: c for c in columns}
+    return features, [by_name[f] for f in features if f in by_name]
+
+
+def version_rows(
+    project: Project,
+    registry: ModelRegistry,
+    version: int,
+    parts: Sequence[str] = ("train",),
+) -> tuple[pd.DataFrame | None, str]:
+    """The rows of ``parts`` (train / validation / test) that ``version`` was fitted on.
+
+    Read from the data snapshot a retrain stored with the version (lineage
+    ``training_data``), else from the project's data when its version is still the
+    one the model was trained on. Returns ``(None, why)`` when the rows cannot be
+    recovered exactly (the data file changed since).
+    """
+    from assay.split import SplitPlan
+
+    record = registry.get(version)
+    lineage = record.lineage
+    frame: pd.DataFrame | None = None
+    snapshot = lineage.get("training_data")
+    if snapshot:
+        import io
+
+        frame = pd.read_parquet(io.BytesIO(registry.store.artifacts.get_bytes(snapshot)))
+    else:
+        dataset = project.load_data()
+        if dataset.version != record.data_version:
+            return None, (
+                f"the data of version {version} ({record.data_version[:19]}) is no longer "
+                f"{project.data_label} ({dataset.version[:19]})"
+            )
+        frame = dataset.frame
+    digest = lineage.get("split_digest")
+    if not digest:
+        return None, f"version {version} has no stored split plan"
+    plan = SplitPlan.from_dict(registry.load_json(digest))
+    taken = pd.concat([plan.take(frame, part) for part in parts], ignore_index=True)
+    return taken, ""
+
+
+def reference_for(project: Project, registry: ModelRegistry, version: int) -> ReferenceProfile:
+    """The training reference of ``version``: the stored one (lineage ``reference``), else
+    built from its training rows (scored by the model for the output profiles) and kept
+    in memory for the next call.
+
+    Raises:
+        NotFoundError: neither a stored reference nor the training rows exist.
+    """
+    record = registry.get(version)
+    digest = record.lineage.get("reference")
+    if digest:
+        return ReferenceProfile.from_dict(registry.load_json(digest))
+    key = (registry.store.url, int(version))
+    with _CACHE_LOCK:
+        cached = _REFERENCES.get(key)
+    if cached is not None:
+        return cached
+    rows, why = version_rows(project, registry, version, ("train",))
+    if rows is None:
+        dataset = project.load_data()
+        rows = dataset.frame
+        if rows.empty:
+            raise NotFoundError(
+                f"model version {version} has no training reference",
+                where=f"model version {version}",
+                expected="a stored reference profile or the training rows",
+                received=why,
+                fix="Re-register the model with `assay run` on its data.",
+            )
+    profile = _build_reference(registry, record, rows)
+    with _CACHE_LOCK:
+        _REFERENCES[key] = profile
+    return profile
+
+
+def _build_reference(
+    registry: ModelRegistry, record: ModelVersion, rows: pd.DataFrame
+) -> ReferenceProfile:
+    from assay.serve.runtime import pipeline_scores
+
+    features, columns = model_columns(record)
+    model = registry.load_model(record.version)
+    classification = record.task in CLASSIFICATION_TASKS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels, proba = pipeline_scores(model, rows[features], classification=classification)
+    confidence = np.max(proba, axis=1) if proba is not None else None
+    seed = int(record.config.get("seed", 0)) if isinstance(record.config, Mapping) else 0
+    return build_reference(
+        rows, columns, prediction=np.asarray(labels), confidence=confidence, seed=seed
+    )
+
+
+# -- the traffic side ---------------------------------------------------------------
+
+
+def parse_span(text: str, key: str = "monitoring.window_span") -> timedelta:
+    """A duration such as ``"1d"``, ``"12h"``, ``"30min"`` as a timedelta."""
+    units = {"d": "D", "day": "D", "days": "D", "w": "W", "week": "W", "weeks": "W"}
+    raw = str(text).strip()
+    value = raw
+    for suffix, unit in units.items():
+        number = raw[: -len(suffix)].strip()
+        if raw.lower().endswith(suffix) and number.replace(".", "", 1).isdigit():
+            value = f"{number}{unit}"
+            break
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            delta = pd.Timedelta(value)
+    except (ValueError, TypeError):
+        delta = pd.NaT
+    if pd.isna(delta) or delta <= pd.Timedelta(0):
+        raise ConfigError(
+            "the window span is not a positive duration",
+            key=key,
+            expected="a duration such as '1d', '12h' or '30min'",
+            received=text,
+            fix=f"Write {key} as e.g. '1d'.",
+        )
+    return delta.to_pytimedelta()
+
+
+def current_window(
+    store: Store,
+    version: int,
+    *,
+    window: int | str | None,
+    default_size: int,
+    default_span: str | None,
+    now: datetime | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The champion predictions of ``version`` in the window, and how the window was chosen.
+
+    ``window`` is a number of predictions or a duration (``"1d"``); None uses
+    ``monitoring.window_span`` when set, else ``monitoring.window``.
+    """
+    chosen: int | str = window if window is not None else (default_span or default_size)
+    if isinstance(chosen, str) and chosen.strip().isdigit():
+        chosen = int(chosen)
+    if isinstance(chosen, bool) or (isinstance(chosen, int) and chosen < 1):
+        raise ConfigError(
+            "the monitoring window must hold at least one prediction",
+            key="monitoring.window",
+            expected="a number of predictions >= 1 or a duration such as '1d'",
+            received=chosen,
+            fix="Pass a positive window.",
+        )
+    if isinstance(chosen, int):
+        frame = read_predictions(store, version=version, route="champion", limit=chosen)
+        info: dict[str, Any] = {"kind": "predictions", "size": chosen}
+    else:
+        span = parse_span(chosen)
+        since = (now or utcnow()) - span
+        frame = read_predictions(store, version=version, route="champion", since=since)
+        info = {"kind": "span", "span": chosen, "since": since.isoformat()}
+    if len(frame):
+        info["first"] = as_utc(frame["at"].iloc[0].to_pydatetime()).isoformat()
+        info["last"] = as_utc(frame["at"].iloc[-1].to_pydatetime()).isoformat()
+    return frame, info
+
+
+def traffic_frame(
+    log: pd.DataFrame, columns: Sequence[ColumnSchema], features: Sequence[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The logged inputs of ``log`` (from ``read_predictions``) as a frame with the training
+    dtypes, and the positions of ``log`` they come from (records validation refuses are
+    left out)."""
+    from assay.serve.validation import validate_records
+
+    input_columns = list(log.attrs.get("input_columns") or [])
+    names = {
+        col: col[len("input."):] if col.startswith("input.") and col[len("input."):] in LOG_COLUMNS
+        else col
+        for col in input_columns
+    }
+    rows: Any = (
+        log[input_columns].itertuples(index=False, name=None) if input_columns else [()] * len(log)
+    )
+    records = [
+        {names[c]: _plain(v) for c, v in zip(input_columns, values) if not _missing(v)}
+        for values in rows
+    ]
+    batch = validate_records(records, list(columns), list(features))
+    return batch.frame.reset_index(drop=True), np.asarray(batch.valid_index, dtype=np.int64)
+
+
+def _file_window(
+    registry: ModelRegistry, record: ModelVersion, current: pd.DataFrame, target: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A data file standing in for traffic: the validated inputs, and the model's answers
+    (labelled by the target column when present)."""
+    from assay.serve.runtime import LoadedModel
+    from assay.serve.validation import validate_records
+
+    features, columns = model_columns(record)
+    absent = [f for f in features if f not in current.columns]
+    if absent:
+        raise DataError(
+            f"column '{absent[0]}' of the model is not in the current data",
+            column=absent[0],
+            expected="every input column of the model: " + ", ".join(features[:20]),
+            received="columns: " + ", ".join(map(str, list(current.columns)[:20])),
+            fix="Pass a file with the model's input columns (the target is optional).",
+        )
+    records = [
+        {k: _plain(v) for k, v in row.items() if not _missing(v)}
+        for row in current[features].to_dict("records")
+    ]
+    batch = validate_records(records, columns, features)
+    model = LoadedModel.load(registry, record.version)
+    answers = model.predict(batch.frame) if len(batch.frame) else []
+    positions = list(batch.valid_index)
+    labels = (
+        [_plain(current[target].iloc[i]) for i in positions]
+        if target in current.columns
+        else [None] * len(positions)
+    )
+    outputs = pd.DataFrame(
+        {
+            "id": [f"row-{i}" for i in positions],
+            "prediction": [a.prediction for a in answers],
+            "probabilities": [a.probabilities for a in answers],
+            "confidence": [np.nan if a.confidence is None else a.confidence for a in answers],
+            "flags": [list(f) for f in batch.flags],
+            "label": [None if _missing(v) else v for v in labels],
+        }
+    )
+    return batch.frame.reset_index(drop=True), outputs
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+# -- the pass -----------------------------------------------------------------------
+
+
+def monitor_project(
+    project: Project,
+    *,
+    current: pd.DataFrame | None = None,
+    window: int | str | None = None,
+    registry: ModelRegistry | None = None,
+    now: datetime | None = None,
+    record: bool = True,
+    cooldown: timedelta = DEFAULT_COOLDOWN,
+    flagged_threshold: float = FLAGGED_SHARE,
+    min_rows: int = MIN_WINDOW_ROWS,
+    min_labels: int = MIN_LABELS,
+    transport: Transport | None = None,
+) -> MonitorReport:
+    """Monitor the champion of ``project`` over a window of traffic (see the module doc).
+
+    Args:
+        project: the project.
+        current: a frame standing in for traffic (the model's input columns, and the
+            target column for live metrics); default: the logged predictions.
+        window: a number of predictions or a duration; default from ``monitoring``.
+        registry: the project's registry (default: opened from the project).
+        now: the time of the pass (default: now).
+        record: store the report and the alerts (and send them); False for a dry run.
+        cooldown: how long an open alert silences the same condition.
+        flagged_threshold: the flagged share that raises a ``flagged_inputs`` alert.
+        min_rows: the smallest window checked for drift.
+        min_labels: the labelled predictions needed to judge live performance.
+        transport: the webhook sender (tests pass their own).
+
+    Raises:
+        NotFoundError: there is no champion to monitor.
+    """
+    spec = project.spec
+    monitoring = spec.monitoring
+    registry = registry or _open(project)
+    now = now or utcnow()
+    champion = registry.champion()
+    if champion is None:
+        raise NotFoundError(
+            "there is no champion to monitor",
+            where=registry.store.url,
+            expected="a promoted model version",
+            received="no champion",
+            fix="Run `assay run` (or promote a version) first.",
+        )
+    version = champion.version
+    features, columns = model_columns(champion)
+    notes: list[str] = []
+    reference = reference_for(project, registry, version)
+    if current is not None:
+        inputs, outputs = _file_window(registry, champion, current, spec.data.target)
+        info: dict[str, Any] = {"kind": "file", "rows": int(len(current))}
+        refused = int(len(current) - len(inputs))
+    else:
+        log, info = current_window(
+            registry.store, version, window=window, default_size=monitoring.window,
+            default_span=monitoring.window_span, now=now,
+        )
+        inputs, positions = traffic_frame(log, columns, features)
+        outputs = log.iloc[positions].reset_index(drop=True)[list(_OUTPUTS)]
+        outputs = attach_label_sources(registry.store, outputs)
+        refused = int(len(log) - len(positions))
+    if refused:
+        notes.append(f"{refused} row(s) of the window no longer validate against the schema")
+    n_rows = int(len(inputs))
+    drift_frame = inputs.copy()
+    drift_frame[_PREDICTION] = outputs["prediction"].to_numpy()
+    drift_frame[_CONFIDENCE] = outputs["confidence"].to_numpy(dtype=float)
+    drift = detect_drift(
+        reference, drift_frame, psi_moderate=monitoring.psi_moderate,
+        psi_significant=monitoring.psi_significant, js_threshold=monitoring.js_threshold,
+        min_rows=min_rows, prediction=_PREDICTION, confidence=_CONFIDENCE,
+    )
+    performance = _performance(champion, outputs, spec, min_labels)
+    if performance.feedback_loop is not None and performance.feedback_loop.detected:
+        notes.append(performance.feedback_loop.message)
+    flagged = _flagged(outputs, flagged_threshold)
+    drafts = _drafts(version, drift, performance, flagged, info)
+    assessed = {"flagged_inputs"} if n_rows else set()
+    if drift.checked:
+        assessed.add("data_drift")
+    if performance.assessed:
+        assessed.update({"performance", "concept_drift"})
+    outcome = AlertOutcome()
+    if record:
+        outcome = raise_alerts(
+            registry.store, drafts, version=version, assessed=assessed,
+            webhook=monitoring.webhook, cooldown=cooldown, project=spec.name or project.root.name,
+            now=now, transport=transport,
+        )
+    report = MonitorReport(
+        at=now, version=version, window=info, n_rows=n_rows, drift=drift,
+        performance=performance, flagged=flagged, alerts=outcome,
+        verdict=_verdict(drafts, drift, performance), notes=tuple(notes),
+    )
+    if record:
+        report = _store(registry.store, report)
+    return report
+
+
+def latest_reports(store: Store, limit: int = 10) -> list[MonitorReport]:
+    """The stored monitoring reports, newest first."""
+    query = select(drift_reports).order_by(drift_reports.c.id.desc()).limit(limit)
+    with store.connect() as conn:
+        rows = list(conn.execute(query))
+    out = []
+    for row in rows:
+        data = dict(row.report)
+        data["report_id"] = int(row.id)
+        out.append(MonitorReport.from_dict(data))
+    return out
+
+
+def _open(project: Project) -> ModelRegistry:
+    from assay.pipeline import open_registry
+
+    return open_registry(project)
+
+
+def _store(store: Store, report: MonitorReport) -> MonitorReport:
+    from dataclasses import replace
+
+    with store.transaction() as conn:
+        result = conn.execute(
+            insert(drift_reports).values(
+                at=report.at,
+                version=report.version,
+                window=to_jsonable(report.window, "window"),
+                report=to_jsonable(report.to_dict(), "report"),
+            )
+        )
+        key = result.inserted_primary_key
+    return replace(report, report_id=int(key[0]) if key is not None else None)
+
+
+def _performance(
+    record: ModelVersion, frame: pd.DataFrame, spec: Any, min_labels: int
+) -> LivePerformance:
+    classes = record.lineage.get("classes") if record.task in CLASSIFICATION_TASKS else None
+    test = dict((record.metrics or {}).get("test") or {})
+    loop = None
+    if frame["label"].notna().any():
+        loop = detect_feedback_loop(
+            frame, task=record.task, classes=classes, test_accuracy=_number(test.get("accuracy"))
+        )
+    return live_performance(
+        frame, version=record.version, task=record.task, classes=classes,
+        primary=spec.primary_metric, reference=test,
+        tolerance=spec.monitoring.performance_tolerance, feedback_loop=loop,
+        min_labels=min_labels, seed=spec.seed,
+    )
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _flagged(frame: pd.DataFrame, threshold: float) -> FlaggedInputs:
+    n = int(len(frame))
+    counts: dict[str, int] = {}
+    n_flagged = 0
+    for flags in frame["flags"] if n else []:
+        codes = set(flags or [])
+        if codes:
+            n_flagged += 1
+        for code in codes:
+            counts[code] = counts.get(code, 0) + 1
+    return FlaggedInputs(
+        n_rows=n,
+        n_flagged=n_flagged,
+        by_code={code: count / n for code, count in sorted(counts.items())},
+        threshold=threshold,
+    )
+
+
+def _drafts(
+    version: int,
+    drift: DriftReport,
+    performance: LivePerformance,
+    flagged: FlaggedInputs,
+    window: Mapping[str, Any],
+) -> list[AlertDraft]:
+    drafts: list[AlertDraft] = []
+    drifted = drift.ranked if drift.checked else ()
+    if drifted:
+        detail = [drift[name] for name in drifted]
+        shown = ", ".join(f"{c.name} (PSI {c.psi:.2f})" for c in detail[:5])
+        more = f" and {len(detail) - 5} more" if len(detail) > 5 else ""
+        prediction = drift.prediction
+        drafts.append(
+            AlertDraft(
+                kind="data_drift",
+                version=version,
+                severity="critical" if drift.dataset_drift else "warning",
+                message=(
+                    f"model v{version}: {len(detail)} of {len(drift.features)} input feature(s) "
+                    f"drifted from the training data: {shown}{more}"
+                ),
+                evidence={
+                    "features": [c.to_dict() for c in detail],
+                    "share_drifted": drift.share_drifted,
+                    "dataset_drift": drift.dataset_drift,
+                    "prediction": prediction.to_dict() if prediction else None,
+                    "n_current": drift.n_current,
+                    "window": dict(window),
+                },
+                key=tuple(drifted),
+            )
+        )
+    if performance.assessed and performance.degraded:
+        metric = performance.checked_metric
+        evidence = {
+            "metric": metric,
+            "live": performance.live_value,
+            "test": performance.reference_value,
+            "interval": performance.intervals.get(metric),
+            "drop": performance.drop,
+            "tolerance": performance.tolerance,
+            "n_labelled": performance.n_labelled,
+            "drifted_features": list(drifted),
+            "drift_checked": drift.checked,
+            "window": dict(window),
+        }
+        change = (
+            f"{metric} fell from {performance.reference_value:.4g} (test) to "
+            f"{performance.live_value:.4g} on {performance.n_labelled} labelled predictions "
+            f"(drop {performance.drop:.4g} > tolerance {performance.tolerance:g})"
+        )
+        drop = performance.drop or 0.0
+        severity = "critical" if drop > 2 * performance.tolerance else "warning"
+        if drift.checked and not drifted:
+            drafts.append(
+                AlertDraft(
+                    kind="concept_drift",
+                    version=version,
+                    severity=severity,
+                    message=(
+                        f"model v{version}: concept drift: the inputs are stable (no feature "
+                        f"drifted) but {change}: the relation between inputs and labels changed"
+                    ),
+                    evidence=evidence,
+                    key=(str(metric),),
+                )
+            )
+        else:
+            why = (
+                f"; {len(drifted)} input feature(s) drifted too, which likely explains it"
+                if drifted
+                else "; drift was not checked (window too small)"
+            )
+            drafts.append(
+                AlertDraft(
+                    kind="performance",
+                    version=version,
+                    severity=severity,
+                    message=f"model v{version}: live performance dropped: {change}{why}",
+                    evidence=evidence,
+                    key=(str(metric),),
+                )
+            )
+    if flagged.alarming:
+        codes = ", ".join(f"{code} {share:.1%}" for code, share in flagged.by_code.items())
+        drafts.append(
+            AlertDraft(
+                kind="flagged_inputs",
+                version=version,
+                severity="warning",
+                message=(
+                    f"model v{version}: {flagged.share:.1%} of {flagged.n_rows} answered inputs "
+                    f"were flagged (threshold {flagged.threshold:.0%}): {codes}"
+                ),
+                evidence={**flagged.to_dict(), "window": dict(window)},
+            )
+        )
+    return drafts
+
+
+def _verdict(
+    drafts: Sequence[AlertDraft], drift: DriftReport, performance: LivePerformance
+) -> str:
+    kinds = {d.kind for d in drafts}
+    for kind in ("concept_drift", "performance", "data_drift", "flagged_inputs"):
+        if kind in kinds:
+            return kind
+    if not drift.checked and not performance.assessed:
+        return "insufficient_data"
+    return "ok"
