@@ -35,7 +35,21 @@ from assay.train import SearchResult, TrialInfo, get_family, run_search
 from assay.train.pipeline import fit_model
 from assay.train.scoring import score_estimator
 
-__all__ = ["RunResult", "StageEvent", "open_registry", "run_project"]
+__all__ = [
+    "RunResult",
+    "StageEvent",
+    "code_version",
+    "compare_with_champion",
+    "cross_validate",
+    "evaluated_metrics",
+    "feature_schema",
+    "metric_summary",
+    "open_registry",
+    "plain_value",
+    "resolve_text_column",
+    "run_project",
+    "split_summary",
+]
 
 #: rows used for the cross-validation spread on large training sets
 CV_MAX_ROWS = 20_000
@@ -174,7 +188,7 @@ def run_project(
 
     ctx = AuditContext.from_spec(dataset, spec)
     features = ctx.features
-    text_column = _text_column(dataset, spec.data.text, features, spec.task)
+    text_column = resolve_text_column(dataset, spec.data.text, features, spec.task)
     run_id = registry.start_run(
         spec.to_dict(), dataset.version, code_version(project),
         seeds={"seed": spec.seed, "split": spec.seed, "search": spec.seed},
@@ -240,7 +254,7 @@ def _train_and_decide(
 
     t = time.perf_counter()
     say(StageEvent("cv", f"{spec.search.cv_folds}-fold cross-validation of {search.best_family}"))
-    cv_scores = _cv_scores(search, plan, frame, features, text_column, dataset, spec)
+    cv_scores = cross_validate(search, plan, frame, features, text_column, dataset, spec)
     seconds["cv"] = time.perf_counter() - t
 
     # The sealed test set is opened here, once, for the chosen candidate.
@@ -253,13 +267,13 @@ def _train_and_decide(
     model = search.estimator
     size = len(pickle.dumps(model, protocol=5))
     evaluation = evaluate(
-        model, X_test, y_test, task=spec.task, metrics=_evaluated_metrics(spec),
+        model, X_test, y_test, task=spec.task, metrics=evaluated_metrics(spec),
         slices=slice_frame, protected=protected, min_slice_size=spec.fairness.min_slice_size,
         seed=spec.seed, cv_scores=cv_scores, artifact_size=size, X_reference=X_train,
         primary=spec.primary_metric,
     )
     baseline = evaluate(
-        search.baseline, X_test, y_test, task=spec.task, metrics=_evaluated_metrics(spec),
+        search.baseline, X_test, y_test, task=spec.task, metrics=evaluated_metrics(spec),
         seed=spec.seed, primary=spec.primary_metric, check_robustness=False, time_latency=False,
     )
     seconds["evaluate"] = time.perf_counter() - t
@@ -267,7 +281,7 @@ def _train_and_decide(
     t = time.perf_counter()
     lineage = {
         "audit_id": audit_id,
-        "split": _split_summary(plan),
+        "split": split_summary(plan),
         "split_digest": registry.store_json(plan.to_dict()),
         "search": registry.store_json(search.to_dict()),
         "evaluation": registry.store_json(evaluation.to_dict()),
@@ -278,15 +292,15 @@ def _train_and_decide(
         "features": features,
         "text_column": text_column,
         "target": target,
-        "classes": [_plain(c) for c in evaluation.classes],
+        "classes": [plain_value(c) for c in evaluation.classes],
         "diagnosis": search.diagnosis.to_dict() if search.diagnosis else None,
         "validation_value": search.best_value,
     }
     version = registry.register(
         run_id, model_obj=model, task=spec.task, family=search.best_family,
-        params=search.best_params, metrics=_metric_summary(evaluation, baseline, search),
+        params=search.best_params, metrics=metric_summary(evaluation, baseline, search),
         data_version=dataset.version, config=spec.to_dict(), code_version=code_version(project),
-        schema=_feature_schema(dataset, features), lineage=lineage,
+        schema=feature_schema(dataset, features), lineage=lineage,
         test_fingerprint=plan.test_fingerprint,
     )
     registry.record_test_access(plan.test_fingerprint, version.version, run_id, "register")
@@ -295,7 +309,7 @@ def _train_and_decide(
     t = time.perf_counter()
     say(StageEvent("gate", "checking the gates"))
     champion = registry.champion()
-    comparison, note = _compare_with_champion(
+    comparison, note = compare_with_champion(
         registry, champion.version if champion else None, model, X_test, y_test, spec, run_id,
         plan.test_fingerprint,
     )
@@ -349,7 +363,7 @@ def _train_and_decide(
         test_fingerprint=plan.test_fingerprint,
         test_uses=uses,
         max_test_uses=spec.gate.max_test_uses,
-        split=_split_summary(plan),
+        split=split_summary(plan),
         diagnosis=search.diagnosis.to_dict() if search.diagnosis else None,
         audit_id=audit_id,
         warnings=tuple(warnings),
@@ -383,7 +397,7 @@ def _reference_profile(
     )
 
 
-def _evaluated_metrics(spec: Any) -> list[str]:
+def evaluated_metrics(spec: Any) -> list[str]:
     """Reported metrics plus every metric an acceptance criterion names."""
     return list(dict.fromkeys([spec.primary_metric, *spec.reported_metrics, *spec.acceptance]))
 
@@ -403,7 +417,10 @@ def _check_acceptance_computable(spec: Any, dataset: Dataset) -> None:
         )
 
 
-def _text_column(dataset: Dataset, configured: str | None, features: list[str], task: str) -> str | None:
+def resolve_text_column(
+    dataset: Dataset, configured: str | None, features: list[str], task: str
+) -> str | None:
+    """The free-text column: configured, or the only text feature of a text-classification task."""
     if configured is not None:
         return configured
     if task != "text-classification":
@@ -412,22 +429,22 @@ def _text_column(dataset: Dataset, configured: str | None, features: list[str], 
     return texts[0] if texts else None
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _split_summary(plan: SplitPlan) -> dict[str, Any]:
+def split_summary(plan: SplitPlan) -> dict[str, Any]:
     data = plan.to_dict()
     for part in ("train", "validation", "test"):
         data.pop(part, None)
     return data
 
 
-def _feature_schema(dataset: Dataset, features: list[str]) -> dict[str, Any]:
+def feature_schema(dataset: Dataset, features: list[str]) -> dict[str, Any]:
     return {"columns": [dataset.schema[c].to_dict() for c in features]}
 
 
-def _metric_summary(evaluation: Evaluation, baseline: Evaluation, search: SearchResult) -> dict[str, Any]:
+def metric_summary(evaluation: Evaluation, baseline: Evaluation, search: SearchResult) -> dict[str, Any]:
     return {
         "primary": evaluation.primary,
         "test": dict(evaluation.metrics),
@@ -450,7 +467,7 @@ def _cv_splitter(spec: Any, n_rows: int) -> Any:
     return KFold(n_splits=folds, shuffle=True, random_state=spec.seed)
 
 
-def _cv_scores(
+def cross_validate(
     search: SearchResult, plan: SplitPlan, frame: pd.DataFrame, features: list[str],
     text_column: str | None, dataset: Dataset, spec: Any,
 ) -> list[float] | None:
@@ -485,7 +502,7 @@ def _cv_scores(
     return scores or None
 
 
-def _compare_with_champion(
+def compare_with_champion(
     registry: ModelRegistry, champion: int | None, model: Any, X_test: pd.DataFrame,
     y_test: pd.Series, spec: Any, run_id: int, fingerprint: str,
 ) -> tuple[PairedComparison | None, str]:

@@ -194,13 +194,13 @@ def train_candidate(
     from assay.evaluate import evaluate
     from assay.monitor.monitor import model_columns
     from assay.pipeline import (
-        _cv_scores,
-        _evaluated_metrics,
-        _feature_schema,
-        _metric_summary,
-        _plain,
-        _split_summary,
-        _text_column,
+        cross_validate,
+        evaluated_metrics,
+        feature_schema,
+        metric_summary,
+        plain_value,
+        split_summary,
+        resolve_text_column,
         code_version,
     )
     from assay.split import make_splits
@@ -210,7 +210,7 @@ def train_candidate(
     frame = dataset.frame
     target = spec.data.target
     features = AuditContext.from_spec(dataset, spec).features
-    text_column = _text_column(dataset, spec.data.text, features, spec.task)
+    text_column = resolve_text_column(dataset, spec.data.text, features, spec.task)
     plan = make_splits(frame, spec, data_version=dataset.version, features=features)
     train, validation, test = (plan.take(frame, p) for p in ("train", "validation", "test"))
     search = run_search(
@@ -220,9 +220,9 @@ def train_candidate(
         trials=spec.search.trials, minutes=spec.search.minutes, sampler=spec.search.sampler,
         pruning=spec.search.pruning, seed=spec.seed,
     )
-    cv_scores = _cv_scores(search, plan, frame, features, text_column, dataset, spec)
+    cv_scores = cross_validate(search, plan, frame, features, text_column, dataset, spec)
     model = search.estimator
-    metrics = _evaluated_metrics(spec)
+    metrics = evaluated_metrics(spec)
     evaluation = evaluate(
         model, test[features], test[target], task=spec.task, metrics=metrics,
         slices=test[spec.slices] if spec.slices else None,
@@ -238,7 +238,7 @@ def train_candidate(
     reference = _reference(model, train, features, dataset, spec)
     lineage = {
         "audit_id": audit_id,
-        "split": _split_summary(plan),
+        "split": split_summary(plan),
         "split_digest": registry.store_json(plan.to_dict()),
         "search": registry.store_json(search.to_dict()),
         "evaluation": registry.store_json(evaluation.to_dict()),
@@ -246,7 +246,7 @@ def train_candidate(
         "features": features,
         "text_column": text_column,
         "target": target,
-        "classes": [_plain(c) for c in evaluation.classes],
+        "classes": [plain_value(c) for c in evaluation.classes],
         "diagnosis": search.diagnosis.to_dict() if search.diagnosis else None,
         "validation_value": search.best_value,
         "reference": registry.store_json(reference.to_dict()) if reference else None,
@@ -256,9 +256,9 @@ def train_candidate(
     }
     record = registry.register(
         run_id, model_obj=model, task=spec.task, family=search.best_family,
-        params=search.best_params, metrics=_metric_summary(evaluation, baseline, search),
+        params=search.best_params, metrics=metric_summary(evaluation, baseline, search),
         data_version=dataset.version, config=spec.to_dict(), code_version=code_version(project),
-        schema=_feature_schema(dataset, features), lineage=lineage,
+        schema=feature_schema(dataset, features), lineage=lineage,
         test_fingerprint=plan.test_fingerprint,
     )
     registry.record_test_access(plan.test_fingerprint, record.version, run_id, "register")
@@ -277,7 +277,7 @@ def train_candidate(
             f"(needs {MIN_HOLDOUT}); send more feedback labels and retrain again"
         )
     else:
-        from assay.pipeline import _compare_with_champion
+        from assay.pipeline import compare_with_champion
         from assay.split.plan import fingerprint_test_set
 
         rows = frame.iloc[holdout_pos]
@@ -286,7 +286,7 @@ def train_candidate(
         registry.record_test_access(fingerprint, record.version, run_id, "fresh holdout")
         wanted = list(dict.fromkeys([*features, *champ_features]))
         present = [c for c in wanted if c in rows.columns]
-        comparison, note = _compare_with_champion(
+        comparison, note = compare_with_champion(
             registry, champion.version, model, rows[present], rows[target], spec, run_id,
             fingerprint,
         )
