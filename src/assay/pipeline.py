@@ -48,6 +48,7 @@ __all__ = [
     "plain_value",
     "resolve_text_column",
     "run_project",
+    "search_options",
     "split_summary",
 ]
 
@@ -234,8 +235,10 @@ def _train_and_decide(
     t = time.perf_counter()
     say(StageEvent("split", f"{spec.split_strategy} split"))
     plan = make_splits(frame, spec, data_version=dataset.version, features=features)
-    X_train, y_train = plan.take(frame, "train")[features], plan.take(frame, "train")[target]
-    X_val, y_val = plan.take(frame, "validation")[features], plan.take(frame, "validation")[target]
+    train_rows = _ordered(plan.take(frame, "train"), spec)
+    val_rows = _ordered(plan.take(frame, "validation"), spec)
+    X_train, y_train = train_rows[features], train_rows[target]
+    X_val, y_val = val_rows[features], val_rows[target]
     seconds["split"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -247,6 +250,7 @@ def _train_and_decide(
         trials=spec.search.trials, minutes=spec.search.minutes, sampler=spec.search.sampler,
         pruning=spec.search.pruning, seed=spec.seed,
         progress=lambda info: say(StageEvent("trial", "", trial=info)),
+        **search_options(spec, train_rows, val_rows),
     )
     seconds["search"] = time.perf_counter() - t
     if search.diagnosis is not None and search.diagnosis.verdict != "good":
@@ -395,6 +399,23 @@ def _reference_profile(
         rows, [dataset.schema[c] for c in features], prediction=prediction,
         confidence=confidence, seed=spec.seed, sample=REFERENCE_SAMPLE,
     )
+
+
+def _ordered(rows: pd.DataFrame, spec: Any) -> pd.DataFrame:
+    """Rows in time order for chronological projects (cross-validation folds follow time)."""
+    if spec.split_strategy == "chronological" and spec.data.time:
+        return rows.sort_values(spec.data.time, kind="stable")
+    return rows
+
+
+def search_options(spec: Any, train: pd.DataFrame, validation: pd.DataFrame) -> dict[str, Any]:
+    """How the search cross-validates on small data: by group or in time order, as the split does."""
+    options: dict[str, Any] = {"cv_folds": spec.search.cv_folds}
+    if spec.split_strategy == "group" and spec.data.group:
+        options["cv_groups"] = (train[spec.data.group].to_numpy(), validation[spec.data.group].to_numpy())
+    if spec.split_strategy == "chronological":
+        options["time_ordered"] = True
+    return options
 
 
 def evaluated_metrics(spec: Any) -> list[str]:

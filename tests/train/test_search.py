@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from assay.data.schema import infer_schema
 from assay.errors import AssayError, ConfigError, DataError
 from assay.train.curves import final_model
-from assay.train.families import LinearFamily
+from assay.train.families import LightGBMFamily, LinearFamily
 from assay.train.search import SearchResult, TrialInfo, _Reporter, run_search
 
 
@@ -82,26 +82,29 @@ def test_the_same_seed_gives_the_same_trials_and_best_model(binary) -> None:
     )
 
 
-def test_budget_is_split_per_family_and_defaults_come_first(binary) -> None:
+def test_every_family_starts_with_its_defaults_then_trials_follow_the_schedule(binary) -> None:
     result = _search(binary, trials=5)
     families = [t.family for t in result.trials]
-    assert families == ["linear"] * 3 + ["lightgbm"] * 2  # 5 trials over 2 families
+    assert families[:2] == ["linear", "lightgbm"]  # the first phase: one trial each
+    assert len(families) == 5 and set(families) == {"linear", "lightgbm"}
     assert result.trials_of("linear")[0].params == LinearFamily().defaults("binary")
+    assert result.trials_of("lightgbm")[0].params == LightGBMFamily().defaults("binary")
     assert [t.number for t in result.trials] == list(range(5))
 
 
 def test_best_is_the_top_complete_trial_in_the_metric_direction(binary, regression) -> None:
-    up = _search(binary)
+    # chosen on the validation rows (small data is otherwise cross-validated)
+    up = _search(binary, cv_rows=0)
     done = [t for t in up.trials if t.state == "complete"]
     assert up.higher_is_better and up.best_value == max(t.value for t in done)
-    down = _search(regression, primary_metric="rmse", trials=4)
+    down = _search(regression, primary_metric="rmse", trials=4, cv_rows=0)
     done = [t for t in down.trials if t.state == "complete"]
     assert not down.higher_is_better and down.best_value == min(t.value for t in done)
     assert down.best_value < down.baseline_value
 
 
 def test_the_reported_score_is_the_returned_model_on_validation(binary) -> None:
-    result = _search(binary)
+    result = _search(binary, refit=False, cv_rows=0)
     proba = result.estimator.predict_proba(binary["X_val"])[:, 1]
     assert result.best_value == pytest.approx(roc_auc_score(binary["y_val"], proba))
 
@@ -139,7 +142,7 @@ def test_a_time_budget_alone_runs_at_least_one_trial_per_family(binary) -> None:
 
 def test_progress_is_reported_after_every_trial(binary) -> None:
     seen: list[TrialInfo] = []
-    result = _search(binary, trials=4, progress=seen.append)
+    result = _search(binary, trials=4, progress=seen.append, cv_rows=0)
     assert [i.done for i in seen] == [1, 2, 3, 4]
     assert all(i.planned == 4 for i in seen)
     assert seen[-1].best_value == result.best_value

@@ -201,6 +201,7 @@ def train_candidate(
         plain_value,
         split_summary,
         resolve_text_column,
+        search_options,
         code_version,
     )
     from assay.split import make_splits
@@ -219,6 +220,7 @@ def train_candidate(
         families=spec.search.families, primary_metric=spec.primary_metric,
         trials=spec.search.trials, minutes=spec.search.minutes, sampler=spec.search.sampler,
         pruning=spec.search.pruning, seed=spec.seed,
+        **search_options(spec, train, validation),
     )
     cv_scores = cross_validate(search, plan, frame, features, text_column, dataset, spec)
     model = search.estimator

@@ -11,6 +11,9 @@ A family is named in assay.yaml (``search.families``) by its alias in
     fit_model(model, X_train, y_train, eval_set=(X_val, y_val), on_step=report)
     model.predict(X) / model.predict_proba(X)
 
+and, to refit the chosen configuration on training + validation rows (no rows left
+to stop on), ``family.refit_params(fitted_model, row_ratio)`` then ``build`` again.
+
 ``build`` returns an unfitted estimator: a :class:`ModelPipeline` (preprocessing
 fitted on training rows only, then the model), wrapped in a
 :class:`ThresholdedClassifier` when the hints ask for a tuned decision threshold.
@@ -81,6 +84,17 @@ class BaseModelFamily(abc.ABC):
         """Sensible parameters to try first; by default the first value of each grid axis."""
         return {name: values[0] for name, values in self.grid(task).items()}
 
+    def refit_params(self, model: Any, row_ratio: float) -> dict[str, Any] | None:
+        """Extra parameters to refit a configuration on more rows without a validation set.
+
+        ``model`` is the fitted final model of a search trial (inside any threshold
+        wrapper and pipeline); ``row_ratio`` is the refit rows over the rows it was
+        fitted on. Iterative families fix here what early stopping found (rounds,
+        epochs). ``None`` (the default) means a refit is not sound for the family,
+        and the search keeps the model it fitted.
+        """
+        return None
+
     @abc.abstractmethod
     def build(
         self,
@@ -143,6 +157,10 @@ class DummyFamily(BaseModelFamily):
             model = DummyRegressor(strategy="median" if objective.loss == "l1" else "mean")
         return ModelPipeline([("model", model)])
 
+    def refit_params(self, model: Any, row_ratio: float) -> dict[str, Any] | None:
+        """Nothing to fix: the baseline has no parameters."""
+        return {}
+
 
 @FAMILIES.register("linear")
 class LinearFamily(BaseModelFamily):
@@ -163,6 +181,10 @@ class LinearFamily(BaseModelFamily):
         if task in CLASSIFICATION_TASKS:
             return {"C": [1.0, 0.01, 0.1, 10.0]}
         return {"alpha": [1.0, 0.01, 0.1, 10.0]}
+
+    def refit_params(self, model: Any, row_ratio: float) -> dict[str, Any] | None:
+        """Nothing to fix: a linear model is fitted to convergence, without a validation set."""
+        return {}
 
     def build(
         self,
@@ -233,6 +255,19 @@ class LightGBMFamily(BaseModelFamily):
             "colsample_bytree": 1.0,
             "reg_lambda": 1e-3,
         }
+
+    def refit_params(self, model: Any, row_ratio: float) -> dict[str, Any] | None:
+        """``n_estimators``: the early-stopped best round, scaled by the row ratio.
+
+        Each round adds one tree whatever the row count, and more rows support
+        more rounds before over-fitting, hence the scaling.
+        """
+        if not isinstance(model, lgb.LGBMModel):
+            return None
+        best = int(getattr(model, "best_iteration_", 0) or 0)
+        if best <= 0:
+            best = int(model.booster_.current_iteration())
+        return {"n_estimators": max(1, round(best * max(row_ratio, 1.0)))}
 
     def build(
         self,
@@ -307,6 +342,17 @@ class MLPFamily(BaseModelFamily):
             "batch_size": [64],
         }
 
+    def refit_params(self, model: Any, row_ratio: float) -> dict[str, Any] | None:
+        """``max_epochs``: the early-stopped best epoch, with no rows held out.
+
+        The epoch count is not scaled: an epoch over more rows already takes
+        proportionally more optimiser steps.
+        """
+        best = int(getattr(model, "best_epoch_", 0) or 0)
+        if best <= 0:
+            return None
+        return {"max_epochs": best, "validation_fraction": 0.0}
+
     def build(
         self,
         params: Mapping[str, Any],
@@ -320,7 +366,9 @@ class MLPFamily(BaseModelFamily):
     ) -> Any:
         """Scaled, one-hot preprocessing + TorchMLPClassifier/TorchMLPRegressor.
 
-        ``max_epochs`` (default 200) and ``patience`` (default 10) may be passed in params.
+        ``max_epochs`` (default 200), ``patience`` (default 10) and
+        ``validation_fraction`` (default 0.1, used without an ``eval_set``) may be
+        passed in params.
         """
         from assay.train.mlp import TorchMLPClassifier, TorchMLPRegressor  # imports torch
 
@@ -333,6 +381,7 @@ class MLPFamily(BaseModelFamily):
             "batch_size": int(params.get("batch_size", 64)),
             "max_epochs": int(params.get("max_epochs", 200)),
             "patience": int(params.get("patience", 10)),
+            "validation_fraction": float(params.get("validation_fraction", 0.1)),
             "random_state": seed,
         }
         if task in CLASSIFICATION_TASKS:
@@ -367,6 +416,10 @@ class TfidfLinearFamily(BaseModelFamily):
     def grid(self, task: str) -> dict[str, list[Any]]:
         """Regularisation by n-gram length."""
         return {"C": [10.0, 1.0, 100.0], "ngram_max": [2, 1], "min_df": [1]}
+
+    def refit_params(self, model: Any, row_ratio: float) -> dict[str, Any] | None:
+        """Nothing to fix: TF-IDF and the linear model need no validation set."""
+        return {}
 
     def build(
         self,

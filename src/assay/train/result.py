@@ -10,10 +10,19 @@ import numpy as np
 from assay.train.curves import Diagnosis, LearningCurve
 from assay.train.objective import ObjectiveHints
 
-__all__ = ["SamplerName", "SearchResult", "TrialInfo", "TrialRecord", "TrialState", "plain"]
+__all__ = [
+    "SamplerName",
+    "SearchResult",
+    "Selection",
+    "TrialInfo",
+    "TrialRecord",
+    "TrialState",
+    "plain",
+]
 
 SamplerName = Literal["tpe", "random", "grid"]
 TrialState = Literal["complete", "pruned", "failed"]
+Selection = Literal["validation", "cross_validation"]
 
 
 def plain(value: Any) -> Any:
@@ -84,14 +93,23 @@ class SearchResult:
         task, primary_metric, higher_is_better: what was optimised, and which way.
         sampler, seed: how.
         objective: the hints every family was built with.
-        best_family, best_params, best_value: the winner and its validation score.
+        best_family, best_params, best_value: the winner and its validation score
+            (the score of the searched model, fitted on the training rows).
         baseline_value: the dummy baseline's validation score.
         trials: every trial of every family, in order.
-        curve, diagnosis: the best model's learning curve and its verdict.
+        curve, diagnosis: the searched model's learning curve and its verdict.
         skipped: families not searched, with the reason (e.g. task not supported).
         seconds: wall time of the whole search.
-        estimator: the fitted best model (see the module notes); not serialised.
+        selection: how the winning family was chosen: on the ``validation`` rows, or
+            by ``cross_validation`` over training + validation rows (small data).
+        cv_values: with cross-validation, each candidate family's mean fold score.
+        refitted: the returned estimator was refitted on training + validation rows.
+        refit_params: what the refit fixed (e.g. ``n_estimators``, ``max_epochs``).
+        fit_rows: the rows the returned estimator was fitted on.
+        estimator: the fitted best model (refitted when ``refitted``); not serialised.
         baseline: the fitted dummy model; not serialised.
+        searched: the best model as fitted in the search (training rows, validation
+            for early stopping and the threshold); not serialised.
     """
 
     task: str
@@ -109,8 +127,14 @@ class SearchResult:
     diagnosis: Diagnosis | None
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    selection: Selection = "validation"
+    cv_values: dict[str, float] = field(default_factory=dict)
+    refitted: bool = False
+    refit_params: dict[str, Any] = field(default_factory=dict)
+    fit_rows: int = 0
     estimator: Any = field(default=None, compare=False, repr=False)
     baseline: Any = field(default=None, compare=False, repr=False)
+    searched: Any = field(default=None, compare=False, repr=False)
 
     def trials_of(self, family: str) -> list[TrialRecord]:
         """The trials of one family."""
@@ -134,11 +158,16 @@ class SearchResult:
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
             "skipped": dict(self.skipped),
             "seconds": self.seconds,
+            "selection": self.selection,
+            "cv_values": {k: float(v) for k, v in self.cv_values.items()},
+            "refitted": self.refitted,
+            "refit_params": {k: plain(v) for k, v in self.refit_params.items()},
+            "fit_rows": self.fit_rows,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchResult:
-        """The inverse of :meth:`to_dict` (``estimator`` and ``baseline`` are ``None``)."""
+        """The inverse of :meth:`to_dict` (the fitted models are ``None``)."""
         return cls(
             task=data["task"],
             primary_metric=data["primary_metric"],
@@ -157,4 +186,9 @@ class SearchResult:
             ),
             skipped=dict(data.get("skipped", {})),
             seconds=data.get("seconds", 0.0),
+            selection=data.get("selection", "validation"),
+            cv_values=dict(data.get("cv_values", {})),
+            refitted=bool(data.get("refitted", False)),
+            refit_params=dict(data.get("refit_params", {})),
+            fit_rows=int(data.get("fit_rows", 0)),
         )

@@ -2,26 +2,42 @@
 
 Design choices:
 
-* **One study per family.** Each family gets its own Optuna study with the budget
-  split evenly (at least one trial each; unused time carries over to the next
-  family). A family's space is then fixed, so multivariate TPE and the grid
-  sampler work on it directly, and the pruner compares a trial's per-round (trees)
-  or per-epoch (nets) validation losses only with trials of the same family.
+* **One study per family, budget moved to the promising ones.** Each family keeps
+  its own Optuna study (its space is fixed, so multivariate TPE and the grid sampler
+  work on it, and the pruner compares a trial's per-round or per-epoch validation
+  losses only with trials of the same family). A first phase gives every family its
+  defaults plus up to two trials (a bounded share of the budget); then each next
+  trial goes to the family furthest below its share, where a family's share is
+  ``exp(-gap / 0.1)``, ``gap`` being how far its best score trails the leader in
+  units of the leader's improvement over the dummy baseline. Studies continue with
+  the same sampler state. A one-parameter family (linear) stops once it converges;
+  a family trailing far behind gets nothing more. Shares count trials under a trial
+  budget (the schedule depends only on scores: reproducible) and seconds under a
+  time budget, which also reserves time for the selection and the refit below.
 * **Intermediate values are losses.** Pruning sees the model's own validation loss
   (negated when the study maximises the primary metric); the trial's final value is
   the primary metric on the validation rows, computed with scikit-learn.
 * **The first TPE/random trial of each family is its default parameters**, so a
   small budget still tries a sensible point.
-* **The best estimator is the one fitted in the best trial**: trained on the
-  training rows, with the validation rows used for early stopping and to choose
-  the decision threshold. It is not refitted on train + validation: that would
-  leave no rows to stop on or to choose a threshold on, and the fitted model would
-  differ from the one whose score is reported.
-* The dummy baseline is always fitted and scored; it is never searched.
+* **Small data: families are compared by cross-validation.** With fewer than
+  ``cv_rows`` training rows one validation set is too noisy to pick a family (and
+  the best of many trials on it is partly luck), so the three best configurations
+  of each family still in contention are scored by K-fold cross-validation on
+  training + validation rows (each fold fitted the way the refit is, below) and
+  the best mean wins.
+* **The final model is refitted on training + validation rows** (``refit=True``)
+  when the family says it is sound (:meth:`BaseModelFamily.refit_params`): the
+  boosting rounds or epochs that early stopping found are kept (rounds scaled by
+  the row ratio), and a tuned decision threshold keeps the value chosen on the
+  validation rows. ``best_value`` stays the searched model's validation score, and
+  the learning curve is the searched model's; ``SearchResult.searched`` holds it.
+* The dummy baseline is always fitted (on the training rows) and scored; it is
+  never searched.
 * Reproducible: with a trial budget, the same seed gives the same trials, the same
   best parameters and the same model (a time budget makes the trial count vary).
 
 The search never sees a test set: it is given training and validation rows only.
+The schedule, the cross-validation and the refit live in :mod:`assay.train._schedule`.
 """
 
 from __future__ import annotations
@@ -29,7 +45,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,13 +54,15 @@ from sklearn.utils.class_weight import compute_sample_weight
 from assay.config.metrics import CLASSIFICATION_TASKS, HIGHER_IS_BETTER
 from assay.data.schema import Schema
 from assay.errors import AssayError, ConfigError, DataError
+from assay.train._schedule import Reporter, Runner, join_rows
 from assay.train.curves import Diagnosis, LearningCurve, diagnose, learning_curve_for
-from assay.train.families import FAMILIES, BaseModelFamily, get_family
+from assay.train.families import FAMILIES, get_family
 from assay.train.objective import ObjectiveHints, objective_for
 from assay.train.pipeline import fit_model
 from assay.train.result import (
     SamplerName,
     SearchResult,
+    Selection,
     TrialInfo,
     TrialRecord,
     TrialState,
@@ -62,20 +79,10 @@ __all__ = [
     "run_search",
 ]
 
-_STATES: dict[optuna.trial.TrialState, TrialState] = {
-    optuna.trial.TrialState.COMPLETE: "complete",
-    optuna.trial.TrialState.PRUNED: "pruned",
-    optuna.trial.TrialState.FAIL: "failed",
-}
+#: configurations of each family compared by cross-validation on small data
+CV_CONFIGS = 3
 
-
-@dataclass
-class _FamilyBest:
-    """The best trial of one family so far, with its fitted model."""
-
-    value: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    estimator: Any = None
+_Reporter = Reporter  # the pruning callback, under the name tests and older code import
 
 
 def _check_inputs(
@@ -158,22 +165,32 @@ def _check_inputs(
         )
 
 
-def _split_trials(total: int | None, n: int) -> list[int | None]:
-    if total is None:
-        return [None] * n
-    base, extra = divmod(total, n)
-    return [max(1, base + (1 if i < extra else 0)) for i in range(n)]
-
-
-def _make_sampler(
-    sampler: SamplerName, family: BaseModelFamily, task: str, seed: int, n_trials: int | None
-) -> optuna.samplers.BaseSampler:
-    if sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if sampler == "grid":
-        return optuna.samplers.GridSampler(family.grid(task), seed=seed)
-    startup = 10 if n_trials is None else max(2, min(10, n_trials // 3))
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+def _check_selection(
+    cv_rows: int, cv_folds: int, cv_groups: tuple[Any, Any] | None, n_train: int, n_val: int
+) -> None:
+    if cv_folds < 2:
+        raise ConfigError(
+            "cross-validation needs at least two folds",
+            key="search.cv_folds",
+            expected="an integer >= 2",
+            received=cv_folds,
+            fix="Set search.cv_folds to 2 or more (5 is usual).",
+        )
+    if cv_rows < 0:
+        raise ConfigError(
+            "the row count below which families are cross-validated is negative",
+            key="search.cv_rows",
+            expected="an integer >= 0 (0 never cross-validates)",
+            received=cv_rows,
+            fix="Pass 0 or a positive row count.",
+        )
+    if cv_groups is not None and (len(cv_groups[0]), len(cv_groups[1])) != (n_train, n_val):
+        raise DataError(
+            "the groups do not match the training and validation rows",
+            expected=f"{n_train} training and {n_val} validation group labels",
+            received=f"{len(cv_groups[0])} and {len(cv_groups[1])}",
+            fix="Pass the group column of exactly these rows.",
+        )
 
 
 def run_search(
@@ -194,6 +211,11 @@ def run_search(
     pruning: bool,
     seed: int,
     progress: Callable[[TrialInfo], None] | None = None,
+    refit: bool = True,
+    cv_rows: int = 2_000,
+    cv_folds: int = 5,
+    cv_groups: tuple[Any, Any] | None = None,
+    time_ordered: bool = False,
 ) -> SearchResult:
     """Search each family's hyper-parameters on train/validation and keep the best model.
 
@@ -203,19 +225,32 @@ def run_search(
         task, schema, features, text_column: what is modelled, from what.
         families: family aliases (``dummy`` is the baseline and is always fitted).
         primary_metric: the metric that decides (a metric of the task).
-        trials, minutes: the budget; either or both (the first reached stops).
+        trials, minutes: the budget; either or both (the first reached stops). A time
+            budget covers the search, the cross-validated selection and the refit.
         sampler: ``tpe`` (with ``pruning``: a median pruner), ``random`` or ``grid``.
-        seed: seeds the samplers and every model.
+        seed: seeds the samplers, the folds and every model.
         progress: called after each trial.
+        refit: refit the chosen configuration on training + validation rows (see
+            the module notes); ``False`` returns the model fitted in the search.
+        cv_rows: with fewer training rows than this, the families' best
+            configurations are compared by cross-validation (``0``: never).
+        cv_folds: the folds of that cross-validation.
+        cv_groups: group labels of the training and validation rows; folds then
+            keep each group whole (pass them when the split is by group).
+        time_ordered: the rows are in time order and validation follows training
+            (a chronological split); shuffled folds would mix future and past, so the
+            family is chosen on the validation rows.
 
     Raises:
-        ConfigError: unknown family/sampler, metric not of the task, no budget, or
-            no listed family supports the task.
-        DataError: rows and labels differ in length, empty sets, missing features.
+        ConfigError: unknown family/sampler, metric not of the task, no budget, fewer
+            than two folds, or no listed family supports the task.
+        DataError: rows and labels differ in length, empty sets, missing features,
+            groups of other rows.
         AssayError: every trial failed.
     """
     started = time.perf_counter()
     _check_inputs(X_train, y_train, X_val, y_val, features, families, sampler, trials, minutes)
+    _check_selection(cv_rows, cv_folds, cv_groups, len(X_train), len(X_val))
     hints = objective_for(task, primary_metric)
     higher = HIGHER_IS_BETTER[primary_metric]
     build_kw: dict[str, Any] = {
@@ -252,12 +287,10 @@ def run_search(
             fix="Add a family that supports the task.",
         )
 
-    budgets = _split_trials(trials, len(searched)) if searched else []
-    runner = _Runner(
-        X_train,
-        y_train,
-        X_val,
-        y_val,
+    n_train, n_all = len(X_train), len(X_train) + len(X_val)
+    cross = bool(n_train < cv_rows and not time_ordered)
+    runner = Runner(
+        (X_train, y_train, X_val, y_val),
         task=task,
         primary=primary_metric,
         higher=higher,
@@ -266,28 +299,26 @@ def run_search(
         seed=seed,
         build_kw=build_kw,
         progress=progress,
-        planned=None if trials is None else sum(n or 0 for n in budgets),
+        planned=None if trials is None else max(trials, len(searched)),
+        baseline_value=baseline_value,
+        keep=CV_CONFIGS if cross else 1,
+        budget=None if minutes is None else minutes * 60.0,
+        refit_ratio=n_all / n_train if refit else 0.0,
+        cv_cost=(cv_folds - 1) * n_all / n_train if cross else 0.0,
     )
     deadline = None if minutes is None else started + minutes * 60.0
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        for index, alias in enumerate(searched):
-            timeout = None
-            if deadline is not None:
-                timeout = (deadline - time.perf_counter()) / (len(searched) - index)
-            runner.run_family(alias, budgets[index], timeout)
+        for alias in searched:
+            runner.add(alias, trials)
+        runner.search(trials, deadline)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    records, bests, better = runner.records, runner.bests, runner.better
 
-    winner: str | None = None
-    for alias in searched:
-        value = bests[alias].value
-        if value is not None and (winner is None or better(value, bests[winner].value)):
-            winner = alias
-    if winner is None and searched:
-        first = next((r.error for r in records if r.error), "no trial finished")
+    ranked = runner.ranked()
+    if not ranked and searched:
+        first = next((r.error for r in runner.records if r.error), "no trial finished")
         raise AssayError(
             "no search trial completed",
             where="search",
@@ -295,17 +326,43 @@ def run_search(
             received=first,
             fix="Check the data and the listed families, or raise the budget.",
         )
-    if winner is None:
-        best_family, best_params, best_value, estimator = "dummy", {}, baseline_value, baseline
+    X_all, y_all = join_rows(X_train, X_val), join_rows(y_train, y_val)
+    selection: Selection = "validation"
+    cv_values: dict[str, float] = {}
+    refit_params: dict[str, Any] = {}
+    refitted = False
+    if not ranked:
+        best_family, best_params, best_value = "dummy", {}, baseline_value
+        estimator = chosen_model = baseline
     else:
-        chosen = bests[winner]
-        best_family, best_params = winner, chosen.params
-        best_value, estimator = float(chosen.value or 0.0), chosen.estimator
+        arm, config = ranked[0], ranked[0].top[0]
+        candidates = runner.cv_candidates() if cross else []
+        if len(candidates) > 1:
+            groups = None if cv_groups is None else join_rows(*cv_groups)
+            means = runner.cross_validate(candidates, X_all, y_all, cv_folds, groups, deadline)
+            scored = [(m, c) for m, c in zip(means, candidates, strict=True) if m is not None]
+            if len(scored) > 1:
+                sign = 1.0 if higher else -1.0
+                selection = "cross_validation"
+                for mean, (a, _) in scored:
+                    if a.alias not in cv_values or sign * mean > sign * cv_values[a.alias]:
+                        cv_values[a.alias] = mean
+                arm, config = max(scored, key=lambda mc: sign * mc[0])[1]
+        best_family, best_params, best_value = arm.alias, config.params, config.value
+        estimator = chosen_model = config.estimator
+        if refit:
+            try:
+                done = runner.refit(arm, config, X_all, y_all, n_all / n_train)
+            except Exception:  # noqa: BLE001 - keep the searched model (refitted stays False)
+                done = None
+            if done is not None:
+                estimator, refit_params = done
+                refitted = True
 
     curve: LearningCurve | None
     try:
         curve = learning_curve_for(
-            estimator, X_train, y_train, X_val, y_val, metric=primary_metric, seed=seed
+            chosen_model, X_train, y_train, X_val, y_val, metric=primary_metric, seed=seed
         )
     except ValueError:  # no training share could be fitted
         curve = None
@@ -323,154 +380,20 @@ def run_search(
         best_params={k: plain(v) for k, v in best_params.items()},
         best_value=float(best_value),
         baseline_value=float(baseline_value),
-        trials=tuple(records),
+        trials=tuple(runner.records),
         curve=curve,
         diagnosis=diagnosis,
         skipped=skipped,
         seconds=round(time.perf_counter() - started, 4),
+        selection=selection,
+        cv_values={k: float(v) for k, v in cv_values.items()},
+        refitted=refitted,
+        refit_params={k: plain(v) for k, v in refit_params.items()},
+        fit_rows=n_all if refitted else n_train,
         estimator=estimator,
         baseline=baseline,
+        searched=chosen_model,
     )
-
-
-class _Runner:
-    """Runs one study per family and keeps the records and each family's best model."""
-
-    def __init__(
-        self,
-        X_train: Any,
-        y_train: Any,
-        X_val: Any,
-        y_val: Any,
-        *,
-        task: str,
-        primary: str,
-        higher: bool,
-        sampler: SamplerName,
-        pruning: bool,
-        seed: int,
-        build_kw: dict[str, Any],
-        progress: Callable[[TrialInfo], None] | None,
-        planned: int | None,
-    ) -> None:
-        self.data = (X_train, y_train, X_val, y_val)
-        self.task, self.primary, self.higher = task, primary, higher
-        self.sampler, self.pruning, self.seed = sampler, pruning, seed
-        self.build_kw, self.progress, self.planned = build_kw, progress, planned
-        self.records: list[TrialRecord] = []
-        self.bests: dict[str, _FamilyBest] = {}
-        self.overall: tuple[str | None, float | None] = (None, None)
-
-    def better(self, a: float, b: float | None) -> bool:
-        """True when score ``a`` beats ``b`` (or ``b`` is missing)."""
-        return b is None or (a > b if self.higher else a < b)
-
-    def run_family(self, alias: str, n_trials: int | None, timeout: float | None) -> None:
-        """One study for ``alias``: at least one trial even when the time share is spent."""
-        family = get_family(alias)
-        self.bests[alias] = _FamilyBest()
-        if self.sampler == "grid":
-            grid = family.grid(self.task)
-            size = math.prod(len(v) for v in grid.values()) if grid else 1
-            n_trials = size if n_trials is None else min(n_trials, size)
-        if timeout is not None and timeout <= 0:
-            n_trials, timeout = 1, None
-        pruner: optuna.pruners.BasePruner = (
-            optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5)
-            if self.pruning
-            else optuna.pruners.NopPruner()
-        )
-        study = optuna.create_study(
-            direction="maximize" if self.higher else "minimize",
-            sampler=_make_sampler(self.sampler, family, self.task, self.seed, n_trials),
-            pruner=pruner,
-        )
-        if self.sampler != "grid":
-            study.enqueue_trial(family.defaults(self.task))
-        errors: dict[int, str] = {}
-        timings: dict[int, float] = {}
-
-        def objective(trial: optuna.Trial) -> float:
-            t0 = time.perf_counter()
-            try:
-                return self._evaluate(trial, alias, family, errors)
-            finally:
-                timings[trial.number] = time.perf_counter() - t0
-
-        def record(_: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
-            self._record(alias, frozen, errors, timings)
-
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[record])
-
-    def _params(self, trial: optuna.Trial, family: BaseModelFamily) -> dict[str, Any]:
-        if self.sampler != "grid":
-            return family.search_space(trial, self.task)
-        # the grid covers some parameters; the others keep their defaults
-        grid = family.grid(self.task)
-        drawn = {name: trial.suggest_categorical(name, values) for name, values in grid.items()}
-        return {**family.defaults(self.task), **drawn}
-
-    def _evaluate(
-        self, trial: optuna.Trial, alias: str, family: BaseModelFamily, errors: dict[int, str]
-    ) -> float:
-        X_train, y_train, X_val, y_val = self.data
-        try:
-            params = self._params(trial, family)
-            model = family.build(params, **self.build_kw)
-            report = _Reporter(trial, self.higher) if self.pruning else None
-            fit_model(model, X_train, y_train, eval_set=(X_val, y_val), on_step=report)
-            value = score_estimator(self.primary, model, X_val, y_val)
-            if not math.isfinite(value):
-                raise ValueError(f"the validation {self.primary} is {value}")
-        except (optuna.TrialPruned, AssayError):
-            raise
-        except Exception as exc:  # a configuration that fails is a failed trial, not a crash
-            errors[trial.number] = f"{type(exc).__name__}: {exc}"
-            return float("nan")  # Optuna records a NaN objective as a failed trial
-        best = self.bests[alias]
-        if self.better(value, best.value):
-            best.value, best.params, best.estimator = value, dict(params), model
-        return value
-
-    def _record(
-        self,
-        alias: str,
-        frozen: optuna.trial.FrozenTrial,
-        errors: dict[int, str],
-        timings: dict[int, float],
-    ) -> None:
-        state = _STATES.get(frozen.state, "failed")
-        value = None
-        if state == "complete" and frozen.value is not None:
-            value = float(frozen.value)
-        rec = TrialRecord(
-            number=len(self.records),
-            family=alias,
-            params={k: plain(v) for k, v in frozen.params.items()},
-            value=value,
-            state=state,
-            seconds=round(timings.get(frozen.number, 0.0), 4),
-            error=errors.get(frozen.number),
-        )
-        self.records.append(rec)
-        if value is not None and self.better(value, self.overall[1]):
-            self.overall = (alias, value)
-        if self.progress is not None:
-            info = TrialInfo(rec, self.overall[0], self.overall[1], len(self.records), self.planned)
-            self.progress(info)
-
-
-class _Reporter:
-    """``on_step`` for a trial: report the loss in the study's direction, prune if told."""
-
-    def __init__(self, trial: optuna.Trial, maximise: bool) -> None:
-        self.trial = trial
-        self.sign = -1.0 if maximise else 1.0
-
-    def __call__(self, step: int, loss: float) -> None:
-        self.trial.report(self.sign * float(loss), step)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step}")
 
 
 def _diagnose(
