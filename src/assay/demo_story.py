@@ -53,7 +53,10 @@ def run_loop(project: Project, *, held_back: pd.DataFrame, later: pd.DataFrame, 
     target = project.spec.data.target
     token = create_token(registry, "demo-client", ["predict", "feedback"])
     seed = project.spec.seed
-    early = held_back.loc[held_back["month"] <= 4]
+    # rows from the training period, in its month mix (the earliest share of the chronological split)
+    period = held_back.sort_values("time_hour", kind="stable")
+    train_share = 1 - project.spec.split.test_size - project.spec.split.validation_size
+    early = period.iloc[: int(len(period) * train_share)]
     familiar = early.sample(n=min(BATCH, len(early)), random_state=seed)
     winter = later.loc[later["month"] >= 11]
     drifted = winter.sample(n=min(BATCH, len(winter)), random_state=seed)

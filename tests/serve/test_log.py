@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from assay.serve.log import (
 )
 from assay.store import Store, alembic_config
 from assay.store.migrate import head_revision
+from assay.store.serialize import dumps
 from assay.store.tables import feedback, predictions
 from assay.testing.stores import open_test_store, store_params
 
@@ -158,6 +160,49 @@ def test_numpy_values_and_nan_are_stored_as_plain_json(store: Store, tmp_path: P
     assert inputs == {"x": None, "n": 7} and confidence == 0.5
 
 
+def test_json_columns_hold_the_canonical_text_of_the_store(store: Store, tmp_path: Path) -> None:
+    inputs = {"z": np.float32(1.5), "a": float("inf"), "m": {"y": 1, "b": [np.int64(2), None]}}
+    legacy = entry(2, inputs={"k": 1, "c": "é"}, probabilities={"yes": 0.5, "no": 0.5})
+    wal = tmp_path / "wal"
+    wal.mkdir()  # a line of the stdlib encoder, keys unsorted, replays to the same text
+    (wal / "00000000000000000001-1-000001.wal").write_bytes(
+        json.dumps(legacy.to_dict(), ensure_ascii=False).encode() + b"\n"
+    )
+    written = [entry(1, inputs=inputs, prediction=None, probabilities=None), legacy]
+    with PredictionLog(store, wal) as log:
+        log.append(written[:1])
+    query = (
+        "SELECT id, CAST(inputs AS TEXT), CAST(prediction AS TEXT), probabilities,"
+        " CAST(flags AS TEXT) FROM predictions"
+    )
+    with store.connect() as conn:
+        stored = {row[0]: tuple(row[1:]) for row in conn.exec_driver_sql(query)}
+    assert stored == {
+        written[0].id: ('{"a":null,"m":{"b":[2,null],"y":1},"z":1.5}', "null", None, "[]"),
+        legacy.id: (dumps(legacy.inputs), '"no"', dumps(legacy.probabilities), "[]"),
+    }
+    assert dumps(legacy.inputs) == '{"c":"é","k":1}'
+
+
+def test_prediction_ids_are_hex_unique_and_not_repeated_by_a_forked_child() -> None:
+    ids = [new_prediction_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    if not hasattr(os, "fork"):
+        pytest.skip("needs os.fork")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_prediction_id().encode())
+        os._exit(0)
+    os.close(write)
+    mine = new_prediction_id()  # the parent's next draw: what a child without a reseed repeats
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read().decode()
+    assert len(child) == 32 and child != mine
+
+
 def test_background_writer_batches_without_flush(store: Store, tmp_path: Path) -> None:
     wal = tmp_path / "wal"
     log = PredictionLog(store, wal, batch_size=10, flush_seconds=0.05)
@@ -233,8 +278,8 @@ def test_a_row_the_database_refuses_is_dropped_alone(
     poison = entries[2].id
     real = log_module._insert_batch
 
-    def picky(store_: Store, statement: Any, batch: list[dict[str, Any]]) -> int:
-        if any(row["id"] == poison for row in batch):
+    def picky(store_: Store, statement: Any, batch: list[tuple[Any, ...]]) -> int:
+        if any(row[0] == poison for row in batch):
             raise IntegrityError("INSERT", {}, Exception("CHECK constraint failed"))
         return real(store_, statement, batch)
 
