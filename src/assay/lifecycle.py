@@ -17,10 +17,17 @@ from assay.registry import ModelRegistry, ModelVersion
 __all__ = [
     "evaluation_of",
     "promote_version",
+    "registered_test_uses",
     "report_input",
     "rollback_champion",
     "write_version_report",
 ]
+
+
+def registered_test_uses(registry: ModelRegistry, fingerprint: str) -> int:
+    """How many registered candidates the sealed test set ``fingerprint`` has scored."""
+    accesses = registry.test_accesses(fingerprint)
+    return len({a.version for a in accesses if a.purpose == "register"})
 
 
 def evaluation_of(registry: ModelRegistry, version: int) -> Evaluation:
@@ -93,10 +100,7 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
                      if g.get("name") == "fairness"), [])
     spec = record.config
     max_uses = (spec.get("gate") or {}).get("max_test_uses", 5)
-    uses = 0
-    if record.test_fingerprint:
-        accesses = registry.test_accesses(record.test_fingerprint)
-        uses = len({a.version for a in accesses if a.purpose == "register"})
+    uses = registered_test_uses(registry, record.test_fingerprint) if record.test_fingerprint else 0
     search_summary = None
     if search:
         search_summary = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -24,9 +24,10 @@ from assay.audit.base import AuditContext
 from assay.audit.runner import audit
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.data.dataset import Dataset
-from assay.errors import AssayError, GateFailed
+from assay.errors import AssayError, ConfigError, GateFailed
 from assay.evaluate import Evaluation, PairedComparison, evaluate, paired_bootstrap
 from assay.gate import GateDecision, decide
+from assay.lifecycle import registered_test_uses, write_version_report
 from assay.project import Project
 from assay.registry import ModelRegistry
 from assay.split import SplitPlan, make_splits
@@ -190,14 +191,15 @@ def run_project(
     ctx = AuditContext.from_spec(dataset, spec)
     features = ctx.features
     text_column = resolve_text_column(dataset, spec.data.text, features, spec.task)
+    code = code_version(project)
     run_id = registry.start_run(
-        spec.to_dict(), dataset.version, code_version(project),
+        spec.to_dict(), dataset.version, code,
         seeds={"seed": spec.seed, "split": spec.seed, "search": spec.seed},
     )
     try:
         result = _train_and_decide(
             project, registry, dataset, features, text_column, run_id, audit_id, say, seconds,
-            write_report,
+            write_report, code,
         )
     except BaseException as exc:
         status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -206,13 +208,7 @@ def run_project(
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
         raise
-    return _replace_seconds(result, time.perf_counter() - started, seconds)
-
-
-def _replace_seconds(result: RunResult, total: float, seconds: dict[str, float]) -> RunResult:
-    from dataclasses import replace
-
-    return replace(result, seconds=total, stage_seconds=dict(seconds))
+    return replace(result, seconds=time.perf_counter() - started, stage_seconds=dict(seconds))
 
 
 def _train_and_decide(
@@ -226,6 +222,7 @@ def _train_and_decide(
     say: Listener,
     seconds: dict[str, float],
     write_report: bool,
+    code: str,
 ) -> RunResult:
     spec = project.spec
     frame = dataset.frame
@@ -303,7 +300,7 @@ def _train_and_decide(
     version = registry.register(
         run_id, model_obj=model, task=spec.task, family=search.best_family,
         params=search.best_params, metrics=metric_summary(evaluation, baseline, search),
-        data_version=dataset.version, config=spec.to_dict(), code_version=code_version(project),
+        data_version=dataset.version, config=spec.to_dict(), code_version=code,
         schema=feature_schema(dataset, features), lineage=lineage,
         test_fingerprint=plan.test_fingerprint,
     )
@@ -332,9 +329,7 @@ def _train_and_decide(
     seconds["gate"] = time.perf_counter() - t
 
     uses = registry.test_access_count(plan.test_fingerprint)
-    registered_uses = len({
-        a.version for a in registry.test_accesses(plan.test_fingerprint) if a.purpose == "register"
-    })
+    registered_uses = registered_test_uses(registry, plan.test_fingerprint)
     if registered_uses > spec.gate.max_test_uses:
         warnings.append(
             f"the sealed test set has now scored {registered_uses} registered candidates "
@@ -343,8 +338,6 @@ def _train_and_decide(
         )
     report_path = None
     if write_report:
-        from assay.lifecycle import write_version_report
-
         report_path = str(write_version_report(project, registry, version.version))
     registry.finish_run(
         run_id, "succeeded",
@@ -425,8 +418,6 @@ def evaluated_metrics(spec: Any) -> list[str]:
 
 def _check_acceptance_computable(spec: Any, dataset: Dataset) -> None:
     """Refuse, before any training, acceptance criteria that cannot be evaluated on this data."""
-    from assay.errors import ConfigError
-
     target = dataset.frame[spec.data.target].dropna()
     if "mape" in spec.acceptance and (target == 0).any():
         raise ConfigError(

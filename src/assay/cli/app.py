@@ -18,6 +18,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from assay.errors import AssayError, ConfigError
+from assay.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    out_console as _out,
+    err_console as _err,
+)
 
 __all__ = ["app", "main"]
 
@@ -31,19 +37,6 @@ app = typer.Typer(
 
 _state: dict[str, bool] = {"debug": False}
 
-ConfigOpt = Annotated[
-    Optional[Path],
-    typer.Option("--config", "-c", help="assay.yaml to use (default: found from the working folder)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def _out() -> Console:
-    return Console(highlight=False, soft_wrap=False)
-
-
-def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @app.callback()

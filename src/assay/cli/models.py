@@ -10,30 +10,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from assay.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    out_console as _out,
+    err_console as _err,
+    open_project as _open,
+)
 
 __all__ = ["register_commands"]
 
-ConfigOpt = Annotated[
-    Optional[Path],
-    typer.Option("--config", "-c", help="assay.yaml to use (default: found from the working folder)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def _out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
-
-
-def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _open(config: Path | None) -> tuple[Any, Any]:
-    from assay.pipeline import open_registry
-    from assay.project import Project
-
-    project = Project.open(config)
-    return project, open_registry(project)
 
 
 def _fmt(value: Any) -> str:

@@ -11,20 +11,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from assay.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    out_console as _out,
+)
 
 __all__ = ["register_monitor_commands"]
 
-ConfigOpt = Annotated[
-    Optional[Path],
-    typer.Option("--config", "-c", help="assay.yaml to use (default: found from the working folder)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 _SEVERITY = {"critical": "bold red", "warning": "yellow"}
-
-
-def _out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
 
 
 def _print_json(payload: Any) -> None:

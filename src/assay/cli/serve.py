@@ -8,20 +8,21 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from assay.errors import ConfigError
+from assay.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    out_console as _out,
+    err_console as _err,
+    open_project as _open,
+)
 
 __all__ = ["is_loopback", "register_serve_commands", "token_app"]
 
-ConfigOpt = Annotated[
-    Optional[Path],
-    typer.Option("--config", "-c", help="assay.yaml to use (default: found from the working folder)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 token_app = typer.Typer(
     name="token",
@@ -29,22 +30,6 @@ token_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def _out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
-
-
-def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _open(config: Path | None) -> tuple[Any, Any]:
-    from assay.pipeline import open_registry
-    from assay.project import Project
-
-    project = Project.open(config)
-    return project, open_registry(project)
 
 
 def _print_json(value: Any) -> None:
