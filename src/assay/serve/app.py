@@ -14,16 +14,18 @@ Endpoints: ``POST /v1/predict`` and ``POST /v1/feedback`` (assay's own format),
 The prediction endpoints share one path: authorize, read the body (bounded),
 parse it with orjson, pick the answering model from the current routing
 snapshot, validate, score (NumPy fast path), append every prediction (and the
-shadow's) to the write-ahead log with one call, and only then answer.
+shadow's) to the write-ahead log with one call, and only then answer
+(:mod:`assay.serve.scoring`). ``POST /v1/predict``, the hot route, is answered on a
+raw-ASGI lane ahead of the framework (:mod:`assay.serve.lane`); its FastAPI route
+documents it and gives the same answers when the lane is off.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 import traceback
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,20 +45,26 @@ from assay.project import Project
 from assay.registry import ModelRegistry
 from assay.serve import protocols as proto
 from assay.serve.auth import TokenVerifier
-from assay.serve.log import LogEntry, PredictionLog, new_prediction_id, record_feedback
+from assay.serve.lane import PredictLane
+from assay.serve.log import PredictionLog, record_feedback
 from assay.serve.metrics import ServerMetrics
 from assay.serve.protocols import RequestError
-from assay.serve.runtime import LoadedModel, ModelRuntime, Prediction
-from assay.serve.validation import ValidatedBatch
-from assay.store.database import utcnow
+from assay.serve.runtime import LoadedModel, ModelRuntime
+from assay.serve.scoring import (
+    Answer,
+    PredictHead,
+    answer_predict,
+    authorize,
+    not_ready,
+    read_body,
+    request_id_of,
+    score_async,
+)
 
 __all__ = ["ServerState", "create_app", "create_app_from_env", "get_state", "model_name"]
 
 logger = logging.getLogger("assay.serve")
 
-#: batches larger than this are scored in a worker thread, so the event loop keeps answering
-THREAD_THRESHOLD = 32
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _JSON = "application/json"
 _ERROR_CODE_KEY = "assay.error"
 
@@ -97,6 +105,7 @@ def create_app(
     max_body_bytes: int = proto.DEFAULT_MAX_BODY_BYTES,
     seed: int = 0,
     registry: ModelRegistry | None = None,
+    lane: bool = True,
 ) -> FastAPI:
     """The server of ``project``.
 
@@ -110,6 +119,9 @@ def create_app(
         max_body_bytes: largest request body (more -> 413).
         seed: the seed of the canary draws.
         registry: the registry to use (default: the project's store).
+        lane: answer ``POST /v1/predict`` on the raw-ASGI lane (:mod:`assay.serve.lane`)
+            ahead of the framework's middleware and router; ``False`` leaves it to the
+            FastAPI route, which gives the same answers more slowly.
     """
     from assay.pipeline import open_registry
 
@@ -136,18 +148,29 @@ def create_app(
             state.runtime.stop()
             state.log.close()
 
-    app = FastAPI(
+    app = _AssayAPI(
         title=f"assay: {state.model_name}",
         version=assay.__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.assay = state
+    app.lane = lane
     _add_error_handlers(app)
     _add_routes(app, state)
     app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
     app.add_middleware(_Observe, metrics=state.metrics)
     return app
+
+
+class _AssayAPI(FastAPI):
+    """FastAPI with the predict lane as the outermost layer of its middleware stack."""
+
+    lane: bool = True
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return PredictLane(stack, self.state.assay) if self.lane else stack
 
 
 def create_app_from_env() -> FastAPI:
@@ -171,182 +194,31 @@ score in shadow), every one logged before it is answered. Send `Authorization: B
 `{"error": code, "message": text, "details": [...]}`."""
 
 
-# -- the prediction path ---------------------------------------------------------------------
+# -- responses ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Scored:
-    model: LoadedModel
-    predictions: list[Prediction]
-    ids: list[str]
-    flags: tuple[tuple[str, ...], ...]
+def _authorized(state: ServerState, request: Request, scope: str) -> str:
+    return authorize(state, request.headers.get("authorization"), scope)
 
 
-def _score(state: ServerState, records: Sequence[Any], request_id: str) -> _Scored:
-    """Validate, score, log; raise :class:`RequestError` for refused records."""
-    routing = state.runtime.routing
-    if routing.champion is None:
-        raise _not_ready(state)
-    model, route, shadow = state.runtime.choose(routing)
-    at = utcnow()
-    batch = model.validate(records)
-    if batch.errors:
-        raise _refused(batch)
-    start = time.perf_counter()
-    try:
-        predictions = model.predict(batch)
-    except Exception:
-        state.metrics.observe_scoring_error(model.version, route)
-        raise
-    seconds = time.perf_counter() - start
-    state.metrics.observe_predictions(model.version, route, len(predictions), seconds)
-    state.metrics.observe_flags(model.version, batch.flags)
-    latency_ms = seconds * 1000.0
-    ids = [new_prediction_id() for _ in predictions]
-    entries = [
-        LogEntry(ids[i], at, model.version, route, request_id, _inputs(records[pos]), p.prediction,
-                 p.probabilities, p.confidence, latency_ms, list(batch.flags[i]))
-        for i, (pos, p) in enumerate(zip(batch.valid_index, predictions))
-    ]
-    if shadow is not None:
-        entries.extend(_shadow_entries(state, shadow, model, batch, records, request_id, at))
-    state.log.append(entries)
-    return _Scored(model, predictions, ids, batch.flags)
-
-
-def _shadow_entries(
-    state: ServerState,
-    shadow: LoadedModel,
-    model: LoadedModel,
-    batch: ValidatedBatch,
-    records: Sequence[Any],
-    request_id: str,
-    at: Any,
-) -> list[LogEntry]:
-    # a failing shadow is counted and logged, never allowed to fail the answer
-    try:
-        if shadow.features == model.features and shadow.columns == model.columns:
-            own, positions = batch, list(batch.valid_index)
-        else:
-            subset = [records[i] for i in batch.valid_index]
-            own = shadow.validate(subset)
-            positions = [batch.valid_index[i] for i in own.valid_index]
-        if not positions:
-            return []
-        start = time.perf_counter()
-        predictions = shadow.predict(own)
-        seconds = time.perf_counter() - start
-    except Exception:
-        state.metrics.observe_scoring_error(shadow.version, "shadow")
-        logger.warning("shadow version %s failed:\n%s", shadow.version, traceback.format_exc())
-        return []
-    state.metrics.observe_predictions(shadow.version, "shadow", len(predictions), seconds)
-    latency_ms = seconds * 1000.0
-    return [
-        LogEntry(new_prediction_id(), at, shadow.version, "shadow", request_id, _inputs(records[pos]),
-                 p.prediction, p.probabilities, p.confidence, latency_ms, list(own.flags[i]))
-        for i, (pos, p) in enumerate(zip(positions, predictions))
-    ]
-
-
-def _inputs(record: Any) -> dict[str, Any]:
-    return record if isinstance(record, dict) else {"value": record}
-
-
-async def _score_async(state: ServerState, records: Sequence[Any], request_id: str) -> _Scored:
-    if len(records) > THREAD_THRESHOLD:
-        return await run_in_threadpool(_score, state, records, request_id)
-    return _score(state, records, request_id)
-
-
-def _refused(batch: ValidatedBatch) -> RequestError:
-    details = [{"index": e.index, "field": e.field, "reason": e.reason, "code": e.code} for e in batch.errors]
-    shown = "; ".join(
-        f"record {e.index}" + (f" field '{e.field}'" if e.field and e.field != "(record)" else "")
-        + f": {e.reason}" for e in batch.errors[:3]
-    )
-    more = f" (and {len(batch.errors) - 3} more)" if len(batch.errors) > 3 else ""
-    records = len({e.index for e in batch.errors})
-    return RequestError(
-        422, "invalid_records",
-        f"{records} record(s) refused, nothing was scored: {shown}{more}. Fix these fields and send again.",
-        details,
-    )
-
-
-def _not_ready(state: ServerState) -> RequestError:
-    reason = getattr(state.runtime, "last_error", None)
-    message = "no verified champion model is loaded yet"
-    if reason:
-        message += f" (last error: {reason})"
-    return RequestError(503, "not_ready", message + "; promote a version with `assay promote VERSION`.",
-                        [{"last_error": str(reason)}] if reason else [])
-
-
-def _authorize(state: ServerState, request: Request, scope: str) -> str:
-    """The acting token's name; 401 without a valid token, 403 without ``scope``."""
-    verifier = state.verifier
-    if verifier is None:
-        return "anonymous"
-    header = request.headers.get("authorization")
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if not header:
-        raise RequestError(
-            401, "unauthorized",
-            "missing 'Authorization: Bearer <token>' header; create a token with "
-            f"`assay token create NAME --scope {scope}`.", headers=challenge,
-        )
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise RequestError(
-            401, "unauthorized",
-            f"the Authorization header must be 'Bearer <token>'; got a '{proto._clip(scheme, 20)}' header.",
-            headers=challenge,
-        )
-    info = verifier.verify(token)
-    if info is None:
-        raise RequestError(
-            401, "invalid_token",
-            "the token is unknown or revoked; check it, or create a new one with "
-            f"`assay token create NAME --scope {scope}`.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-    if not info.allows(scope):
-        raise RequestError(
-            403, "forbidden",
-            f"token '{info.name}' lacks the '{scope}' scope (it has: {', '.join(info.scopes) or 'none'}); "
-            f"create one with `assay token create NAME --scope {scope}`.",
-            [{"token": info.name, "required": scope, "scopes": list(info.scopes)}],
-        )
-    return info.name
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit, int(declared))
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit, None)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int, got: int | None) -> RequestError:
-    return RequestError(
-        413, "body_too_large",
-        f"the request body is larger than {limit} bytes" + (f" ({got} bytes)" if got else "")
-        + "; send fewer records per request, or use `assay predict` for files.",
-        [{"limit": limit, "received": got}],
-    )
+async def _body(state: ServerState, request: Request) -> bytes:
+    return await read_body(request.stream(), request.headers.get("content-length"), state.max_body_bytes)
 
 
 def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
-    return given if given and _REQUEST_ID.match(given) else new_prediction_id()
+    return request_id_of(request.headers.get("x-request-id"))
+
+
+def _head(request: Request) -> PredictHead:
+    headers = request.headers
+    return PredictHead(headers.get("authorization"), headers.get("content-type"),
+                       headers.get("content-length"), headers.get("x-request-id"))
+
+
+def _respond(request: Request, answer: Answer) -> Response:
+    if answer.error is not None:
+        request.scope[_ERROR_CODE_KEY] = answer.error
+    return Response(answer.body, status_code=answer.status, media_type=_JSON, headers=answer.headers or None)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -387,22 +259,10 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         },
     )
     async def predict(request: Request) -> Response:
-        try:
-            _authorize(state, request, "predict")
-            proto.check_content_type(request.headers.get("content-type"))
-            body = await _read_body(request, state.max_body_bytes)
-            records = proto.parse_records(proto.parse_json(body), max_records=state.max_records)
-            request_id = _request_id(request)
-            scored = await _score_async(state, records, request_id)
-        except RequestError as exc:
-            return _error(request, exc)
-        version = scored.model.version
-        out = [
-            {"id": pid, "prediction": p.prediction, "probabilities": p.probabilities,
-             "confidence": p.confidence, "version": version, "flags": list(f)}
-            for pid, p, f in zip(scored.ids, scored.predictions, scored.flags)
-        ]
-        return _json({"request_id": request_id, "predictions": out}, headers={"X-Request-ID": request_id})
+        # the lane (assay.serve.lane) answers this path first; this route documents it and
+        # answers when the app runs without the lane
+        answer = await answer_predict(state, _head(request), request.stream())
+        return _respond(request, answer)
 
     @app.post(
         "/v1/feedback",
@@ -419,9 +279,9 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
     )
     async def feedback(request: Request) -> Response:
         try:
-            actor = _authorize(state, request, "feedback")
+            actor = _authorized(state, request, "feedback")
             proto.check_content_type(request.headers.get("content-type"))
-            body = await _read_body(request, state.max_body_bytes)
+            body = await _body(state, request)
             pairs = proto.parse_feedback(proto.parse_json(body), max_labels=state.max_records)
         except RequestError as exc:
             return _error(request, exc)
@@ -447,19 +307,19 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
     )
     async def invocations(request: Request) -> Response:
         try:
-            _authorize(state, request, "predict")
+            _authorized(state, request, "predict")
             media = proto.check_content_type(request.headers.get("content-type"), (_JSON, "text/csv"))
-            body = await _read_body(request, state.max_body_bytes)
+            body = await _body(state, request)
             routing = state.runtime.routing
             if routing.champion is None:
-                raise _not_ready(state)
+                raise not_ready(state)
             if media == "text/csv":
                 records = proto.parse_csv(body, max_records=state.max_records)
             else:
                 records = proto.parse_mlflow(proto.parse_json(body), routing.champion.features,
                                              max_records=state.max_records)
             request_id = _request_id(request)
-            scored = await _score_async(state, records, request_id)
+            scored = await score_async(state, records, request_id)
         except RequestError as exc:
             return _error(request, exc)
         return _json({"predictions": [p.prediction for p in scored.predictions]},
@@ -477,7 +337,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
              responses={"503": _error_doc("No verified champion loaded yet.")})
     async def oip_ready(request: Request) -> Response:
         if not state.runtime.ready:
-            return _error(request, _not_ready(state))
+            return _error(request, not_ready(state))
         return _json({"ready": True})
 
     @app.get("/v2/models/{name}", summary="OIP v2 model metadata", tags=["oip-v2"], response_class=Response,
@@ -485,7 +345,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
                             "security": secured})
     async def oip_metadata(name: str, request: Request) -> Response:
         try:
-            _authorize(state, request, "predict")
+            _authorized(state, request, "predict")
             model = _oip_model(state, name)
         except RequestError as exc:
             return _error(request, exc)
@@ -497,7 +357,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
              response_class=Response, openapi_extra={"responses": errors, "security": secured})
     async def oip_model_ready(name: str, request: Request) -> Response:
         try:
-            _authorize(state, request, "predict")
+            _authorized(state, request, "predict")
             _oip_model(state, name)
         except RequestError as exc:
             return _error(request, exc)
@@ -519,7 +379,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
     )
     async def oip_infer(name: str, request: Request) -> Response:
         try:
-            _authorize(state, request, "predict")
+            _authorized(state, request, "predict")
             _oip_model(state, name)
             header = request.headers.get("inference-header-content-length")
             if header is None:
@@ -527,11 +387,11 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             elif not header.isdigit():
                 raise RequestError(422, "invalid_body",
                                    "Inference-Header-Content-Length must be a whole number of bytes.")
-            body = await _read_body(request, state.max_body_bytes)
+            body = await _body(state, request)
             parsed = proto.parse_oip_infer(body, header_length=int(header) if header else None,
                                            max_records=state.max_records)
             request_id = _request_id(request)
-            scored = await _score_async(state, parsed.records, request_id)
+            scored = await score_async(state, parsed.records, request_id)
             model = scored.model
             out = proto.oip_infer_response(state.model_name, model.version, parsed.id,
                                            predictions=scored.predictions, ids=scored.ids, task=model.task,
@@ -549,7 +409,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
     async def readyz(request: Request) -> Response:
         routing = state.runtime.routing
         if not state.runtime.ready or routing.champion is None:
-            return _error(request, _not_ready(state))
+            return _error(request, not_ready(state))
         challenger = routing.challenger.version if routing.challenger is not None else None
         return _json({"status": "ready", "champion": routing.champion.version, "challenger": challenger,
                       "mode": routing.mode, "share": routing.share})
@@ -575,7 +435,7 @@ def _oip_model(state: ServerState, name: str) -> LoadedModel:
         )
     champion = state.runtime.routing.champion
     if champion is None:
-        raise _not_ready(state)
+        raise not_ready(state)
     return champion
 
 

@@ -1,0 +1,273 @@
+"""The prediction path shared by the endpoints: authorize, read, validate, score, log.
+
+Every scoring endpoint goes through :func:`score`: pick the answering model from
+the current routing snapshot, validate the records against its schema, score them
+(the NumPy fast path when the model has one), score the shadow too when one is
+deployed, and append every prediction to the write-ahead log with one call, before
+the caller answers. :func:`answer_predict` is the whole of ``POST /v1/predict``
+on plain values (header strings and body chunks, bytes out), so the framework's
+route and :mod:`assay.serve.lane` answer it with the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import traceback
+from collections.abc import AsyncIterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from starlette.concurrency import run_in_threadpool
+
+from assay.serve import protocols as proto
+from assay.serve.log import LogEntry, new_prediction_id
+from assay.serve.protocols import RequestError
+from assay.serve.runtime import LoadedModel, Prediction
+from assay.serve.validation import ValidatedBatch
+from assay.store.database import utcnow
+
+if TYPE_CHECKING:
+    from assay.serve.app import ServerState
+
+__all__ = [
+    "THREAD_THRESHOLD",
+    "Answer",
+    "PredictHead",
+    "Scored",
+    "answer_predict",
+    "authorize",
+    "not_ready",
+    "read_body",
+    "request_id_of",
+    "score",
+    "score_async",
+]
+
+logger = logging.getLogger("assay.serve")
+
+#: batches larger than this are scored in a worker thread, so the event loop keeps answering
+THREAD_THRESHOLD = 32
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class PredictHead(NamedTuple):
+    """The request headers the prediction path reads (``None`` when absent)."""
+
+    authorization: str | None
+    content_type: str | None
+    content_length: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response on plain values: status, JSON body, extra headers, and the error code (if any)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    @classmethod
+    def of_error(cls, exc: RequestError) -> Answer:
+        """The JSON error answer of ``exc`` (its status, body and headers)."""
+        return cls(exc.status, proto.dumps(exc.to_dict()), dict(exc.headers or {}), exc.code)
+
+
+@dataclass(frozen=True)
+class Scored:
+    model: LoadedModel
+    predictions: list[Prediction]
+    ids: list[str]
+    flags: tuple[tuple[str, ...], ...]
+
+
+def score(state: ServerState, records: Sequence[Any], request_id: str) -> Scored:
+    """Validate, score, log; raise :class:`RequestError` for refused records."""
+    routing = state.runtime.routing
+    if routing.champion is None:
+        raise not_ready(state)
+    model, route, shadow = state.runtime.choose(routing)
+    at = utcnow()
+    batch = model.validate(records)
+    if batch.errors:
+        raise refused(batch)
+    start = time.perf_counter()
+    try:
+        predictions = model.predict(batch)
+    except Exception:
+        state.metrics.observe_scoring_error(model.version, route)
+        raise
+    seconds = time.perf_counter() - start
+    state.metrics.observe_predictions(model.version, route, len(predictions), seconds)
+    state.metrics.observe_flags(model.version, batch.flags)
+    latency_ms = seconds * 1000.0
+    ids = [new_prediction_id() for _ in predictions]
+    entries = [
+        LogEntry(ids[i], at, model.version, route, request_id, _inputs(records[pos]), p.prediction,
+                 p.probabilities, p.confidence, latency_ms, list(batch.flags[i]))
+        for i, (pos, p) in enumerate(zip(batch.valid_index, predictions))
+    ]
+    if shadow is not None:
+        entries.extend(shadow_entries(state, shadow, model, batch, records, request_id, at))
+    state.log.append(entries)
+    return Scored(model, predictions, ids, batch.flags)
+
+
+def shadow_entries(
+    state: ServerState,
+    shadow: LoadedModel,
+    model: LoadedModel,
+    batch: ValidatedBatch,
+    records: Sequence[Any],
+    request_id: str,
+    at: Any,
+) -> list[LogEntry]:
+    # a failing shadow is counted and logged, never allowed to fail the answer
+    try:
+        if shadow.features == model.features and shadow.columns == model.columns:
+            own, positions = batch, list(batch.valid_index)
+        else:
+            subset = [records[i] for i in batch.valid_index]
+            own = shadow.validate(subset)
+            positions = [batch.valid_index[i] for i in own.valid_index]
+        if not positions:
+            return []
+        start = time.perf_counter()
+        predictions = shadow.predict(own)
+        seconds = time.perf_counter() - start
+    except Exception:  # noqa: BLE001 - counted and logged; the answer must not fail
+        state.metrics.observe_scoring_error(shadow.version, "shadow")
+        logger.warning("shadow version %s failed:\n%s", shadow.version, traceback.format_exc())
+        return []
+    state.metrics.observe_predictions(shadow.version, "shadow", len(predictions), seconds)
+    latency_ms = seconds * 1000.0
+    return [
+        LogEntry(new_prediction_id(), at, shadow.version, "shadow", request_id, _inputs(records[pos]),
+                 p.prediction, p.probabilities, p.confidence, latency_ms, list(own.flags[i]))
+        for i, (pos, p) in enumerate(zip(positions, predictions))
+    ]
+
+
+def _inputs(record: Any) -> dict[str, Any]:
+    return record if isinstance(record, dict) else {"value": record}
+
+
+async def score_async(state: ServerState, records: Sequence[Any], request_id: str) -> Scored:
+    if len(records) > THREAD_THRESHOLD:
+        return await run_in_threadpool(score, state, records, request_id)
+    return score(state, records, request_id)
+
+
+def refused(batch: ValidatedBatch) -> RequestError:
+    details = [{"index": e.index, "field": e.field, "reason": e.reason, "code": e.code} for e in batch.errors]
+    shown = "; ".join(
+        f"record {e.index}" + (f" field '{e.field}'" if e.field and e.field != "(record)" else "")
+        + f": {e.reason}" for e in batch.errors[:3]
+    )
+    more = f" (and {len(batch.errors) - 3} more)" if len(batch.errors) > 3 else ""
+    records = len({e.index for e in batch.errors})
+    return RequestError(
+        422, "invalid_records",
+        f"{records} record(s) refused, nothing was scored: {shown}{more}. Fix these fields and send again.",
+        details,
+    )
+
+
+def not_ready(state: ServerState) -> RequestError:
+    reason = getattr(state.runtime, "last_error", None)
+    message = "no verified champion model is loaded yet"
+    if reason:
+        message += f" (last error: {reason})"
+    return RequestError(503, "not_ready", message + "; promote a version with `assay promote VERSION`.",
+                        [{"last_error": str(reason)}] if reason else [])
+
+
+def authorize(state: ServerState, header: str | None, scope: str) -> str:
+    """The acting token's name, given the ``Authorization`` header's value; 401 without a
+    valid token, 403 without ``scope``; ``anonymous`` when auth is off."""
+    verifier = state.verifier
+    if verifier is None:
+        return "anonymous"
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if not header:
+        raise RequestError(
+            401, "unauthorized",
+            "missing 'Authorization: Bearer <token>' header; create a token with "
+            f"`assay token create NAME --scope {scope}`.", headers=challenge,
+        )
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise RequestError(
+            401, "unauthorized",
+            f"the Authorization header must be 'Bearer <token>'; got a '{proto._clip(scheme, 20)}' header.",
+            headers=challenge,
+        )
+    info = verifier.verify(token)
+    if info is None:
+        raise RequestError(
+            401, "invalid_token",
+            "the token is unknown or revoked; check it, or create a new one with "
+            f"`assay token create NAME --scope {scope}`.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if not info.allows(scope):
+        raise RequestError(
+            403, "forbidden",
+            f"token '{info.name}' lacks the '{scope}' scope (it has: {', '.join(info.scopes) or 'none'}); "
+            f"create one with `assay token create NAME --scope {scope}`.",
+            [{"token": info.name, "required": scope, "scopes": list(info.scopes)}],
+        )
+    return info.name
+
+
+async def read_body(chunks: AsyncIterable[bytes], declared: str | None, limit: int) -> bytes:
+    """The body from its ``chunks``, refused (413) once it passes ``limit`` bytes, or at once
+    when the declared ``Content-Length`` does."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit, int(declared))
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit, None)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def too_large(limit: int, got: int | None) -> RequestError:
+    return RequestError(
+        413, "body_too_large",
+        f"the request body is larger than {limit} bytes" + (f" ({got} bytes)" if got else "")
+        + "; send fewer records per request, or use `assay predict` for files.",
+        [{"limit": limit, "received": got}],
+    )
+
+
+def request_id_of(given: str | None) -> str:
+    """The client's ``X-Request-ID`` when it is well-formed, else a fresh id."""
+    return given if given and _REQUEST_ID.match(given) else new_prediction_id()
+
+
+async def answer_predict(state: ServerState, head: PredictHead, chunks: AsyncIterable[bytes]) -> Answer:
+    """``POST /v1/predict``: one prediction per record with its id, or the error answer."""
+    try:
+        authorize(state, head.authorization, "predict")
+        proto.check_content_type(head.content_type)
+        body = await read_body(chunks, head.content_length, state.max_body_bytes)
+        records = proto.parse_records(proto.parse_json(body), max_records=state.max_records)
+        request_id = request_id_of(head.request_id)
+        scored = await score_async(state, records, request_id)
+    except RequestError as exc:
+        return Answer.of_error(exc)
+    version = scored.model.version
+    out = [
+        {"id": pid, "prediction": p.prediction, "probabilities": p.probabilities,
+         "confidence": p.confidence, "version": version, "flags": list(f)}
+        for pid, p, f in zip(scored.ids, scored.predictions, scored.flags)
+    ]
+    return Answer(200, proto.dumps({"request_id": request_id, "predictions": out}),
+                  {"X-Request-ID": request_id})
