@@ -19,8 +19,9 @@ proves on 32 probe rows that it answers assay's probabilities (to 1e-9) before i
 Servers, one at a time, each with one worker, on 127.0.0.1:
 
 1. ``assay serve`` with auth on (a ``predict`` token; wrk sends ``Authorization: Bearer``)
-   and its durable prediction log (write-ahead log + SQLite writer) - ``POST /v1/predict``
-   with one record. After it stops, the logged predictions are counted against the answers;
+   and its durable prediction log (write-ahead log; a drainer process inserts it into SQLite,
+   ``--log-drain thread`` a thread of the server) - ``POST /v1/predict`` with one record.
+   After it stops, the logged predictions are counted against the answers;
 2. the floor: a bare FastAPI app (uvloop + httptools) calling ``Booster.predict`` on a NumPy
    row (``serving_peers/bare_app.py --mode booster``), and the same app calling
    ``LGBMClassifier.predict_proba`` on a one-row DataFrame (``--mode sklearn``);
@@ -254,7 +255,9 @@ def _venv_env(python: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def make_targets(model: Model, workdir: Path, mlflow: Path | None, bentoml: Path | None) -> list[Target]:
+def make_targets(
+    model: Model, workdir: Path, mlflow: Path | None, bentoml: Path | None, log_drain: str = "process"
+) -> list[Target]:
     """assay, the two floors and (unless ``None``) the MLflow and BentoML peers."""
     records = json.dumps({"records": [model.record]}).encode()
     json_headers = {"Content-Type": "application/json"}
@@ -263,7 +266,8 @@ def make_targets(model: Model, workdir: Path, mlflow: Path | None, bentoml: Path
     targets = [
         Target("assay", "assay serve (auth + log)",
                [sys.executable, "-m", "assay", "serve", "--host", "127.0.0.1", "--port", "{port}",
-                "--workers", "1", "--log-level", "warning", "--config", str(model.config)],
+                "--workers", "1", "--log-level", "warning", "--log-drain", log_drain,
+                "--config", str(model.config)],
                "/v1/predict", records, own, _free_port(), cwd=model.config.parent,
                headers={**json_headers, "Authorization": f"Bearer {model.token}"}),
         Target("floor_booster", "bare FastAPI, Booster.predict",
@@ -614,6 +618,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peer-python-bentoml", type=Path, default=DEFAULT_BENTOML)
     parser.add_argument("--workdir", type=Path, help="keep the project, bundle and logs here")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-drain", choices=["process", "thread"], default="process",
+                        help="assay serve's --log-drain (who inserts the prediction log)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= MAX_DURATION:
@@ -644,7 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = build_model(workdir, seed=args.seed)
     print(f"model: version {model.version}, {N_TREES} trees, {N_FEATURES} features "
           f"({time.perf_counter() - started:.1f} s); work folder {workdir}", flush=True)
-    targets = make_targets(model, workdir, mlflow, bentoml)
+    targets = make_targets(model, workdir, mlflow, bentoml, args.log_drain)
     results = []
     for target in targets:
         result = measure(target, workdir, concurrency, args.duration, args.rounds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,10 +23,12 @@ from alembic import command
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-import assay.serve.log as log_module
+import assay.serve.wal as wal_module
 from assay.errors import ConfigError, StoreError
 from assay.serve.log import (
+    DRAINS,
     LOG_COLUMNS,
+    Drain,
     FeedbackResult,
     LogEntry,
     PredictionLog,
@@ -203,9 +206,10 @@ def test_prediction_ids_are_hex_unique_and_not_repeated_by_a_forked_child() -> N
     assert len(child) == 32 and child != mine
 
 
-def test_background_writer_batches_without_flush(store: Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("drain", DRAINS)
+def test_background_writer_batches_without_flush(store: Store, tmp_path: Path, drain: Drain) -> None:
     wal = tmp_path / "wal"
-    log = PredictionLog(store, wal, batch_size=10, flush_seconds=0.05)
+    log = PredictionLog(store, wal, batch_size=10, flush_seconds=0.05, drain=drain)
     log.start()
     entries = [entry(i) for i in range(35)]
     for start in range(0, 35, 5):
@@ -219,11 +223,12 @@ def test_background_writer_batches_without_flush(store: Store, tmp_path: Path) -
     assert segments(wal) == []
 
 
+@pytest.mark.parametrize("drain", DRAINS)
 def test_appends_from_many_threads_are_whole_lines_and_all_stored(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, drain: Drain
 ) -> None:
     wal = tmp_path / "wal"
-    log = PredictionLog(store, wal, batch_size=64, flush_seconds=0.05)
+    log = PredictionLog(store, wal, batch_size=64, flush_seconds=0.05, drain=drain)
     log.start()
     per_thread, workers = 150, 6
     made: list[list[str]] = [[] for _ in range(workers)]
@@ -254,17 +259,17 @@ def test_database_error_keeps_entries_for_retry(
     log = PredictionLog(store, wal)
     entries = [entry(i) for i in range(5)]
     log.append(entries)
-    real = log_module._insert_batch
+    real = wal_module.insert_batch
 
     def locked(*args: Any, **kwargs: Any) -> int:
         raise OperationalError("INSERT", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(log_module, "_insert_batch", locked)
+    monkeypatch.setattr(wal_module, "insert_batch", locked)
     with pytest.raises(OperationalError, match="database is locked"):
         log.flush()
     assert log.stats["errors"] == 1 and "database is locked" in log.stats["last_error"]
     assert log.stats["pending"] == 5 and len(segments(wal)) == 1
-    monkeypatch.setattr(log_module, "_insert_batch", real)
+    monkeypatch.setattr(wal_module, "insert_batch", real)
     log.append([entry(9)])  # goes to a new segment while the first waits
     log.flush()
     assert len(table_ids(store)) == 6 and segments(wal) == []
@@ -276,14 +281,14 @@ def test_a_row_the_database_refuses_is_dropped_alone(
 ) -> None:
     entries = [entry(i) for i in range(6)]
     poison = entries[2].id
-    real = log_module._insert_batch
+    real = wal_module.insert_batch
 
     def picky(store_: Store, statement: Any, batch: list[tuple[Any, ...]]) -> int:
         if any(row[0] == poison for row in batch):
             raise IntegrityError("INSERT", {}, Exception("CHECK constraint failed"))
         return real(store_, statement, batch)
 
-    monkeypatch.setattr(log_module, "_insert_batch", picky)
+    monkeypatch.setattr(wal_module, "insert_batch", picky)
     with PredictionLog(store, tmp_path / "wal", batch_size=4) as log:
         log.append(entries)
     assert sorted(table_ids(store)) == sorted(e.id for e in entries if e.id != poison)
@@ -300,7 +305,8 @@ from assay.store import Store
 from assay.serve.log import LogEntry, PredictionLog, new_prediction_id
 
 store = Store.open(Path(sys.argv[1]))
-log = PredictionLog(store, Path(sys.argv[2]), batch_size=40, flush_seconds=3600)
+log = PredictionLog(store, Path(sys.argv[2]), batch_size=40, flush_seconds=float(sys.argv[4]),
+                    drain=sys.argv[3])
 log.start()
 i = 0
 while True:
@@ -317,7 +323,7 @@ def test_acknowledged_entries_survive_sigkill(tmp_path: Path) -> None:
     project, wal = tmp_path / "project", tmp_path / "wal"
     Store.open(project).close()
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(project), str(wal)],
+        [sys.executable, "-c", CHILD, str(project), str(wal), "thread", "3600"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -345,6 +351,127 @@ def test_acknowledged_entries_survive_sigkill(tmp_path: Path) -> None:
         assert log.stats["replayed"] == len(stored) - len(before)
         log.close()
         assert segments(wal) == []
+
+
+def _wait_for(condition: Any, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by its parent) counts as gone
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    return True
+
+
+def test_the_orphaned_drainer_stores_what_a_killed_server_acknowledged(tmp_path: Path) -> None:
+    """SIGKILL the serving process: its drainer process takes the last segment (unlocked by
+    the kernel at the death) into the table and exits by itself, before any restart."""
+    project, wal = tmp_path / "project", tmp_path / "wal"
+    Store.open(project).close()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(project), str(wal), "process", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    acked: list[str] = []
+    try:
+        assert child.stdout is not None
+        while len(acked) < 400:
+            line = child.stdout.readline()
+            if not line:
+                break
+            acked.append(line.strip())
+        drainers = [
+            int(pid)
+            for pid in os.listdir("/proc")
+            if pid.isdigit()
+            and _parent_of(int(pid)) == child.pid
+            and "assay.serve.drain" in _cmdline(int(pid))
+        ]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert len(acked) == 400, child.stderr.read() if child.stderr else ""
+    assert len(drainers) == 1
+    assert _wait_for(lambda: not _alive(drainers[0])), "the drainer outlived its parent"
+    with Store.open(project) as store:
+        stored = table_ids(store)
+    assert set(acked) <= set(stored) and len(stored) == len(set(stored))
+    assert segments(wal) == []
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_process_drain_inserts_off_the_process_and_flush_waits_for_it(
+    store: Store, tmp_path: Path
+) -> None:
+    wal = tmp_path / "wal"
+    log = PredictionLog(store, wal, batch_size=8, flush_seconds=0.05, drain="process")
+    log.start()
+    try:
+        drainer = log._drainer
+        assert drainer is not None and drainer.alive and drainer.pid != os.getpid()
+        first = [entry(i) for i in range(30)]
+        for item in first:
+            log.append([item])
+        # the drainer process, not this one, moves them into the table
+        assert _wait_for(lambda: set(table_ids(store)) == {e.id for e in first})
+        assert log._counts["written"] == 0 and log.stats["written"] == 30
+        # flush: everything appended so far is in the table when it returns
+        second = [entry(i, request_id=f"b{i}") for i in range(17)]
+        log.append(second)
+        log.flush()
+        assert set(table_ids(store)) == {e.id for e in first + second}
+        assert log.stats["pending"] == 0
+    finally:
+        log.close()
+    assert not drainer.alive
+    assert log.stats["written"] == 47 and log.stats["torn"] == 0
+    assert sorted(p.name for p in wal.iterdir()) == []  # no segment, no status file left
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_dead_drainer_is_replaced_and_nothing_is_lost(store: Store, tmp_path: Path) -> None:
+    wal = tmp_path / "wal"
+    log = PredictionLog(store, wal, batch_size=8, flush_seconds=0.05, drain="process")
+    log.start()
+    try:
+        drainer = log._drainer
+        assert drainer is not None and drainer.pid is not None
+        old = drainer.pid
+        made = [entry(i) for i in range(10)]
+        log.append(made[:5])
+        os.kill(old, signal.SIGKILL)
+        log.append(made[5:])
+        assert _wait_for(lambda: drainer.alive and drainer.pid != old)
+        assert _wait_for(lambda: set(table_ids(store)) == {e.id for e in made})
+        assert log.stats["errors"] >= 1 and "drainer" in str(log.stats["last_error"])
+    finally:
+        log.close()
+    assert log.stats["written"] == 10 and segments(wal) == []
 
 
 def test_torn_last_line_is_skipped_and_replay_is_idempotent(store: Store, tmp_path: Path) -> None:

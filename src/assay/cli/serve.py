@@ -65,6 +65,10 @@ def serve(
     ] = 1.0,
     max_records: Annotated[int, typer.Option(help="Most records per request.", min=1)] = 1000,
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
+    log_drain: Annotated[
+        str, typer.Option(help="Who inserts the prediction log into the store: a separate "
+                          "'process' (keeps it off the request path) or a 'thread'.")
+    ] = "process",
     log_level: Annotated[str, typer.Option(help="critical | error | warning | info | debug.")] = "info",
     config: ConfigOpt = None,
 ) -> None:
@@ -84,6 +88,9 @@ def serve(
             fix="Bind to 127.0.0.1, or keep auth on and give clients a token from "
             "`assay token create NAME --scope predict`.",
         )
+    if log_drain not in ("process", "thread"):
+        raise ConfigError("unknown prediction log drain", key="--log-drain",
+                          expected="process or thread", received=log_drain)
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise ConfigError("unknown log level", key="--log-level",
                           expected="critical, error, warning, info or debug", received=log_level)
@@ -101,12 +108,13 @@ def serve(
                   "(`assay promote VERSION`).")
     common: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": access_log,
                               "server_header": False, "timeout_graceful_shutdown": 10}
-    # The log writer thread shares the GIL with the event loop: a short switch interval keeps
-    # it from holding requests for the default 5 ms (the p99 of one-row requests).
+    # Background threads (the model poller; the log writer with --log-drain thread) share the
+    # GIL with the event loop: a short switch interval keeps them from holding requests for
+    # the default 5 ms.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     if workers == 1:
         app = create_app(project, auth=not insecure_no_auth, poll_seconds=poll_seconds,
-                         max_records=max_records, registry=registry)
+                         max_records=max_records, registry=registry, log_drain=log_drain)
         uvicorn.run(app, **common)
         return
     os.environ.update({
@@ -114,6 +122,7 @@ def serve(
         "ASSAY_SERVE_AUTH": "0" if insecure_no_auth else "1",
         "ASSAY_SERVE_POLL_SECONDS": str(poll_seconds),
         "ASSAY_SERVE_MAX_RECORDS": str(max_records),
+        "ASSAY_SERVE_LOG_DRAIN": log_drain,
     })
     uvicorn.run("assay.serve.app:create_app_from_env", factory=True, workers=workers, **common)
 

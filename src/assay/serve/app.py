@@ -46,7 +46,7 @@ from assay.registry import ModelRegistry
 from assay.serve import protocols as proto
 from assay.serve.auth import TokenVerifier
 from assay.serve.lane import PredictLane
-from assay.serve.log import PredictionLog, record_feedback
+from assay.serve.log import Drain, PredictionLog, record_feedback
 from assay.serve.metrics import ServerMetrics
 from assay.serve.protocols import RequestError
 from assay.serve.runtime import LoadedModel, ModelRuntime
@@ -106,6 +106,7 @@ def create_app(
     seed: int = 0,
     registry: ModelRegistry | None = None,
     lane: bool = True,
+    log_drain: Drain = "thread",
 ) -> FastAPI:
     """The server of ``project``.
 
@@ -122,6 +123,9 @@ def create_app(
         lane: answer ``POST /v1/predict`` on the raw-ASGI lane (:mod:`assay.serve.lane`)
             ahead of the framework's middleware and router; ``False`` leaves it to the
             FastAPI route, which gives the same answers more slowly.
+        log_drain: who inserts the prediction log into the store: a ``thread`` of this
+            process, or a drainer ``process`` (``assay serve``'s choice: the inserts never
+            take the server's GIL).
     """
     from assay.pipeline import open_registry
 
@@ -130,7 +134,8 @@ def create_app(
         project=project,
         registry=registry,
         runtime=ModelRuntime(registry, poll_seconds=poll_seconds, seed=seed),
-        log=PredictionLog(registry.store, wal_dir if wal_dir is not None else project.state_dir / "wal"),
+        log=PredictionLog(registry.store, wal_dir if wal_dir is not None else project.state_dir / "wal",
+                          drain=log_drain),
         verifier=TokenVerifier(registry) if auth else None,
         metrics=ServerMetrics(),
         model_name=model_name(project),
@@ -175,8 +180,8 @@ class _AssayAPI(FastAPI):
 
 def create_app_from_env() -> FastAPI:
     """The app for each worker of ``assay serve --workers N`` (uvicorn's factory), configured by
-    ``ASSAY_SERVE_CONFIG``, ``ASSAY_SERVE_AUTH`` (1/0), ``ASSAY_SERVE_POLL_SECONDS`` and
-    ``ASSAY_SERVE_MAX_RECORDS``."""
+    ``ASSAY_SERVE_CONFIG``, ``ASSAY_SERVE_AUTH`` (1/0), ``ASSAY_SERVE_POLL_SECONDS``,
+    ``ASSAY_SERVE_MAX_RECORDS`` and ``ASSAY_SERVE_LOG_DRAIN`` (process/thread)."""
     import os
 
     project = Project.open(os.environ.get("ASSAY_SERVE_CONFIG") or None)
@@ -185,6 +190,7 @@ def create_app_from_env() -> FastAPI:
         auth=os.environ.get("ASSAY_SERVE_AUTH", "1") != "0",
         poll_seconds=float(os.environ.get("ASSAY_SERVE_POLL_SECONDS", "1.0")),
         max_records=int(os.environ.get("ASSAY_SERVE_MAX_RECORDS", str(proto.DEFAULT_MAX_RECORDS))),
+        log_drain="process" if os.environ.get("ASSAY_SERVE_LOG_DRAIN") == "process" else "thread",
     )
 
 

@@ -35,18 +35,29 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import orjson
 import pandas as pd
-from sqlalchemy import Connection, Dialect, func, insert, select
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
+from sqlalchemy import func, insert, select
 
 from assay.errors import ConfigError, StoreError
+from assay.serve.drain import DrainerProcess
+from assay.serve.wal import (
+    ORJSON_OPTIONS,
+    SEGMENT_SUFFIX,
+    describe_error,
+    drain_segments,
+    existing_ids,
+    insert_rows,
+    parse_lines,
+    remove_file,
+    write_all,
+)
 from assay.store.database import Store, as_utc, utcnow
 from assay.store.serialize import dumps, to_jsonable
 from assay.store.tables import feedback, predictions
@@ -57,8 +68,10 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "DRAINS",
     "LOG_COLUMNS",
     "ROUTES",
+    "Drain",
     "FeedbackResult",
     "LogEntry",
     "PredictionLog",
@@ -66,6 +79,10 @@ __all__ = [
     "read_predictions",
     "record_feedback",
 ]
+
+#: How a log's entries reach the table: a thread of the serving process, or a drainer process.
+DRAINS = ("thread", "process")
+Drain = Literal["thread", "process"]
 
 #: The routes a logged prediction can take.
 ROUTES = ("champion", "canary", "shadow")
@@ -77,20 +94,6 @@ LOG_COLUMNS = (
 )  # fmt: skip
 
 _COUNTERS = ("appended", "written", "replayed", "torn", "rejected", "errors")
-_SEGMENT_SUFFIX = ".wal"
-# seconds after which an empty leftover segment is surely not a live one being opened
-_EMPTY_SEGMENT_AGE = 60.0
-# SQLite allows 32766 bound parameters; an IN list of 500 stays far below on every backend
-_IN_CHUNK = 500
-# NaN and infinities become null, as assay.store.serialize.dumps writes them
-_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC
-# the predictions table's columns in the order of a row tuple (_row)
-_COLUMNS = (
-    "id", "at", "version", "route", "request_id", "inputs", "prediction", "probabilities",
-    "confidence", "latency_ms", "flags",
-)  # fmt: skip
-_JSON_COLUMNS = frozenset({"inputs", "prediction", "probabilities", "flags"})
-_Row = tuple[Any, ...]
 
 
 def _seeded_ids() -> random.Random:
@@ -214,9 +217,19 @@ class _Segment:
 class PredictionLog:
     """Durable, cheap logging of predictions: a write-ahead log drained into the store.
 
-    Call order: ``start()`` (replay leftovers, start the writer thread), ``append()``
-    from any thread, ``flush()`` when the table must be current, ``close()``.
-    ``append`` and ``flush`` also work without ``start`` (no background thread).
+    Call order: ``start()`` (replay leftovers, start the drain), ``append()`` from any
+    thread, ``flush()`` when the table must be current, ``close()``. ``append`` and
+    ``flush`` also work without ``start`` (nothing drains in the background).
+
+    Two ways to drain, same guarantees:
+
+    * ``drain="thread"``: a writer thread of this process inserts the pending lines
+      (kept in memory, so the WAL is only read back after a crash);
+    * ``drain="process"``: this process only appends, and closes its segment every
+      ``flush_seconds`` (or at ``batch_size`` entries) in a light thread; a drainer
+      process (:mod:`assay.serve.drain`) inserts the closed segments, so inserting
+      never takes this process's GIL. It needs ``flock`` (POSIX); elsewhere the
+      thread drains.
 
     Args:
         store: the project store holding the ``predictions`` table.
@@ -224,7 +237,8 @@ class PredictionLog:
             local disk next to the store.
         batch_size: rows per insert transaction; the writer also wakes early when
             this many entries are pending.
-        flush_seconds: how often the writer drains pending entries.
+        flush_seconds: how often pending entries are drained.
+        drain: ``thread`` or ``process``.
     """
 
     def __init__(
@@ -234,6 +248,7 @@ class PredictionLog:
         *,
         batch_size: int = 512,
         flush_seconds: float = 0.2,
+        drain: Drain = "thread",
     ) -> None:
         if batch_size < 1:
             raise ConfigError(
@@ -251,10 +266,19 @@ class PredictionLog:
                 received=flush_seconds,
                 fix="Pass flush_seconds=0.2 (the default) or another positive number.",
             )
+        if drain not in DRAINS:
+            raise ConfigError(
+                "unknown prediction log drain",
+                key="drain",
+                expected="one of: " + ", ".join(DRAINS),
+                received=drain,
+                fix="Pass drain='thread' (the default) or drain='process'.",
+            )
         self.store = store
         self.wal_dir = Path(wal_dir)
         self.batch_size = int(batch_size)
         self.flush_seconds = float(flush_seconds)
+        self.drain: Drain = drain if fcntl is not None else "thread"
         self._lock = threading.Lock()  # guards the current segment and the pending lines
         self._flush_lock = threading.Lock()  # one drain at a time
         self._segment: _Segment | None = None
@@ -266,24 +290,42 @@ class PredictionLog:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._drainer: DrainerProcess | None = None
         self._closed = False
         self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._dropped = 0  # own lines torn or refused (process drain)
         self._last_error: str | None = None
 
     # -- public API -------------------------------------------------------------
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters: ``appended``, ``written`` (committed by this log), ``pending``,
-        ``replayed`` (inserted from leftover segments), ``torn`` (unreadable lines
-        skipped), ``rejected`` (rows the database refused alone, dropped so they
-        cannot block the log), ``errors`` (failed drains, retried) and ``last_error``."""
+        """Counters: ``appended``, ``written`` (committed from this log's segments),
+        ``pending``, ``replayed`` (inserted from leftover segments of other processes),
+        ``torn`` (unreadable lines skipped), ``rejected`` (rows the database refused
+        alone, dropped so they cannot block the log), ``errors`` (failed drains,
+        retried) and ``last_error``; with the process drain, the drainer's counts
+        are included as it last wrote them."""
         with self._lock:
+            counts = dict(self._counts)
+            dropped = self._dropped
             pending = self._pending_count + sum(count for _, _, count in self._unflushed)
-            return {**self._counts, "pending": pending, "last_error": self._last_error}
+            last_error = self._last_error
+        if self._drainer is not None:
+            status = self._drainer.status()
+            counts["written"] += status.own
+            counts["replayed"] += status.others
+            counts["torn"] += status.torn
+            counts["rejected"] += status.rejected
+            counts["errors"] += status.errors
+            last_error = status.last_error or last_error
+            dropped += status.own_dropped
+        if self.drain == "process":
+            pending = max(counts["appended"] - counts["written"] - dropped, 0)
+        return {**counts, "pending": pending, "last_error": last_error}
 
     def start(self) -> None:
-        """Replay leftover segments into the table, then start the writer thread."""
+        """Replay leftover segments into the table, then start the drain."""
         if self._closed:
             raise StoreError("the prediction log is closed", fix="Create a new PredictionLog.")
         if self._thread is not None:
@@ -291,7 +333,17 @@ class PredictionLog:
         self.wal_dir.mkdir(parents=True, exist_ok=True)
         self._replay()
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="assay-prediction-log", daemon=True)
+        if self.drain == "process":
+            engine_url = self.store.engine.url.render_as_string(hide_password=False)
+            self._drainer = DrainerProcess(
+                engine_url, str(self.store.artifacts.root), self.wal_dir,
+                batch_size=self.batch_size, interval=self.flush_seconds,
+            )  # fmt: skip
+            self._drainer.start()
+            target = self._run_rotator
+        else:
+            target = self._run
+        self._thread = threading.Thread(target=target, name="assay-prediction-log", daemon=True)
         self._thread.start()
 
     def append(self, entries: Sequence[LogEntry]) -> None:
@@ -304,8 +356,9 @@ class PredictionLog:
             if self._closed:
                 raise StoreError("the prediction log is closed", fix="Create a new PredictionLog.")
             segment = self._segment or self._open_segment()
-            _write_all(segment.fd, data)
-            self._pending.append(data)
+            write_all(segment.fd, data)
+            if self.drain == "thread":
+                self._pending.append(data)
             self._pending_count += len(entries)
             self._counts["appended"] += len(entries)
             wake = self._pending_count >= self.batch_size
@@ -316,10 +369,13 @@ class PredictionLog:
         """Write every entry appended so far to the database now (raises on a database error;
         the entries stay in the WAL and are retried)."""
         with self._flush_lock:
-            self._drain()
+            if self.drain == "process":
+                self._drain_closed()
+            else:
+                self._drain()
 
     def close(self) -> None:
-        """Flush, stop the writer thread and remove the fully flushed WAL segments.
+        """Flush, stop the drain and remove the fully flushed WAL segments.
 
         If the database cannot be reached, the segments stay on disk and the next
         :meth:`start` on the same folder inserts them.
@@ -331,6 +387,11 @@ class PredictionLog:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._drainer is not None:
+            self._rotate()
+            self._drainer.stop()
+            self._absorb(self._drainer)
+            self._drainer = None
         try:
             self.flush()
         finally:
@@ -339,7 +400,7 @@ class PredictionLog:
                 segment, self._segment = self._segment, None
             if segment is not None:
                 if self._pending_count == 0:
-                    _remove(segment.path)
+                    remove_file(segment.path)
                 os.close(segment.fd)
             for old, _, _ in self._unflushed:
                 os.close(old.fd)
@@ -352,7 +413,7 @@ class PredictionLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- writer -------------------------------------------------------------------
+    # -- thread drain -------------------------------------------------------------
 
     def _run(self) -> None:
         backoff = self.flush_seconds
@@ -383,14 +444,14 @@ class PredictionLog:
         while self._unflushed:
             segment, chunks, _ = self._unflushed[0]
             try:
-                rows, torn = _parse(b"".join(chunks))
-                written, rejected = _insert_rows(self.store, rows, self.batch_size)
+                rows, torn = parse_lines(b"".join(chunks))
+                written, rejected = insert_rows(self.store, rows, self.batch_size)
             except Exception as exc:
                 with self._lock:
                     self._counts["errors"] += 1
-                    self._last_error = _describe(exc)
+                    self._last_error = describe_error(exc)
                 raise
-            _remove(segment.path)
+            remove_file(segment.path)
             os.close(segment.fd)
             with self._lock:
                 self._unflushed.pop(0)
@@ -398,11 +459,78 @@ class PredictionLog:
                 self._counts["torn"] += torn
                 self._counts["rejected"] += rejected
 
+    # -- process drain ------------------------------------------------------------
+
+    def _run_rotator(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            self._rotate()
+            drainer = self._drainer
+            if drainer is not None and not drainer.alive:
+                # a drainer that died (killed, out of memory) is replaced; the segments wait
+                self._absorb(drainer)
+                with self._lock:
+                    self._counts["errors"] += 1
+                    self._last_error = "the drainer process exited; restarted"
+                drainer.start()
+
+    def _absorb(self, drainer: DrainerProcess) -> None:
+        """Take the stopped drainer's final counts into this log's and remove its status file."""
+        status = drainer.status()
+        with self._lock:
+            self._counts["written"] += status.own
+            self._counts["replayed"] += status.others
+            self._counts["torn"] += status.torn
+            self._counts["rejected"] += status.rejected
+            self._counts["errors"] += status.errors
+            self._dropped += status.own_dropped
+            self._last_error = status.last_error or self._last_error
+        drainer.forget()
+
+    def _rotate(self) -> None:
+        """Close the current segment if it holds entries: the drainer may take it now."""
+        with self._lock:
+            segment = self._segment
+            if segment is None or self._pending_count == 0:
+                return
+            self._segment = None
+            self._pending_count = 0
+        os.close(segment.fd)  # releases the flock
+
+    def _drain_closed(self) -> None:
+        """Insert this process's closed segments here and now (waiting for one the drainer
+        is inserting), then any leftovers."""
+        self._rotate()
+        with self._lock:
+            # every segment numbered up to here is closed (an append may have opened the next)
+            closed = self._seq if self._segment is None else self._seq - 1
+        try:
+            counts = drain_segments(
+                self.store, self.wal_dir, self.batch_size, own_pid=os.getpid(),
+                wait_through=closed,
+            )  # fmt: skip
+        except Exception as exc:
+            with self._lock:
+                self._counts["errors"] += 1
+                self._last_error = describe_error(exc)
+            raise
+        with self._lock:
+            self._counts["written"] += counts.own
+            self._counts["replayed"] += counts.others
+            self._counts["torn"] += counts.torn
+            self._counts["rejected"] += counts.rejected
+            self._dropped += counts.own_dropped
+
+    # -- segments -------------------------------------------------------------------
+
     def _open_segment(self) -> _Segment:
         self.wal_dir.mkdir(parents=True, exist_ok=True)
         self._seq += 1
         # time first so that a sorted listing replays oldest first
-        name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}{_SEGMENT_SUFFIX}"
+        name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}{SEGMENT_SUFFIX}"
         path = self.wal_dir / name
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if fcntl is not None:
@@ -411,31 +539,15 @@ class PredictionLog:
         self._segment = _Segment(path, fd)
         return self._segment
 
-    # -- replay ---------------------------------------------------------------------
-
     def _replay(self) -> None:
         own = {segment.path.name for segment, _, _ in self._unflushed}
         if self._segment is not None:
             own.add(self._segment.path.name)
-        for path in sorted(self.wal_dir.glob(f"*{_SEGMENT_SUFFIX}")):
-            if path.name in own:
-                continue
-            with _claim(path) as fd:
-                if fd is None:  # a live segment of another process
-                    continue
-                data = _read_fd(fd)
-                if not data:
-                    # a live process may not have locked its brand-new segment yet
-                    if time.time() - os.fstat(fd).st_mtime > _EMPTY_SEGMENT_AGE:
-                        _remove(path)
-                    continue
-                rows, torn = _parse(data)
-                inserted, rejected = _insert_rows(self.store, rows, self.batch_size)
-                _remove(path)
-            with self._lock:
-                self._counts["replayed"] += inserted
-                self._counts["torn"] += torn
-                self._counts["rejected"] += rejected
+        counts = drain_segments(self.store, self.wal_dir, self.batch_size, skip=own)
+        with self._lock:
+            self._counts["replayed"] += counts.others
+            self._counts["torn"] += counts.torn
+            self._counts["rejected"] += counts.rejected
 
 
 # -- feedback and reading ---------------------------------------------------------
@@ -463,11 +575,11 @@ def record_feedback(
     plain = [to_jsonable(label, f"labels[{i}]") for i, (_, label) in enumerate(pairs)]
     wanted = sorted({pid for pid, _ in pairs})
     with store.connect() as conn:
-        known = _existing_ids(conn, wanted)
+        known = existing_ids(conn, wanted)
     if log is not None and len(known) < len(wanted):
         log.flush()
         with store.connect() as conn:
-            known = _existing_ids(conn, wanted)
+            known = existing_ids(conn, wanted)
     rows = [
         {"prediction_id": pid, "label": label, "actor": actor}
         for (pid, _), label in zip(pairs, plain, strict=True)
@@ -579,175 +691,9 @@ def _encode(entry: LogEntry) -> bytes:
         "flags": entry.flags,
     }
     try:
-        return orjson.dumps(record, option=_ORJSON_OPTIONS | orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(record, option=ORJSON_OPTIONS | orjson.OPT_APPEND_NEWLINE)
     except TypeError:  # non-string keys, huge ints, odd objects: the thorough conversion
         return dumps(to_jsonable(entry.to_dict(), "entry")).encode("utf-8") + b"\n"
-
-
-def _json(value: Any) -> str:
-    """A JSON column's text, as :func:`assay.store.serialize.dumps` would write it."""
-    try:
-        return orjson.dumps(value, option=_ORJSON_OPTIONS).decode("utf-8")
-    except TypeError:  # only a line not written by _encode (stdlib JSON reads huge ints)
-        return dumps(value)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    # one write in practice; a short write (disk full, signal) continues where it stopped
-    view = memoryview(data)
-    while view:
-        done = os.write(fd, view)
-        view = view[done:]
-
-
-def _parse(data: bytes) -> tuple[list[_Row], int]:
-    """Rows for the table from JSON lines; a torn or unreadable line is counted and skipped."""
-    rows: list[_Row] = []
-    torn = 0
-    for line in data.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            rows.append(_row(orjson.loads(line)))
-        except (ValueError, TypeError, KeyError):  # orjson.JSONDecodeError is a ValueError
-            torn += 1
-    return rows, torn
-
-
-def _row(record: Mapping[str, Any]) -> _Row:
-    """A table row in :data:`_COLUMNS` order, JSON columns as text (``probabilities``
-    None as SQL NULL, the other JSON columns' None as ``null``, like their column types)."""
-    entry_id = record["id"]
-    if not isinstance(entry_id, str) or not 0 < len(entry_id) <= 36:
-        raise ValueError("a log line without a valid id")
-    probabilities = record.get("probabilities")
-    confidence = record.get("confidence")
-    return (
-        entry_id,
-        as_utc(datetime.fromisoformat(record["at"])),
-        int(record["version"]),
-        str(record["route"])[:16],
-        str(record["request_id"])[:64],
-        _json(record["inputs"]),
-        _json(record.get("prediction")),
-        None if probabilities is None else _json(probabilities),
-        None if confidence is None else float(confidence),
-        float(record["latency_ms"]),
-        _json(record.get("flags") or []),
-    )
-
-
-def _insert_sql(dialect: Dialect) -> str:
-    """One INSERT of a row in :data:`_COLUMNS` order, skipping an id already stored."""
-    quote = dialect.identifier_preparer.quote
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    # PostgreSQL would read the text as varchar, which it does not cast to json on its own
-    json_mark = f"CAST({mark} AS JSON)" if dialect.name == "postgresql" else mark
-    marks = ", ".join(json_mark if name in _JSON_COLUMNS else mark for name in _COLUMNS)
-    sql = (
-        f"INSERT INTO {quote(predictions.name)} ({', '.join(quote(c) for c in _COLUMNS)}) "
-        f"VALUES ({marks})"
-    )
-    if dialect.name in ("sqlite", "postgresql"):
-        sql += f" ON CONFLICT ({quote('id')}) DO NOTHING"
-    return sql
-
-
-def _insert_rows(store: Store, rows: list[_Row], batch_size: int) -> tuple[int, int]:
-    """Insert ``rows`` (one transaction per batch), skipping ids already stored.
-
-    Returns (rows inserted, rows refused). A batch the database refuses for its
-    content (not for being unreachable) is retried row by row, and only the rows
-    refused alone are dropped: one bad row must not block the log forever.
-    """
-    if not rows:
-        return 0, 0
-    unique: dict[str, _Row] = {}
-    for row in rows:
-        unique.setdefault(row[0], row)
-    ordered = list(unique.values())
-    dialect = store.engine.dialect
-    # the driver gets the values as they are, so the column's own conversion runs here
-    # (SQLite keeps timestamps as text in SQLAlchemy's format)
-    convert_at = predictions.c.at.type.dialect_impl(dialect).bind_processor(dialect)
-    if convert_at is not None:
-        ordered = [(row[0], convert_at(row[1]), *row[2:]) for row in ordered]
-    statement = _insert_sql(dialect)
-    inserted = rejected = 0
-    for start in range(0, len(ordered), batch_size):
-        batch = ordered[start : start + batch_size]
-        try:
-            inserted += _insert_batch(store, statement, batch)
-        except (IntegrityError, DataError, StatementError) as exc:
-            if isinstance(exc, OperationalError):
-                raise
-            for row in batch:
-                try:
-                    inserted += _insert_batch(store, statement, [row])
-                except (IntegrityError, DataError):
-                    rejected += 1
-    return inserted, rejected
-
-
-def _insert_batch(store: Store, statement: str, batch: list[_Row]) -> int:
-    with store.transaction() as conn:
-        if store.dialect not in ("sqlite", "postgresql"):
-            present = _existing_ids(conn, [row[0] for row in batch])
-            batch = [row for row in batch if row[0] not in present]
-            if not batch:
-                return 0
-        result = conn.exec_driver_sql(statement, batch)
-        return max(int(result.rowcount), 0)
-
-
-def _existing_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
-    wanted = list(ids)
-    found: set[str] = set()
-    for start in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[start : start + _IN_CHUNK]
-        found.update(
-            conn.execute(select(predictions.c.id).where(predictions.c.id.in_(chunk))).scalars()
-        )
-    return found
-
-
-@contextlib.contextmanager
-def _claim(path: Path) -> Iterator[int | None]:
-    """An fd on a leftover segment, locked; None if another live process holds it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        yield None
-        return
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield None
-                return
-            except OSError:  # a file system without flock: proceed unlocked
-                pass
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def _read_fd(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
 
 
 def _frame(rows: list[Any]) -> pd.DataFrame:
