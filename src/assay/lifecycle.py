@@ -107,6 +107,7 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
             "sampler": search.get("sampler"), "best_family": search.get("best_family"),
             "best_params": search.get("best_params"), "best_value": search.get("best_value"),
             "metric": search.get("primary_metric"), "trials": search.get("trials", []),
+            "ensemble": search.get("ensemble"),
         }
     return ReportInput(
         version={

@@ -32,9 +32,10 @@ from assay.project import Project
 from assay.registry import ModelRegistry
 from assay.split import SplitPlan, make_splits
 from assay.store import Store
-from assay.train import SearchResult, TrialInfo, get_family, run_search
+from assay.train import SearchResult, TrialInfo, run_search
 from assay.train.pipeline import fit_model
 from assay.train.scoring import score_estimator
+from assay.train.search import chosen_template
 
 __all__ = [
     "RunResult",
@@ -403,7 +404,7 @@ def _ordered(rows: pd.DataFrame, spec: Any) -> pd.DataFrame:
 
 def search_options(spec: Any, train: pd.DataFrame, validation: pd.DataFrame) -> dict[str, Any]:
     """How the search cross-validates on small data: by group or in time order, as the split does."""
-    options: dict[str, Any] = {"cv_folds": spec.search.cv_folds}
+    options: dict[str, Any] = {"cv_folds": spec.search.cv_folds, "ensemble": spec.search.ensemble}
     if spec.split_strategy == "group" and spec.data.group:
         options["cv_groups"] = (train[spec.data.group].to_numpy(), validation[spec.data.group].to_numpy())
     if spec.split_strategy == "chronological":
@@ -483,7 +484,14 @@ def cross_validate(
     search: SearchResult, plan: SplitPlan, frame: pd.DataFrame, features: list[str],
     text_column: str | None, dataset: Dataset, spec: Any,
 ) -> list[float] | None:
-    """The primary metric of the chosen configuration over folds of the training rows."""
+    """The primary metric of the chosen configuration over folds of the training rows.
+
+    An ensemble keeps the fold scores the search measured on its out-of-fold
+    predictions (training + validation rows): refitting every member per fold again
+    would cost several times the search's own cross-validation.
+    """
+    if search.ensemble is not None and search.ensemble.fold_values:
+        return list(search.ensemble.fold_values)
     train = plan.take(frame, "train")
     if spec.split_strategy == "chronological" and spec.data.time:
         train = train.sort_values(spec.data.time, kind="stable")
@@ -492,10 +500,8 @@ def cross_validate(
         train = train.iloc[keep]
     X, y = train[features], train[spec.data.target]
     groups = train[spec.data.group] if spec.split_strategy == "group" and spec.data.group else None
-    family = get_family(search.best_family)
-    template = family.build(
-        search.best_params, task=spec.task, schema=dataset.schema, features=features,
-        text_column=text_column, objective=search.objective, seed=spec.seed,
+    template = chosen_template(
+        search, schema=dataset.schema, features=features, text_column=text_column
     )
     scores = []
     try:

@@ -57,6 +57,7 @@ def _search(data: dict, **kw) -> SearchResult:
         "sampler": "tpe",
         "pruning": True,
         "seed": 0,
+        "ensemble": False,  # the single model's refit (tests/train/test_ensemble.py: ensembles)
     }
     options.update(kw)
     return run_search(**data, **options)

@@ -141,6 +141,11 @@ class SearchSpec(_Section):
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     pruning: bool = True
     cv_folds: int = Field(5, ge=2, le=20)
+    ensemble: bool = Field(
+        True,
+        description="on small data, average the cross-validated candidates when that scores "
+        "better out of fold than the best single model",
+    )
 
     @model_validator(mode="after")
     def _budget(self) -> SearchSpec:

@@ -280,6 +280,12 @@ def _search(r: ReportInput) -> list[Block]:
         facts.append(("Baseline (validation)", num(search["baseline_value"])))
     for family, reason in (search.get("skipped") or {}).items():
         facts.append((f"Skipped: {family}", str(reason)))
+    ensemble = search.get("ensemble")
+    if isinstance(ensemble, dict) and ensemble.get("members"):
+        members = ", ".join(f"{m.get('family', DASH)} {num(m.get('weight'))}"
+                            for m in ensemble["members"] if isinstance(m, dict))
+        facts.append(("Ensemble", f"{members} (cross-validated {num(ensemble.get('cv_value'))}, "
+                                  f"best single {num(ensemble.get('single_value'))})"))
     blocks: list[Block] = [Facts(tuple(facts))]
     uri = plots.search_plot(trials, metric, higher)
     if uri:

@@ -31,6 +31,7 @@ from assay.serve.validation import RecordValidator, ValidatedBatch, build_frame,
 
 if TYPE_CHECKING:
     from assay.registry import ModelRegistry
+    from assay.serve.fastblend import BlendPredictor
     from assay.serve.fastpath import FastPredictor
 
 __all__ = ["FAST_MAX_ROWS", "LoadedModel", "ModelRuntime", "Prediction", "Route", "Routing"]
@@ -110,7 +111,7 @@ class LoadedModel:
         model: Any,
         family: str = "",
         digest: str = "",
-        fast: FastPredictor | None = None,
+        fast: FastPredictor | BlendPredictor | None = None,
         fast_reason: str | None = None,
     ) -> None:
         self.version = int(version)
@@ -276,10 +277,16 @@ def pipeline_scores(model: Any, frame: pd.DataFrame, *, classification: bool) ->
     return labels, proba
 
 
-def _compile(model: Any, features: Sequence[str]) -> tuple[FastPredictor | None, str | None]:
+def _compile(
+    model: Any, features: Sequence[str]
+) -> tuple[FastPredictor | BlendPredictor | None, str | None]:
+    from assay.serve.fastblend import compile_blend
     from assay.serve.fastpath import FastPathUnsupported, compile_fast
+    from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
 
     try:
+        if isinstance(model, (EnsembleClassifier, EnsembleRegressor)):
+            return compile_blend(model, features), None
         return compile_fast(model, features), None
     except FastPathUnsupported as exc:
         return None, exc.reason

@@ -2,8 +2,9 @@
 
 :func:`assay.train.search.run_search` validates its inputs, then drives a
 :class:`Runner`: :meth:`Runner.add` per family, :meth:`Runner.search`, then
-:meth:`Runner.cv_candidates` / :meth:`Runner.cross_validate` on small data and
-:meth:`Runner.refit` for the final model. The module notes of
+:meth:`Runner.cv_candidates` / :meth:`Runner.cross_validate` on small data (and
+:meth:`Runner.blend` for an ensemble of the candidates), and :meth:`Runner.refit` for
+the final model. The module notes of
 :mod:`assay.train.search` describe the schedule.
 """
 
@@ -13,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -25,13 +26,29 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.errors import AssayError
 from assay.train.curves import final_model
+from assay.train.ensemble import (
+    ENSEMBLE_STEPS,
+    OutOfFoldScorer,
+    aligned_proba,
+    clear_gain,
+    fitted_ensemble,
+    select_blend,
+)
 from assay.train.families import BaseModelFamily, get_family
-from assay.train.objective import ThresholdedClassifier
+from assay.train.objective import ThresholdedClassifier, ThresholdMetric
 from assay.train.pipeline import fit_model
-from assay.train.result import SamplerName, TrialInfo, TrialRecord, TrialState, plain
+from assay.train.result import (
+    EnsembleMember,
+    EnsembleRecord,
+    SamplerName,
+    TrialInfo,
+    TrialRecord,
+    TrialState,
+    plain,
+)
 from assay.train.scoring import score_estimator
 
-__all__ = ["Arm", "Config", "Reporter", "Runner", "join_rows"]
+__all__ = ["Arm", "Config", "CrossValidation", "Reporter", "Runner", "join_rows"]
 
 _STATES: dict[optuna.trial.TrialState, TrialState] = {
     optuna.trial.TrialState.COMPLETE: "complete",
@@ -47,6 +64,8 @@ TEMPERATURE, MIN_WEIGHT = 0.1, 0.01
 CONVERGE_AFTER, CONVERGE_STALE = 8, 5
 #: most of a time budget kept for the cross-validated selection and the refit
 FINISH_SHARE = 0.35
+#: seconds to score one fold of out-of-fold predictions, generously (ensemble selection)
+SCORE_SECONDS = 0.002
 
 
 def join_rows(a: Any, b: Any) -> Any:
@@ -87,6 +106,24 @@ def _make_sampler(
         return optuna.samplers.GridSampler(family.grid(task), seed=seed)
     startup = 10 if trials is None else max(2, min(10, trials // 6))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+
+@dataclass
+class CrossValidation:
+    """What :meth:`Runner.cross_validate` found, per candidate (``None``: not scored).
+
+    Attributes:
+        means: the mean fold score.
+        predictions: the out-of-fold predictions of every row: probabilities in
+            ``classes`` order for a classifier, else values.
+        classes: the classes of all rows (``None``: regression).
+        folds: the rows each fold scored.
+    """
+
+    means: list[float | None]
+    predictions: list[np.ndarray | None]
+    classes: np.ndarray | None = None
+    folds: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -132,14 +169,16 @@ class Runner:
     """Runs the families' studies on one schedule and keeps each family's best models.
 
     Call order: :meth:`add` per family, :meth:`search`, then :meth:`ranked`,
-    :meth:`cv_candidates`, :meth:`cross_validate` and :meth:`refit` as needed.
+    :meth:`cv_candidates`, :meth:`cross_validate`, :meth:`blend` and :meth:`refit`
+    as needed.
 
     Args:
         data: training and validation rows and labels.
         keep: configurations kept per family for a cross-validated choice.
         budget: the time budget in seconds, or ``None``.
-        refit_ratio, cv_cost: what finishing costs, in units of a trial's seconds
-            (0 when there is no refit / no cross-validation).
+        refit_ratio, cv_cost, blend_cost: what finishing costs, in units of a
+            trial's seconds (0 when there is no refit / no cross-validation / no
+            ensemble, whose members are refitted too).
     """
 
     def __init__(
@@ -160,6 +199,7 @@ class Runner:
         budget: float | None,
         refit_ratio: float,
         cv_cost: float,
+        blend_cost: float = 0.0,
     ) -> None:
         self.data = data
         self.task, self.primary, self.higher = task, primary, higher
@@ -167,6 +207,7 @@ class Runner:
         self.build_kw, self.progress, self.planned = build_kw, progress, planned
         self.baseline_value, self.keep = baseline_value, keep
         self.budget, self.refit_ratio, self.cv_cost = budget, refit_ratio, cv_cost
+        self.blend_cost = blend_cost
         self.arms: dict[str, Arm] = {}
         self.records: list[TrialRecord] = []
         self.overall: tuple[str | None, float | None] = (None, None)
@@ -281,7 +322,11 @@ class Runner:
         cost = ranked[0].top[0].seconds * self.refit_ratio
         candidates = self.cv_candidates() if self.cv_cost else []
         if len(candidates) > 1:
-            cost += self.cv_cost * sum(c.seconds for _, c in candidates)
+            cost += (self.cv_cost + self.blend_cost) * sum(c.seconds for _, c in candidates)
+            if self.blend_cost:
+                # the greedy selection scores up to ENSEMBLE_STEPS blends per candidate
+                folds = self.cv_cost / max(self.refit_ratio, 1.0) + 1.0
+                cost += ENSEMBLE_STEPS * len(candidates) * folds * SCORE_SECONDS
         return min(cost, FINISH_SHARE * self.budget)
 
     # trials ---------------------------------------------------------------------------
@@ -377,21 +422,28 @@ class Runner:
         folds: int,
         groups: Any,
         deadline: float | None,
-    ) -> list[float | None]:
-        """Mean fold score of each candidate (``None``: a fold failed or was not run).
+    ) -> CrossValidation:
+        """Each candidate's mean fold score and out-of-fold predictions.
 
         Each fold is fitted as the refit is (:meth:`refit`). Under a time budget whose
-        finishing share cannot hold every fit, the last candidates (never below two)
-        and then folds (never below three) are dropped.
+        finishing share cannot hold every fit (and the refit of an ensemble of them),
+        the last candidates (never below two) and then folds (never below three) are
+        dropped. A candidate whose fold fails
+        or scores a non-finite value has neither a mean nor predictions.
         """
         n_train = len(self.data[0])
-        means: list[float | None] = [None] * len(candidates)
+        result = CrossValidation(
+            means=[None] * len(candidates),
+            predictions=[None] * len(candidates),
+            classes=np.unique(np.asarray(y)) if self.task in CLASSIFICATION_TASKS else None,
+        )
         if deadline is not None and self.budget is not None:
             refit = candidates[0][1].seconds * self.refit_ratio
             allowed = max(deadline - time.perf_counter(), FINISH_SHARE * self.budget) - refit
 
             def cost(k: int, n: int) -> float:
-                return (k - 1) * len(y) / n_train * sum(c.seconds for _, c in candidates[:n])
+                per_second = (k - 1) * len(y) / n_train + self.blend_cost
+                return per_second * sum(c.seconds for _, c in candidates[:n])
 
             n = len(candidates)
             while cost(folds, n) > allowed and (n > 2 or folds > 3):
@@ -402,27 +454,36 @@ class Runner:
             candidates = candidates[:n]
         splits = self._folds(y, folds, groups)
         if not splits:
-            return means
+            return result
+        result.folds = [score_idx for _, score_idx in splits]
         for i, (arm, config) in enumerate(candidates):
             scores = []
+            predicted = self._empty_prediction(len(y), result.classes)
             for fit_idx, score_idx in splits:
                 X_fit, y_fit = _take(X, fit_idx), _take(y, fit_idx)
+                X_score, y_score = _take(X, score_idx), _take(y, score_idx)
                 try:
                     extra = arm.family.refit_params(
                         final_model(config.estimator), len(fit_idx) / n_train
                     )
                     model = self._fit_fixed(arm, config, extra or {}, X_fit, y_fit)
-                    value = score_estimator(
-                        self.primary, model, _take(X, score_idx), _take(y, score_idx)
-                    )
+                    value = score_estimator(self.primary, model, X_score, y_score)
+                    predicted[score_idx] = _prediction(model, X_score, result.classes)
                 except Exception:  # noqa: BLE001 - a family that cannot fit a fold is left out
                     break
                 if not math.isfinite(value):
                     break
                 scores.append(value)
             if len(scores) == len(splits):
-                means[i] = float(np.mean(scores))
-        return means
+                result.means[i] = float(np.mean(scores))
+                if np.all(np.isfinite(predicted)):
+                    result.predictions[i] = predicted
+        return result
+
+    @staticmethod
+    def _empty_prediction(n: int, classes: np.ndarray | None) -> np.ndarray:
+        shape = (n,) if classes is None else (n, len(classes))
+        return np.full(shape, np.nan)
 
     def _folds(self, y: Any, folds: int, groups: Any) -> list[tuple[np.ndarray, np.ndarray]]:
         y_arr = np.asarray(y)
@@ -442,13 +503,106 @@ class Runner:
         return list(kfold.split(index, y_arr))
 
     def refit(
-        self, arm: Arm, config: Config, X: Any, y: Any, ratio: float
+        self, arm: Arm, config: Config, X: Any, y: Any, ratio: float, *, as_folds: bool = False
     ) -> tuple[Any, dict[str, Any]] | None:
-        """``config`` fitted on ``X, y`` without validation rows; ``None`` when not sound."""
+        """``config`` fitted on ``X, y`` without validation rows; ``None`` when not sound.
+
+        ``as_folds``: fit it the way the cross-validation fitted each fold, even where
+        the family finds a refit unsound (an ensemble member must match its
+        out-of-fold predictions).
+        """
         extra = arm.family.refit_params(final_model(config.estimator), ratio)
         if extra is None:
-            return None
+            if not as_folds:
+                return None
+            extra = {}
         return self._fit_fixed(arm, config, extra, X, y), extra
+
+    def blend(
+        self,
+        candidates: list[tuple[Arm, Config]],
+        cv: CrossValidation,
+        X: Any,
+        y: Any,
+        ratio: float,
+        threshold_metric: ThresholdMetric | None,
+        deadline: float | None,
+    ) -> tuple[Any, EnsembleRecord] | None:
+        """An ensemble of cross-validated candidates refitted on ``X, y``, if it is better.
+
+        The weights come from :func:`select_blend` on the out-of-fold predictions;
+        ``None`` when fewer than two candidates have them, when the blend does not
+        beat the best single candidate by more than the folds' noise
+        (:func:`clear_gain`), when refitting its extra members would pass
+        the deadline, or when a member fails to refit.
+        """
+        usable = [i for i, p in enumerate(cv.predictions) if p is not None]
+        if len(usable) < 2 or not cv.folds:
+            return None
+        y_arr = np.asarray(y)
+        scorer = OutOfFoldScorer(
+            self.primary,
+            y_arr,
+            tuple(cv.folds),
+            cv.classes,
+            threshold_metric if self.task == "binary" else None,
+        )
+        predictions = [cv.predictions[i] for i in usable]
+        chosen = select_blend(
+            cast(list[np.ndarray], predictions), scorer, higher_is_better=self.higher
+        )
+        if not chosen.improves:
+            return None
+        blended = np.asarray(
+            sum(w * cast(np.ndarray, predictions[j]) for j, w in enumerate(chosen.weights) if w)
+        )
+        fold_values = scorer.fold_values(blended)
+        single_folds = scorer.fold_values(cast(np.ndarray, predictions[chosen.single]))
+        if not clear_gain(fold_values, single_folds, higher_is_better=self.higher):
+            return None
+        order = sorted(chosen.members, key=lambda j: (-chosen.weights[j], j))
+        picked = [(candidates[usable[j]], chosen.weights[j], usable[j]) for j in order]
+        if deadline is not None:
+            single = candidates[usable[chosen.single]][1]
+            extra_cost = sum(c.seconds for (_, c), _, _ in picked) - single.seconds
+            if time.perf_counter() + extra_cost * max(self.refit_ratio, 1.0) > deadline:
+                return None
+        members, fitted, records = [], [], []
+        for (arm, config), weight, i in picked:
+            try:
+                done = self.refit(arm, config, X, y, ratio, as_folds=True)
+            except Exception:  # noqa: BLE001 - no ensemble then; the single model stands
+                return None
+            if done is None:
+                return None
+            model, extra = done
+            if isinstance(model, ThresholdedClassifier):  # the ensemble has its own threshold
+                members.append(clone(model.estimator))
+                fitted.append(model.estimator_)
+            else:
+                members.append(clone(model))
+                fitted.append(model)
+            records.append(
+                EnsembleMember(
+                    family=arm.alias,
+                    params={k: plain(v) for k, v in config.params.items()},
+                    weight=weight,
+                    cv_value=float(cv.means[i] or 0.0),
+                    refit_params={k: plain(v) for k, v in extra.items()},
+                )
+            )
+        threshold = scorer.threshold(blended)
+        estimator = fitted_ensemble(
+            members, fitted, [w for _, w, _ in picked], classes=cv.classes, threshold=threshold
+        )
+        record = EnsembleRecord(
+            tuple(records),
+            chosen.value,
+            chosen.single_value,
+            threshold,
+            tuple(fold_values),
+        )
+        return estimator, record
 
     def _fit_fixed(self, arm: Arm, config: Config, extra: dict[str, Any], X: Any, y: Any) -> Any:
         """Fit without validation rows; a tuned threshold is the searched model's."""
@@ -461,6 +615,13 @@ class Runner:
             model.threshold_score_ = searched.threshold_score_
             return model
         return fit_model(model, X, y)
+
+
+def _prediction(model: Any, X: Any, classes: np.ndarray | None) -> np.ndarray:
+    """Probabilities in ``classes`` order (classification), else predicted values."""
+    if classes is None:
+        return np.asarray(model.predict(X), dtype=float).ravel()
+    return aligned_proba(model.predict_proba(X), model.classes_, classes)
 
 
 class Reporter:

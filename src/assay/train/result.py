@@ -11,6 +11,8 @@ from assay.train.curves import Diagnosis, LearningCurve
 from assay.train.objective import ObjectiveHints
 
 __all__ = [
+    "EnsembleMember",
+    "EnsembleRecord",
     "SamplerName",
     "SearchResult",
     "Selection",
@@ -75,6 +77,86 @@ class TrialRecord:
 
 
 @dataclass(frozen=True)
+class EnsembleMember:
+    """One member of a chosen ensemble.
+
+    Attributes:
+        family, params: the configuration (search-space names).
+        weight: its share of the average (the weights sum to one).
+        cv_value: its own cross-validated score.
+        refit_params: what its refit on training + validation rows fixed.
+    """
+
+    family: str
+    params: dict[str, Any]
+    weight: float
+    cv_value: float
+    refit_params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {
+            "family": self.family,
+            "params": {k: plain(v) for k, v in self.params.items()},
+            "weight": self.weight,
+            "cv_value": self.cv_value,
+            "refit_params": {k: plain(v) for k, v in self.refit_params.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnsembleMember:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            family=data["family"],
+            params=dict(data["params"]),
+            weight=float(data["weight"]),
+            cv_value=float(data["cv_value"]),
+            refit_params=dict(data.get("refit_params", {})),
+        )
+
+
+@dataclass(frozen=True)
+class EnsembleRecord:
+    """The ensemble the search returned instead of a single model (small data).
+
+    Attributes:
+        members: the averaged configurations, heaviest first.
+        cv_value: the ensemble's out-of-fold score (mean over the folds).
+        single_value: the best single candidate's out-of-fold score, scored alike.
+        threshold: a binary ensemble's decision threshold (``None``: argmax).
+        fold_values: the ensemble's score on each fold (its weights were chosen
+            on these predictions, so they lean optimistic).
+    """
+
+    members: tuple[EnsembleMember, ...]
+    cv_value: float
+    single_value: float
+    threshold: float | None = None
+    fold_values: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {
+            "members": [m.to_dict() for m in self.members],
+            "cv_value": self.cv_value,
+            "single_value": self.single_value,
+            "threshold": self.threshold,
+            "fold_values": list(self.fold_values),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnsembleRecord:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            members=tuple(EnsembleMember.from_dict(m) for m in data["members"]),
+            cv_value=float(data["cv_value"]),
+            single_value=float(data["single_value"]),
+            threshold=None if data.get("threshold") is None else float(data["threshold"]),
+            fold_values=tuple(float(v) for v in data.get("fold_values", ())),
+        )
+
+
+@dataclass(frozen=True)
 class TrialInfo:
     """Progress after a trial: the trial, the best so far, and how many are planned."""
 
@@ -94,7 +176,8 @@ class SearchResult:
         sampler, seed: how.
         objective: the hints every family was built with.
         best_family, best_params, best_value: the winner and its validation score
-            (the score of the searched model, fitted on the training rows).
+            (the score of the searched model, fitted on the training rows); with an
+            ensemble, its best single candidate.
         baseline_value: the dummy baseline's validation score.
         trials: every trial of every family, in order.
         curve, diagnosis: the searched model's learning curve and its verdict.
@@ -106,6 +189,8 @@ class SearchResult:
         refitted: the returned estimator was refitted on training + validation rows.
         refit_params: what the refit fixed (e.g. ``n_estimators``, ``max_epochs``).
         fit_rows: the rows the returned estimator was fitted on.
+        ensemble: the members and weights when the returned estimator is an
+            ensemble of cross-validated candidates, else ``None``.
         estimator: the fitted best model (refitted when ``refitted``); not serialised.
         baseline: the fitted dummy model; not serialised.
         searched: the best model as fitted in the search (training rows, validation
@@ -132,6 +217,7 @@ class SearchResult:
     refitted: bool = False
     refit_params: dict[str, Any] = field(default_factory=dict)
     fit_rows: int = 0
+    ensemble: EnsembleRecord | None = None
     estimator: Any = field(default=None, compare=False, repr=False)
     baseline: Any = field(default=None, compare=False, repr=False)
     searched: Any = field(default=None, compare=False, repr=False)
@@ -163,6 +249,7 @@ class SearchResult:
             "refitted": self.refitted,
             "refit_params": {k: plain(v) for k, v in self.refit_params.items()},
             "fit_rows": self.fit_rows,
+            "ensemble": None if self.ensemble is None else self.ensemble.to_dict(),
         }
 
     @classmethod
@@ -191,4 +278,9 @@ class SearchResult:
             refitted=bool(data.get("refitted", False)),
             refit_params=dict(data.get("refit_params", {})),
             fit_rows=int(data.get("fit_rows", 0)),
+            ensemble=(
+                None
+                if data.get("ensemble") is None
+                else EnsembleRecord.from_dict(data["ensemble"])
+            ),
         )

@@ -25,6 +25,16 @@ Design choices:
   of each family still in contention are scored by K-fold cross-validation on
   training + validation rows (each fold fitted the way the refit is, below) and
   the best mean wins.
+* **Small data: an ensemble when it cross-validates better.** The same folds give
+  every candidate's out-of-fold predictions (probabilities, or values); greedy
+  forward selection with replacement on them (:mod:`assay.train.ensemble`) picks
+  a weighted average of candidates, possibly of several families. With
+  ``ensemble=True`` (and ``refit``) it is returned, each member refitted on
+  training + validation rows as the folds were, when its out-of-fold score beats
+  the best single candidate's and refitting its extra members fits the time
+  budget; ``SearchResult.ensemble`` then records the members and weights, and
+  ``best_family``/``best_params``/``best_value``, the learning curve and
+  ``searched`` stay those of the best single candidate.
 * **The final model is refitted on training + validation rows** (``refit=True``)
   when the family says it is sound (:meth:`BaseModelFamily.refit_params`): the
   boosting rounds or epochs that early stopping found are kept (rounds scaled by
@@ -56,10 +66,12 @@ from assay.data.schema import Schema
 from assay.errors import AssayError, ConfigError, DataError
 from assay.train._schedule import Reporter, Runner, join_rows
 from assay.train.curves import Diagnosis, LearningCurve, diagnose, learning_curve_for
+from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
 from assay.train.families import FAMILIES, get_family
-from assay.train.objective import ObjectiveHints, objective_for
+from assay.train.objective import ObjectiveHints, ThresholdedClassifier, objective_for
 from assay.train.pipeline import fit_model
 from assay.train.result import (
+    EnsembleRecord,
     SamplerName,
     SearchResult,
     Selection,
@@ -76,6 +88,7 @@ __all__ = [
     "TrialInfo",
     "TrialRecord",
     "TrialState",
+    "chosen_template",
     "run_search",
 ]
 
@@ -216,6 +229,7 @@ def run_search(
     cv_folds: int = 5,
     cv_groups: tuple[Any, Any] | None = None,
     time_ordered: bool = False,
+    ensemble: bool = True,
 ) -> SearchResult:
     """Search each family's hyper-parameters on train/validation and keep the best model.
 
@@ -240,6 +254,9 @@ def run_search(
         time_ordered: the rows are in time order and validation follows training
             (a chronological split); shuffled folds would mix future and past, so the
             family is chosen on the validation rows.
+        ensemble: on cross-validated small data, with ``refit``, return a weighted
+            average of candidates when its out-of-fold score beats the best single
+            candidate's (see the module notes); ``False``: always a single model.
 
     Raises:
         ConfigError: unknown family/sampler, metric not of the task, no budget, fewer
@@ -305,6 +322,7 @@ def run_search(
         budget=None if minutes is None else minutes * 60.0,
         refit_ratio=n_all / n_train if refit else 0.0,
         cv_cost=(cv_folds - 1) * n_all / n_train if cross else 0.0,
+        blend_cost=n_all / n_train if cross and ensemble and refit else 0.0,
     )
     deadline = None if minutes is None else started + minutes * 60.0
     verbosity = optuna.logging.get_verbosity()
@@ -331,16 +349,18 @@ def run_search(
     cv_values: dict[str, float] = {}
     refit_params: dict[str, Any] = {}
     refitted = False
+    chosen_ensemble: EnsembleRecord | None = None
     if not ranked:
         best_family, best_params, best_value = "dummy", {}, baseline_value
         estimator = chosen_model = baseline
     else:
         arm, config = ranked[0], ranked[0].top[0]
         candidates = runner.cv_candidates() if cross else []
+        blended = None
         if len(candidates) > 1:
             groups = None if cv_groups is None else join_rows(*cv_groups)
-            means = runner.cross_validate(candidates, X_all, y_all, cv_folds, groups, deadline)
-            scored = [(m, c) for m, c in zip(means, candidates, strict=True) if m is not None]
+            cv = runner.cross_validate(candidates, X_all, y_all, cv_folds, groups, deadline)
+            scored = [(m, c) for m, c in zip(cv.means, candidates, strict=True) if m is not None]
             if len(scored) > 1:
                 sign = 1.0 if higher else -1.0
                 selection = "cross_validation"
@@ -348,9 +368,22 @@ def run_search(
                     if a.alias not in cv_values or sign * mean > sign * cv_values[a.alias]:
                         cv_values[a.alias] = mean
                 arm, config = max(scored, key=lambda mc: sign * mc[0])[1]
+                if ensemble and refit:
+                    blended = runner.blend(
+                        candidates,
+                        cv,
+                        X_all,
+                        y_all,
+                        n_all / n_train,
+                        hints.threshold_metric,
+                        deadline,
+                    )
         best_family, best_params, best_value = arm.alias, config.params, config.value
         estimator = chosen_model = config.estimator
-        if refit:
+        if blended is not None:
+            estimator, chosen_ensemble = blended
+            refitted = True
+        elif refit:
             try:
                 done = runner.refit(arm, config, X_all, y_all, n_all / n_train)
             except Exception:  # noqa: BLE001 - keep the searched model (refitted stays False)
@@ -390,10 +423,41 @@ def run_search(
         refitted=refitted,
         refit_params={k: plain(v) for k, v in refit_params.items()},
         fit_rows=n_all if refitted else n_train,
+        ensemble=chosen_ensemble,
         estimator=estimator,
         baseline=baseline,
         searched=chosen_model,
     )
+
+
+def chosen_template(
+    result: SearchResult, *, schema: Schema, features: Sequence[str], text_column: str | None
+) -> Any:
+    """An unfitted estimator of what the search chose, to fit again (e.g. on other folds).
+
+    The best family built with the best parameters, or, when the search returned an
+    ensemble, an ensemble of its members (built with their searched parameters,
+    without the refit's fixed rounds or epochs) with the same weights and threshold.
+    """
+    build_kw: dict[str, Any] = {
+        "task": result.task,
+        "schema": schema,
+        "features": list(features),
+        "text_column": text_column,
+        "objective": result.objective,
+        "seed": result.seed,
+    }
+    if result.ensemble is None:
+        return get_family(result.best_family).build(result.best_params, **build_kw)
+    members = []
+    for member in result.ensemble.members:
+        model = get_family(member.family).build(member.params, **build_kw)
+        # the ensemble applies its own decision threshold
+        members.append(model.estimator if isinstance(model, ThresholdedClassifier) else model)
+    weights = [m.weight for m in result.ensemble.members]
+    if result.task in CLASSIFICATION_TASKS:
+        return EnsembleClassifier(members, weights, threshold=result.ensemble.threshold)
+    return EnsembleRegressor(members, weights)
 
 
 def _diagnose(
