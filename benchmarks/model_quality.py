@@ -10,7 +10,8 @@ For each data set the script
 
 1. writes the frame (Parquet) and an ``assay.yaml`` to a temporary project folder:
    stratified split (classification) or random split (regression), 20% test and 20%
-   validation, ``search: {families: [dummy, linear, lightgbm, mlp], minutes: B, trials: null}``,
+   validation, ``search: {families: [dummy, linear, lightgbm, mlp], minutes: B, trials: null}``
+   (assay's default families),
    and the seed of ``--seed``;
 2. runs ``assay.pipeline.run_project`` on it: the whole ``assay run`` (audit, split, search,
    cross-validation, sealed-test evaluation, registration, gates, HTML report), whose wall

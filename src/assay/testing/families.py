@@ -144,6 +144,7 @@ class ModelFamilyContract:
     fast_params: ClassVar[dict[str, dict[str, Any]]] = {
         "lightgbm": {"n_estimators": 40},
         "mlp": {"max_epochs": 20, "width": 16},
+        "extra_trees": {"n_estimators": 30},
     }
 
     @pytest.fixture
