@@ -129,3 +129,20 @@ def test_an_unfitted_ensemble_is_refused() -> None:
     member = build(LinearFamily(), "binary", "roc_auc", frame, {})
     with pytest.raises(FastPathUnsupported, match="not fitted"):
         compile_blend(EnsembleClassifier([member], [1.0]), list(frame.columns))
+
+
+def test_the_blend_check_refuses_a_single_record_path_that_drifts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, frame = ensemble("binary", "roc_auc", [0.5, 0.5])
+    honest = BlendPredictor.score_one
+
+    def drifting(self: BlendPredictor, record: Any) -> tuple[Any, list[float] | None]:
+        value, probs = honest(self, record)
+        assert probs is not None
+        return value, [probs[0] - 1e-6, probs[1] + 1e-6]
+
+    monkeypatch.setattr(BlendPredictor, "score_one", drifting)
+    with pytest.raises(FastPathUnsupported, match="single-record path differs"):
+        compile_blend(model, list(frame.columns))
+    compile_blend(model, list(frame.columns), check=False)  # unchecked, it would serve wrong answers

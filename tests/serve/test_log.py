@@ -319,11 +319,14 @@ while True:
 """
 
 
-def test_acknowledged_entries_survive_sigkill(tmp_path: Path) -> None:
-    project, wal = tmp_path / "project", tmp_path / "wal"
+def _kill_after_acks(
+    project: Path, wal: Path, drain: str, flush_seconds: float, count: int
+) -> tuple[list[str], list[int]]:
+    """Run CHILD until it has acknowledged ``count`` entries, then SIGKILL it; returns the
+    acknowledged ids and the pids of its drainer processes (seen just before the kill)."""
     Store.open(project).close()
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(project), str(wal), "thread", "3600"],
+        [sys.executable, "-c", CHILD, str(project), str(wal), drain, str(flush_seconds)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -331,15 +334,28 @@ def test_acknowledged_entries_survive_sigkill(tmp_path: Path) -> None:
     acked: list[str] = []
     try:
         assert child.stdout is not None
-        while len(acked) < 300:
+        while len(acked) < count:
             line = child.stdout.readline()
             if not line:
                 break
             acked.append(line.strip())
+        drainers = [
+            int(pid)
+            for pid in os.listdir("/proc")
+            if pid.isdigit()
+            and _parent_of(int(pid)) == child.pid
+            and "assay.serve.drain" in _cmdline(int(pid))
+        ]
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-    assert len(acked) == 300, child.stderr.read() if child.stderr else ""
+    assert len(acked) == count, child.stderr.read() if child.stderr else ""
+    return acked, drainers
+
+
+def test_acknowledged_entries_survive_sigkill(tmp_path: Path) -> None:
+    project, wal = tmp_path / "project", tmp_path / "wal"
+    acked, _ = _kill_after_acks(project, wal, "thread", 3600, 300)
     with Store.open(project) as store:
         before = set(table_ids(store))
         assert not set(acked) <= before  # some acknowledged entries were only in the WAL
@@ -377,32 +393,7 @@ def test_the_orphaned_drainer_stores_what_a_killed_server_acknowledged(tmp_path:
     """SIGKILL the serving process: its drainer process takes the last segment (unlocked by
     the kernel at the death) into the table and exits by itself, before any restart."""
     project, wal = tmp_path / "project", tmp_path / "wal"
-    Store.open(project).close()
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(project), str(wal), "process", "0.05"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    acked: list[str] = []
-    try:
-        assert child.stdout is not None
-        while len(acked) < 400:
-            line = child.stdout.readline()
-            if not line:
-                break
-            acked.append(line.strip())
-        drainers = [
-            int(pid)
-            for pid in os.listdir("/proc")
-            if pid.isdigit()
-            and _parent_of(int(pid)) == child.pid
-            and "assay.serve.drain" in _cmdline(int(pid))
-        ]
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-    assert len(acked) == 400, child.stderr.read() if child.stderr else ""
+    acked, drainers = _kill_after_acks(project, wal, "process", 0.05, 400)
     assert len(drainers) == 1
     assert _wait_for(lambda: not _alive(drainers[0])), "the drainer outlived its parent"
     with Store.open(project) as store:

@@ -35,13 +35,17 @@ def _planted(seed: int = 0, n: int = 360) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def planted() -> dict:
     frame = _planted()
-    X, y = frame.drop(columns="y"), frame["y"].to_numpy()
+    return _data(frame.drop(columns="y"), frame["y"].to_numpy(), 240, "regression")
+
+
+def _data(X: pd.DataFrame, y: np.ndarray, n_train: int, task: str) -> dict:
+    """The search's inputs: the first ``n_train`` rows train, the rest validate."""
     return {
-        "X_train": X[:240],
-        "y_train": y[:240],
-        "X_val": X[240:].reset_index(drop=True),
-        "y_val": y[240:],
-        "task": "regression",
+        "X_train": X[:n_train],
+        "y_train": y[:n_train],
+        "X_val": X[n_train:].reset_index(drop=True),
+        "y_val": y[n_train:],
+        "task": task,
         "schema": infer_schema(X),
         "features": list(X.columns),
         "text_column": None,
@@ -169,16 +173,7 @@ def _binary() -> dict:
     frame = _planted(seed=1, n=600)
     X = frame.drop(columns="y")
     y = (frame["y"].to_numpy() > 1.0).astype(int)  # a rarer positive class
-    return {
-        "X_train": X[:400],
-        "y_train": y[:400],
-        "X_val": X[400:].reset_index(drop=True),
-        "y_val": y[400:],
-        "task": "binary",
-        "schema": infer_schema(X),
-        "features": list(X.columns),
-        "text_column": None,
-    }
+    return _data(X, y, 400, "binary")
 
 
 def test_a_binary_ensemble_predicts_at_a_threshold_chosen_out_of_fold() -> None:

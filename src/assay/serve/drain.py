@@ -45,25 +45,12 @@ _MAX_BACKOFF = 5.0
 
 
 @dataclass
-class DrainerStatus:
-    """The drainer's cumulative counts (see :class:`assay.serve.wal.DrainCounts`), failed
-    passes, and the last error."""
+class DrainerStatus(DrainCounts):
+    """The drainer's cumulative counts (:class:`assay.serve.wal.DrainCounts`), its failed
+    passes and the last error."""
 
-    own: int = 0
-    own_dropped: int = 0
-    others: int = 0
-    torn: int = 0
-    rejected: int = 0
     errors: int = 0
     last_error: str | None = None
-
-    def add(self, counts: DrainCounts) -> None:
-        """Add one pass's counts."""
-        self.own += counts.own
-        self.own_dropped += counts.own_dropped
-        self.others += counts.others
-        self.torn += counts.torn
-        self.rejected += counts.rejected
 
 
 def status_path(wal_dir: Path, parent: int) -> Path:

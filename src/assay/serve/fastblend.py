@@ -19,9 +19,9 @@ import numpy as np
 from assay.serve.fastpath import (
     FastPathUnsupported,
     FastPredictor,
-    _close,
     _native,
     _probe_frame,
+    check_answers,
     compile_fast,
 )
 from assay.serve.validation import frame_records
@@ -155,17 +155,4 @@ def _check_blend(predictor: BlendPredictor, model: Any, features: Sequence[str])
     categorical = [cat for _, member in predictor.members for cat in member._categorical]
     probe = _probe_frame(features, affine, categorical)
     records = frame_records(probe, features)
-    labels, proba = predictor.score(records)
-    expected = np.asarray(model.predict(probe))
-    classifier = predictor.classes is not None
-    same = np.array_equal(labels, expected) if classifier else _close(labels, expected)
-    if not same or (proba is not None and not _close(proba, model.predict_proba(probe))):
-        raise FastPathUnsupported("the blended fast predictions differ from the ensemble on probes")
-    for i, record in enumerate(records):
-        value, probs = predictor.score_one(record)
-        if classifier:
-            same = value == _native(labels[i]) and _close(probs, None if proba is None else proba[i])
-        else:
-            same = _close(value, labels[i])
-        if not same:
-            raise FastPathUnsupported("the blended single-record path differs from the ensemble")
+    check_answers(predictor, model, probe, records)

@@ -47,7 +47,7 @@ from assay.train.preprocess import (
     _category_string,
 )
 
-__all__ = ["Engine", "FastPathUnsupported", "FastPredictor", "compile_fast"]
+__all__ = ["Engine", "FastPathUnsupported", "FastPredictor", "check_answers", "compile_fast"]
 
 Engine = Literal["lightgbm", "linear", "constant"]
 
@@ -603,12 +603,24 @@ def _self_check(
     expected_X = expected_X.toarray() if hasattr(expected_X, "toarray") else np.asarray(expected_X)
     if not _close(predictor.transform_many(records), expected_X):
         raise FastPathUnsupported("the replayed preprocessing differs from the pipeline on probes")
+    check_answers(predictor, model, probe, records)
+
+
+def check_answers(
+    predictor: Any, model: Any, probe: pd.DataFrame, records: Sequence[Mapping[str, Any]]
+) -> None:
+    """Raise :class:`FastPathUnsupported` unless ``predictor`` answers ``records`` (the rows of
+    ``probe``) as ``model`` answers ``probe``, to :data:`TOLERANCE`, one by one and together.
+
+    ``predictor`` has ``classes``, ``score`` and ``score_one`` (a :class:`FastPredictor`
+    or a compiled ensemble).
+    """
     labels, proba = predictor.score(records)
     expected = np.asarray(model.predict(probe))
     classifier = predictor.classes is not None
     same = np.array_equal(labels, expected) if classifier else _close(labels, expected)
     if not same or (proba is not None and not _close(proba, model.predict_proba(probe))):
-        raise FastPathUnsupported("the fast predictions differ from the pipeline on probes")
+        raise FastPathUnsupported("the fast predictions differ from the model on probes")
     for i, record in enumerate(records):
         value, probs = predictor.score_one(record)
         if classifier:
@@ -618,7 +630,7 @@ def _self_check(
         else:
             same = _close(value, labels[i])
         if not same:
-            raise FastPathUnsupported("the single-record path differs from the pipeline on probes")
+            raise FastPathUnsupported("the single-record path differs from the model on probes")
 
 
 def _close(got: Any, expected: Any) -> bool:

@@ -30,7 +30,6 @@ Feedback labels (:func:`record_feedback`) and the reading side used by monitorin
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import threading
@@ -48,12 +47,15 @@ from sqlalchemy import func, insert, select
 from assay.errors import ConfigError, StoreError
 from assay.serve.drain import DrainerProcess
 from assay.serve.wal import (
+    CAN_LOCK,
     ORJSON_OPTIONS,
     SEGMENT_SUFFIX,
+    DrainCounts,
     describe_error,
     drain_segments,
     existing_ids,
     insert_rows,
+    open_segment,
     parse_lines,
     remove_file,
     write_all,
@@ -61,11 +63,6 @@ from assay.serve.wal import (
 from assay.store.database import Store, as_utc, utcnow
 from assay.store.serialize import dumps, to_jsonable
 from assay.store.tables import feedback, predictions
-
-try:  # POSIX; elsewhere live segments are protected by name only (one server per folder)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "DRAINS",
@@ -278,7 +275,7 @@ class PredictionLog:
         self.wal_dir = Path(wal_dir)
         self.batch_size = int(batch_size)
         self.flush_seconds = float(flush_seconds)
-        self.drain: Drain = drain if fcntl is not None else "thread"
+        self.drain: Drain = drain if CAN_LOCK else "thread"
         self._lock = threading.Lock()  # guards the current segment and the pending lines
         self._flush_lock = threading.Lock()  # one drain at a time
         self._segment: _Segment | None = None
@@ -313,13 +310,9 @@ class PredictionLog:
             last_error = self._last_error
         if self._drainer is not None:
             status = self._drainer.status()
-            counts["written"] += status.own
-            counts["replayed"] += status.others
-            counts["torn"] += status.torn
-            counts["rejected"] += status.rejected
+            dropped += _add_drained(counts, status)
             counts["errors"] += status.errors
             last_error = status.last_error or last_error
-            dropped += status.own_dropped
         if self.drain == "process":
             pending = max(counts["appended"] - counts["written"] - dropped, 0)
         return {**counts, "pending": pending, "last_error": last_error}
@@ -481,12 +474,8 @@ class PredictionLog:
         """Take the stopped drainer's final counts into this log's and remove its status file."""
         status = drainer.status()
         with self._lock:
-            self._counts["written"] += status.own
-            self._counts["replayed"] += status.others
-            self._counts["torn"] += status.torn
-            self._counts["rejected"] += status.rejected
+            self._dropped += _add_drained(self._counts, status)
             self._counts["errors"] += status.errors
-            self._dropped += status.own_dropped
             self._last_error = status.last_error or self._last_error
         drainer.forget()
 
@@ -518,11 +507,7 @@ class PredictionLog:
                 self._last_error = describe_error(exc)
             raise
         with self._lock:
-            self._counts["written"] += counts.own
-            self._counts["replayed"] += counts.others
-            self._counts["torn"] += counts.torn
-            self._counts["rejected"] += counts.rejected
-            self._dropped += counts.own_dropped
+            self._dropped += _add_drained(self._counts, counts)
 
     # -- segments -------------------------------------------------------------------
 
@@ -532,11 +517,7 @@ class PredictionLog:
         # time first so that a sorted listing replays oldest first
         name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}{SEGMENT_SUFFIX}"
         path = self.wal_dir / name
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if fcntl is not None:
-            with contextlib.suppress(OSError):  # a file system without flock
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._segment = _Segment(path, fd)
+        self._segment = _Segment(path, open_segment(path))
         return self._segment
 
     def _replay(self) -> None:
@@ -548,6 +529,15 @@ class PredictionLog:
             self._counts["replayed"] += counts.others
             self._counts["torn"] += counts.torn
             self._counts["rejected"] += counts.rejected
+
+
+def _add_drained(counts: dict[str, int], drained: DrainCounts) -> int:
+    """Add a drain's rows to the log's counters; returns its own dropped lines."""
+    counts["written"] += drained.own
+    counts["replayed"] += drained.others
+    counts["torn"] += drained.torn
+    counts["rejected"] += drained.rejected
+    return drained.own_dropped
 
 
 # -- feedback and reading ---------------------------------------------------------

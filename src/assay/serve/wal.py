@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "CAN_LOCK",
     "ORJSON_OPTIONS",
     "SEGMENT_SUFFIX",
     "DrainCounts",
@@ -44,6 +45,7 @@ __all__ = [
     "existing_ids",
     "insert_batch",
     "insert_rows",
+    "open_segment",
     "parse_lines",
     "read_fd",
     "remove_file",
@@ -192,6 +194,19 @@ def existing_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
             conn.execute(select(predictions.c.id).where(predictions.c.id.in_(chunk))).scalars()
         )
     return found
+
+
+#: segments can be locked (``flock``), so a drainer process can tell live ones from closed
+CAN_LOCK = fcntl is not None
+
+
+def open_segment(path: Path) -> int:
+    """A new segment at ``path``, open for appending and exclusively locked while open."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    if fcntl is not None:
+        with contextlib.suppress(OSError):  # a file system without flock
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
 
 
 @contextlib.contextmanager
