@@ -175,7 +175,7 @@ def test_json_columns_hold_the_canonical_text_of_the_store(store: Store, tmp_pat
     with PredictionLog(store, wal) as log:
         log.append(written[:1])
     query = (
-        "SELECT id, CAST(inputs AS TEXT), CAST(prediction AS TEXT), probabilities,"
+        "SELECT id, CAST(inputs AS TEXT), CAST(prediction AS TEXT), CAST(probabilities AS TEXT),"
         " CAST(flags AS TEXT) FROM predictions"
     )
     with store.connect() as conn:
