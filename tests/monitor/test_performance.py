@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -170,10 +171,49 @@ def test_a_data_file_can_stand_in_for_traffic(monitored: Any, make_frame: Any) -
 def test_window_settings_are_checked() -> None:
     assert parse_span("1d").total_seconds() == 86400
     assert parse_span("30min").total_seconds() == 1800
-    with pytest.raises(ConfigError, match="monitoring.window_span: the window span is not a positive duration"):
+    with pytest.raises(ConfigError, match="monitoring.window_span: the value is not a positive duration"):
         parse_span("soon")
 
 
 def test_monitoring_without_a_champion_says_what_to_do(fresh_project: Any) -> None:
     with pytest.raises(NotFoundError, match="there is no champion to monitor.*assay run"):
         monitor_project(fresh_project)
+
+
+def test_flagged_share_from_assay_yaml(monitored: Any, make_frame: Any) -> None:
+    # 10% of the window is flagged: an alert at the default 5%, none at 20%
+    monitored.send(make_frame(270, 15), label=False)
+    monitored.send(make_frame(30, 16), label=False, flags=["unknown_category"])
+    monitored.configure(monitoring={"flagged_share": 0.2})
+    quiet = monitor_project(monitored.project, registry=monitored.registry, record=False)
+    assert quiet.flagged.by_code == {"unknown_category": pytest.approx(0.1)}
+    assert "flagged_inputs" not in {a.kind for a in quiet.alerts.raised}
+    assert quiet.verdict != "flagged_inputs"
+    monitored.configure(monitoring={"flagged_share": 0.05})
+    loud = monitor_project(monitored.project, registry=monitored.registry)
+    assert [a.kind for a in loud.alerts.raised] == ["flagged_inputs"]
+
+
+def test_min_window_and_min_labels_from_assay_yaml(monitored: Any, make_frame: Any) -> None:
+    monitored.send(make_frame(300, 21, concept=True))
+    judged = monitor_project(monitored.project, registry=monitored.registry, record=False)
+    assert judged.drift.checked and judged.performance.assessed
+    monitored.configure(monitoring={"min_window": 500, "min_labels": 400})
+    unjudged = monitor_project(monitored.project, registry=monitored.registry, record=False)
+    assert not unjudged.drift.checked and not unjudged.performance.assessed
+
+
+def test_alert_cooldown_from_assay_yaml(monitored: Any, make_frame: Any) -> None:
+    monitored.send(make_frame(300, 21, concept=True))
+    monitored.configure(monitoring={"alert_cooldown": "1h"})
+    first = monitor_project(monitored.project, registry=monitored.registry)
+    later = first.at + timedelta(minutes=30)
+    again = monitor_project(monitored.project, registry=monitored.registry, now=later)
+    assert [a.kind for a in first.alerts.raised] == ["concept_drift"]
+    assert again.alerts.raised == () and [a.kind for a in again.alerts.suppressed] == ["concept_drift"]
+    much_later = first.at + timedelta(hours=2)
+    third = monitor_project(monitored.project, registry=monitored.registry, now=much_later)
+    assert [a.kind for a in third.alerts.raised] == ["concept_drift"]
+    monitored.configure(monitoring={"alert_cooldown": "soon"})
+    with pytest.raises(ConfigError, match="monitoring.alert_cooldown: the value is not a positive duration"):
+        monitor_project(monitored.project, registry=monitored.registry)

@@ -177,6 +177,20 @@ class MonitoringSpec(_Section):
     js_threshold: float = Field(0.1, gt=0, le=1)
     performance_tolerance: float = Field(0.05, ge=0)
     webhook: str | None = None
+    flagged_share: float = Field(
+        0.05, gt=0, le=1,
+        description="share of a window's inputs answered with flags (unknown categories, "
+        "out-of-range values) that raises an alert",
+    )
+    # the PSI of two samples of one distribution is about (bins - 1) * (1/n_ref + 1/n_cur):
+    # 0.09 at 100 rows, under the 0.2 alarm
+    min_window: int = Field(100, ge=1, description="fewest predictions a window needs for drift")
+    min_labels: int = Field(
+        30, ge=1, description="fewest labelled predictions needed to judge live performance"
+    )
+    alert_cooldown: str = Field(
+        "24h", description="how long an open alert silences the same condition, e.g. '6h', '2d'"
+    )
 
 
 class RetrainSpec(_Section):

@@ -34,7 +34,6 @@ from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.data.schema import ColumnSchema
 from assay.errors import ConfigError, DataError, NotFoundError
 from assay.monitor.alerts import (
-    DEFAULT_COOLDOWN,
     AlertDraft,
     AlertOutcome,
     Transport,
@@ -42,7 +41,6 @@ from assay.monitor.alerts import (
 )
 from assay.monitor.drift import DriftReport, detect_drift
 from assay.monitor.performance import (
-    MIN_LABELS,
     LivePerformance,
     attach_label_sources,
     detect_feedback_loop,
@@ -58,8 +56,6 @@ from assay.store.serialize import to_jsonable
 from assay.store.tables import drift_reports
 
 __all__ = [
-    "FLAGGED_SHARE",
-    "MIN_WINDOW_ROWS",
     "current_window",
     "latest_reports",
     "model_columns",
@@ -69,12 +65,6 @@ __all__ = [
     "traffic_frame",
     "version_rows",
 ]
-
-#: the share of flagged predictions from which a ``flagged_inputs`` alert is raised
-FLAGGED_SHARE = 0.05
-#: the smallest window checked for drift (the PSI of two samples of one distribution
-#: is about (bins - 1) * (1/n_ref + 1/n_cur): 0.09 at 100 rows, under the 0.2 alarm)
-MIN_WINDOW_ROWS = 100
 
 # the logged model outputs joined to the inputs, under names no feature can have
 _OUTPUTS = ("id", "prediction", "probabilities", "confidence", "flags", "label")
@@ -193,7 +183,8 @@ def _build_reference(
 
 
 def parse_span(text: str, key: str = "monitoring.window_span") -> timedelta:
-    """A duration such as ``"1d"``, ``"12h"``, ``"30min"`` as a timedelta."""
+    """A duration such as ``"1d"``, ``"12h"``, ``"30min"`` as a timedelta (a ConfigError
+    naming ``key`` when it is not a positive duration)."""
     units = {"d": "D", "day": "D", "days": "D", "w": "W", "week": "W", "weeks": "W"}
     raw = str(text).strip()
     value = raw
@@ -210,7 +201,7 @@ def parse_span(text: str, key: str = "monitoring.window_span") -> timedelta:
         delta = pd.NaT
     if pd.isna(delta) or delta <= pd.Timedelta(0):
         raise ConfigError(
-            "the window span is not a positive duration",
+            "the value is not a positive duration",
             key=key,
             expected="a duration such as '1d', '12h' or '30min'",
             received=text,
@@ -350,10 +341,10 @@ def monitor_project(
     registry: ModelRegistry | None = None,
     now: datetime | None = None,
     record: bool = True,
-    cooldown: timedelta = DEFAULT_COOLDOWN,
-    flagged_threshold: float = FLAGGED_SHARE,
-    min_rows: int = MIN_WINDOW_ROWS,
-    min_labels: int = MIN_LABELS,
+    cooldown: timedelta | None = None,
+    flagged_threshold: float | None = None,
+    min_rows: int | None = None,
+    min_labels: int | None = None,
     transport: Transport | None = None,
 ) -> MonitorReport:
     """Monitor the champion of ``project`` over a window of traffic (see the module doc).
@@ -366,10 +357,13 @@ def monitor_project(
         registry: the project's registry (default: opened from the project).
         now: the time of the pass (default: now).
         record: store the report and the alerts (and send them); False for a dry run.
-        cooldown: how long an open alert silences the same condition.
-        flagged_threshold: the flagged share that raises a ``flagged_inputs`` alert.
-        min_rows: the smallest window checked for drift.
-        min_labels: the labelled predictions needed to judge live performance.
+        cooldown: how long an open alert silences the same condition (default:
+            ``monitoring.alert_cooldown``).
+        flagged_threshold: the flagged share that raises a ``flagged_inputs`` alert
+            (default: ``monitoring.flagged_share``).
+        min_rows: the smallest window checked for drift (default: ``monitoring.min_window``).
+        min_labels: the labelled predictions needed to judge live performance (default:
+            ``monitoring.min_labels``).
         transport: the webhook sender (tests pass their own).
 
     Raises:
@@ -377,6 +371,11 @@ def monitor_project(
     """
     spec = project.spec
     monitoring = spec.monitoring
+    if cooldown is None:
+        cooldown = parse_span(monitoring.alert_cooldown, "monitoring.alert_cooldown")
+    flagged_threshold = monitoring.flagged_share if flagged_threshold is None else flagged_threshold
+    min_rows = monitoring.min_window if min_rows is None else min_rows
+    min_labels = monitoring.min_labels if min_labels is None else min_labels
     registry = registry or _open(project)
     now = now or utcnow()
     champion = registry.champion()
