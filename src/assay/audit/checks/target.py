@@ -331,11 +331,15 @@ class LabelErrorsCheck(BaseCheck):
             message = (
                 f"about {_pct(share)} of the labels of '{target}' look wrong ({estimated:,} of "
                 f"{n:,} rows{sample_note}); even on the quarter of rows the model is surest about, "
-                f"{_pct(disagreement)} of the given labels disagree with it"
+                f"{_pct(disagreement)} of the given labels disagree with it. Either those labels "
+                "are wrong, or the outcome is partly random given these features; confident "
+                "learning cannot tell the two apart"
             )
             fix = (
-                "Review the listed rows (evidence.rows) and correct their labels, or check how "
-                "labels are produced; noisy labels cap every model's metrics."
+                "Review the listed rows (evidence.rows): correct labels that are wrong, or check "
+                "how labels are produced. If they are right, the outcome is noisy given the "
+                "features (a delay, a click): expect a metric ceiling, and look for features "
+                "that explain it. Either way, noise caps every model's metrics."
             )
             severity = "warn"
         else:
