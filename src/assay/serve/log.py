@@ -7,15 +7,18 @@ returns, the bytes are in the kernel: killing the process (even with SIGKILL) ca
 lose them; only a machine crash before the page cache reaches the disk can, the same
 guarantee as SQLite's ``synchronous=NORMAL``. There is no fsync per request.
 
-A background thread moves the entries into the ``predictions`` table in batches:
+The entries reach the ``predictions`` table in batches, drained by a background
+thread (``drain="thread"``) or by a drainer process (``drain="process"``,
+:mod:`assay.serve.drain`, what ``assay serve`` uses):
 
-1. under the append lock, it takes the pending lines and rotates to a new segment,
-   so each closed segment holds exactly the lines of one drain;
-2. it inserts them, one transaction per ``batch_size`` rows, skipping ids already in
-   the table (so inserting twice is harmless): one raw ``INSERT ... ON CONFLICT (id)
-   DO NOTHING`` executed for the whole batch, its JSON columns serialised by orjson
-   (canonical like :func:`assay.store.serialize.dumps`: sorted keys, NaN as null);
-3. it deletes the segment once every line of it is committed.
+1. every ``flush_seconds`` (sooner at ``batch_size`` pending entries) the current
+   segment is closed and the next append opens a new one;
+2. a closed segment's lines are inserted, one transaction per ``batch_size`` rows,
+   skipping ids already in the table (so inserting twice is harmless): one raw
+   ``INSERT ... ON CONFLICT (id) DO NOTHING`` executed for the whole batch, its JSON
+   columns serialised by orjson (canonical like :func:`assay.store.serialize.dumps`:
+   sorted keys, NaN as null) - see :mod:`assay.serve.wal`;
+3. the segment is deleted once every line of it is committed.
 
 :meth:`PredictionLog.start` first replays the segments a previous process left
 behind (killed before its writer caught up): each line not yet in the table is
