@@ -515,6 +515,39 @@ def test_sigkill_loses_no_answered_prediction(project: Any, token: str,
     assert not missing, f"{len(missing)} answered predictions are not in the log"
 
 
+def _drainers(wal: Path) -> list[int]:
+    """Pids of the drainer processes working on the WAL folder ``wal``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "assay.serve.drain" in line and f"--wal-dir {wal} " in line:
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_two_workers_each_drain_and_stop_clean(project: Any, token: str,
+                                               start_server: Callable[..., Server]) -> None:
+    wal = project.root / ".assay" / "wal"
+    server = start_server(project.root, "--workers", "2")
+    _wait_for(lambda: len(_drainers(wal)) == 2, seconds=30, what="a drainer per worker")
+    stream = Stream(server.url, _auth(token), project.records(50), stop_on_error=True).start()
+    try:
+        _wait_for(lambda: len(stream.answers) >= 200, seconds=60, what="200 answers")
+    finally:
+        stream.stop()
+    answered = {pid for _, ids in stream.answers for pid in ids}
+    server.stop()  # SIGTERM: each worker closes its log, its drainer makes a last pass
+    assert server.proc.returncode == 0, server.output()
+    assert _drainers(wal) == []
+    assert sorted(wal.glob("*.wal")) == [] and sorted(wal.glob("drainer-*.json")) == []
+    logged = set(read_predictions(project.registry.store)["id"])
+    assert answered <= logged, f"{len(answered - logged)} answered predictions are not in the log"
+
+
 # -- fuzzing ---------------------------------------------------------------------------------------
 
 
