@@ -390,6 +390,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_the_orphaned_drainer_stores_what_a_killed_server_acknowledged(tmp_path: Path) -> None:
     """SIGKILL the serving process: its drainer process takes the last segment (unlocked by
     the kernel at the death) into the table and exits by itself, before any restart."""
@@ -440,7 +441,6 @@ def test_process_drain_inserts_off_the_process_and_flush_waits_for_it(
     assert sorted(p.name for p in wal.iterdir()) == []  # no segment, no status file left
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_a_dead_drainer_is_replaced_and_nothing_is_lost(store: Store, tmp_path: Path) -> None:
     wal = tmp_path / "wal"
     log = PredictionLog(store, wal, batch_size=8, flush_seconds=0.05, drain="process")

@@ -100,8 +100,8 @@ def _path(scope: Scope) -> str:
 
 def _head(scope: Scope) -> PredictHead:
     values: list[str | None] = [None, None, None, None]
-    for name, value in scope["headers"]:
-        slot = _WANTED.get(name.lower())
+    for name, value in scope["headers"]:  # ASGI header names arrive lowercased
+        slot = _WANTED.get(name)
         if slot is not None and values[slot] is None:
             values[slot] = value.decode("latin-1")
     return PredictHead(*values)
