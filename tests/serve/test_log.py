@@ -404,6 +404,24 @@ def test_the_orphaned_drainer_stores_what_a_killed_server_acknowledged(tmp_path:
     assert segments(wal) == []
 
 
+def test_an_empty_segment_of_an_exited_writer_is_removed_at_once(tmp_path: Path) -> None:
+    """A writer killed right after opening a segment leaves it empty; once its drainer knows
+    the writer has exited, the segment goes at once (a young empty segment of a live writer
+    is kept: the writer may be about to lock it)."""
+    wal = tmp_path / "wal"
+    wal.mkdir()
+    with Store.open(tmp_path / "project") as store:
+        mine = wal / f"01-{4242}-000003{wal_module.SEGMENT_SUFFIX}"
+        other = wal / f"01-{4343}-000001{wal_module.SEGMENT_SUFFIX}"
+        mine.touch()
+        other.touch()
+        wal_module.drain_segments(store, wal, 100, own_pid=4242)
+        assert mine.exists() and other.exists()
+        wal_module.drain_segments(store, wal, 100, own_pid=4242, owner_gone=True)
+        assert not mine.exists()
+        assert other.exists()
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

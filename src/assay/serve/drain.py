@@ -145,7 +145,13 @@ def _write_status(path: Path, status: DrainerStatus) -> None:
 
 
 def run(
-    store: Any, wal_dir: Path, parent: int, *, batch_size: int, interval: float, stop: threading.Event
+    store: Any,
+    wal_dir: Path,
+    parent: int,
+    *,
+    batch_size: int,
+    interval: float,
+    stop: threading.Event,
 ) -> DrainerStatus:
     """Drain ``wal_dir`` every ``interval`` seconds until ``stop`` is set or ``parent`` is
     gone, then once more; returns the cumulative counts."""
@@ -153,9 +159,10 @@ def run(
     path = status_path(wal_dir, parent)
     wait = interval
     while True:
-        last = stop.is_set() or not _parent_alive(parent)
+        orphaned = not _parent_alive(parent)
+        last = stop.is_set() or orphaned
         try:
-            counts = drain_segments(store, wal_dir, batch_size, own_pid=parent)
+            counts = drain_segments(store, wal_dir, batch_size, own_pid=parent, owner_gone=orphaned)
         except Exception as exc:  # noqa: BLE001 - counted and retried; the segments stay on disk
             status.errors += 1
             status.last_error = describe_error(exc)
@@ -194,8 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     store = Store.open(url=url, artifacts=os.environ.get(_ARTIFACTS_ENV) or None)
     try:
-        run(store, args.wal_dir, args.parent, batch_size=args.batch_size, interval=args.interval,
-            stop=stop)
+        run(
+            store,
+            args.wal_dir,
+            args.parent,
+            batch_size=args.batch_size,
+            interval=args.interval,
+            stop=stop,
+        )
     finally:
         with contextlib.suppress(Exception):
             store.close()

@@ -288,6 +288,7 @@ def drain_segments(
     own_pid: int | None = None,
     skip: Iterable[str] = (),
     wait_through: int | None = None,
+    owner_gone: bool = False,
 ) -> DrainCounts:
     """Insert every closed segment of ``wal_dir`` into the table and remove it, oldest first.
 
@@ -296,7 +297,8 @@ def drain_segments(
     ``wait_through`` (closed by the caller) that is locked - another drainer is
     inserting it - is waited for, so that on return each of them is in the table. Rows from segments of ``own_pid`` count
     as ``own``, the others' as ``others``. An empty segment is removed only once it
-    is old enough not to be one a live writer is opening.
+    is old enough not to be one a live writer is opening, or at once when it is of
+    ``own_pid`` and ``owner_gone`` says that process has exited.
 
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database cannot be written; the segment
@@ -317,7 +319,7 @@ def drain_segments(
                 continue
             data = read_fd(fd)
             if not data:
-                if time.time() - os.fstat(fd).st_mtime > EMPTY_SEGMENT_AGE:
+                if (mine and owner_gone) or time.time() - os.fstat(fd).st_mtime > EMPTY_SEGMENT_AGE:
                     remove_file(path)
                 continue
             rows, torn = parse_lines(data)
