@@ -234,7 +234,7 @@ def test_unsupported_families_are_skipped_with_the_reason(regression) -> None:
     text = {**regression, "task": "regression"}
     result = _search(text, families=["tfidf_linear", "linear"], primary_metric="rmse", trials=1)
     assert result.skipped == {"tfidf_linear": "does not support task 'regression'"}
-    with pytest.raises(ConfigError, match=r"search.families: no listed model family supports"):
+    with pytest.raises(ConfigError, match=r"search.families: no listed model family can be trained"):
         _search(text, families=["tfidf_linear"], primary_metric="rmse")
 
 

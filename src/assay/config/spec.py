@@ -135,7 +135,10 @@ class FairnessSpec(_Section):
 class SearchSpec(_Section):
     """Which model families are tried and how much search they get."""
 
-    families: list[str] = Field(default_factory=lambda: ["dummy", "linear", "lightgbm", "mlp"])
+    families: list[str] = Field(
+        default_factory=lambda: ["dummy", "linear", "lightgbm", "mlp", "svm"],
+        description="svm is skipped on more than 5,000 training + validation rows",
+    )
     trials: int | None = Field(20, ge=0)
     minutes: float | None = Field(None, ge=0)
     sampler: Literal["tpe", "random", "grid"] = "tpe"

@@ -19,7 +19,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from assay.data.schema import Schema
 from assay.errors import DataError
@@ -197,7 +197,7 @@ def build_preprocessor(
     schema: Schema,
     features: Sequence[str],
     *,
-    scale: bool,
+    scale: bool | Literal["standard", "minmax"],
     text_column: str | None,
     categorical: Literal["onehot", "ordinal"] = "onehot",
     datetime: Literal["parts", "epoch"] = "parts",
@@ -209,7 +209,10 @@ def build_preprocessor(
     Args:
         schema: the data set's schema; each feature's kind chooses its branch.
         features: the feature columns (target, id and other roles already removed).
-        scale: standardise numeric outputs (linear models, neural nets; not trees).
+        scale: rescale numeric outputs (linear models, neural nets, kernels; not trees):
+            ``True`` or ``"standard"`` standardises them, ``"minmax"`` maps the
+            training range to [0, 1] (a column that is nearly constant stays nearly
+            constant, where standardising would blow its rare values up).
         text_column: the free-text column; it is vectorised with TF-IDF whatever its
             inferred kind, and added to ``features`` when missing from it.
         categorical: one-hot (linear models, nets) or ordinal codes (trees).
@@ -248,7 +251,7 @@ def build_preprocessor(
         ("impute", SimpleImputer(strategy="median", add_indicator=True)),
     ]
     if scale:
-        numeric_steps.append(("scale", StandardScaler()))
+        numeric_steps.append(("scale", _scaler(scale)))
     encoder: Any
     if categorical == "onehot":
         encoder = OneHotEncoder(
@@ -263,7 +266,7 @@ def build_preprocessor(
         ("impute", SimpleImputer(strategy="median")),
     ]
     if scale:
-        date_steps.append(("scale", StandardScaler()))
+        date_steps.append(("scale", _scaler(scale)))
 
     branches: list[tuple[str, Any, Any]] = []
     if cols := by_kind.get("numeric", []) + by_kind.get("integer", []):
@@ -284,3 +287,11 @@ def build_preprocessor(
         text = Pipeline([("strings", TextColumn()), ("tfidf", TfidfVectorizer(**options))])
         branches.append((f"text_{name}", text, [name]))
     return ColumnTransformer(branches, remainder="drop", sparse_threshold=0.3)
+
+
+def _scaler(scale: bool | str) -> Any:
+    if scale is True or scale == "standard":
+        return StandardScaler()
+    if scale == "minmax":
+        return MinMaxScaler()
+    raise ValueError(f"scale must be a bool, 'standard' or 'minmax', not {scale!r}")

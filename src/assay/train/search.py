@@ -284,6 +284,7 @@ def run_search(
     fit_model(baseline, X_train, y_train, eval_set=(X_val, y_val))
     baseline_value = score_estimator(primary_metric, baseline, X_val, y_val)
 
+    n_train, n_all = len(X_train), len(X_train) + len(X_val)
     searched: list[str] = []
     skipped: dict[str, str] = {}
     for alias in dict.fromkeys(families):
@@ -292,19 +293,26 @@ def run_search(
             continue
         if not family.supports(task):
             skipped[alias] = f"does not support task '{task}'"
-            continue
-        searched.append(alias)
+        elif family.max_rows is not None and n_all > family.max_rows:
+            skipped[alias] = (
+                f"fits at most {family.max_rows:,} rows; training + validation has {n_all:,}"
+            )
+        else:
+            searched.append(alias)
     if not searched and skipped:
-        able = [a for a, c in FAMILIES.items() if c.searched and c().supports(task)]
+        able = [
+            a
+            for a, c in FAMILIES.items()
+            if c.searched and c().supports(task) and (c.max_rows is None or n_all <= c.max_rows)
+        ]
         raise ConfigError(
-            f"no listed model family supports the task '{task}'",
+            f"no listed model family can be trained for the task '{task}' on {n_all:,} rows",
             key="search.families",
-            expected=f"families that support {task}: " + ", ".join(able),
-            received=", ".join(families),
-            fix="Add a family that supports the task.",
+            expected="families that can: " + ", ".join(able),
+            received="; ".join(f"{a} {why}" for a, why in skipped.items()),
+            fix="Add one of those families to search.families.",
         )
 
-    n_train, n_all = len(X_train), len(X_train) + len(X_val)
     cross = bool(n_train < cv_rows and not time_ordered)
     runner = Runner(
         (X_train, y_train, X_val, y_val),
