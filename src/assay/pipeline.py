@@ -299,8 +299,8 @@ def _train_and_decide(
         "validation_value": search.best_value,
     }
     version = registry.register(
-        run_id, model_obj=model, task=spec.task, family=search.best_family,
-        params=search.best_params, metrics=metric_summary(evaluation, baseline, search),
+        run_id, model_obj=model, task=spec.task, family=search.model_family,
+        params=search.model_params, metrics=metric_summary(evaluation, baseline, search),
         data_version=dataset.version, config=spec.to_dict(), code_version=code,
         schema=feature_schema(dataset, features), lineage=lineage,
         test_fingerprint=plan.test_fingerprint,
@@ -349,7 +349,7 @@ def _train_and_decide(
     return RunResult(
         run_id=run_id,
         version=version.version,
-        family=search.best_family,
+        family=search.model_family,
         primary=spec.primary_metric,
         validation_value=search.best_value,
         test_value=test_value,

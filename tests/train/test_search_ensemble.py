@@ -93,6 +93,9 @@ def test_two_families_each_with_part_of_the_signal_blend_better_than_either(blen
     assert blended.best_value == min(t.value for t in blended.trials_of(blended.best_family))
     assert blended.cv_values[blended.best_family] == pytest.approx(record.single_value)
     assert isinstance(blended.searched, ModelPipeline) and blended.curve is not None
+    # what the returned estimator is, unlike best_family, names the ensemble
+    assert blended.model_family.startswith("ensemble (") and "linear" in blended.model_family
+    assert len(blended.model_params["members"]) == len(record.members)
 
 
 def test_the_ensemble_is_its_members_refitted_on_all_rows(planted, blended) -> None:
@@ -118,6 +121,8 @@ def test_ensemble_false_returns_a_single_refitted_model(planted) -> None:
     single = _search(planted, ensemble=False)
     assert single.ensemble is None and isinstance(single.estimator, ModelPipeline)
     assert single.selection == "cross_validation" and single.refitted
+    assert single.model_family == single.best_family
+    assert single.model_params == single.best_params
 
 
 def test_no_ensemble_without_cross_validation_or_refit(planted) -> None:
@@ -209,6 +214,12 @@ def test_an_ensemble_runs_through_assay_run_registry_and_serving(tmp_path: Path)
     record = registry.get(result.version)
     stored = registry.load_json(record.lineage["search"])["ensemble"]
     assert stored is not None and {m["family"] for m in stored["members"]} >= {"linear"}
+    # the version says what it is: an ensemble of its members, with their weights
+    names = [m["family"] for m in stored["members"]]
+    assert record.family == result.family == f"ensemble ({', '.join(dict.fromkeys(names))})"
+    assert [m["weight"] for m in record.params["members"]] == [
+        m["weight"] for m in stored["members"]
+    ]
     frame = pd.read_csv(tmp_path / "data.csv")
     features = record.lineage["features"]
     loaded = LoadedModel.load(registry, result.version)

@@ -257,8 +257,8 @@ def train_candidate(
         "retrain": {"reason": reason, "champion": champion.version, **_counts(data)},
     }
     record = registry.register(
-        run_id, model_obj=model, task=spec.task, family=search.best_family,
-        params=search.best_params, metrics=metric_summary(evaluation, baseline, search),
+        run_id, model_obj=model, task=spec.task, family=search.model_family,
+        params=search.model_params, metrics=metric_summary(evaluation, baseline, search),
         data_version=dataset.version, config=spec.to_dict(), code_version=code_version(project),
         schema=feature_schema(dataset, features), lineage=lineage,
         test_fingerprint=plan.test_fingerprint,

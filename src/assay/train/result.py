@@ -222,6 +222,26 @@ class SearchResult:
     baseline: Any = field(default=None, compare=False, repr=False)
     searched: Any = field(default=None, compare=False, repr=False)
 
+    @property
+    def model_family(self) -> str:
+        """What ``estimator`` is: the chosen family, or ``ensemble (a, b, ...)`` by weight."""
+        if self.ensemble is None:
+            return self.best_family
+        names = dict.fromkeys(m.family for m in self.ensemble.members)
+        return f"ensemble ({', '.join(names)})"
+
+    @property
+    def model_params(self) -> dict[str, Any]:
+        """The parameters of ``estimator``: the chosen ones, or each member's with its weight."""
+        if self.ensemble is None:
+            return dict(self.best_params)
+        return {
+            "members": [
+                {"family": m.family, "weight": m.weight, "params": dict(m.params)}
+                for m in self.ensemble.members
+            ]
+        }
+
     def trials_of(self, family: str) -> list[TrialRecord]:
         """The trials of one family."""
         return [t for t in self.trials if t.family == family]
