@@ -202,7 +202,7 @@ def render_yaml(draft: Draft) -> str:
         f"  min_slice_size: {spec.fairness.min_slice_size}",
         "",
         "search:",
-        f"  families: {json.dumps(spec.search.families)}",
+        f"  families: {json.dumps(spec.search.families)}   # svm: up to 5,000 rows",
         f"  trials: {spec.search.trials}         # budget: trials and/or minutes",
         "  minutes: null",
         f"  sampler: {spec.search.sampler}        # tpe | random | grid",
