@@ -94,9 +94,9 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
         curve = {**search["curve"], "diagnosis": search.get("diagnosis")}
     decision = registry.latest_gate(version)
     gates = list(decision.gates) if decision else []
-    acceptance = next((g.get("evidence", {}).get("criteria", []) for g in gates
+    acceptance: list[Any] = next((g.get("evidence", {}).get("criteria", []) for g in gates
                        if g.get("name") == "acceptance"), [])
-    fairness = next((g.get("evidence", {}).get("criteria", []) for g in gates
+    fairness: list[Any] = next((g.get("evidence", {}).get("criteria", []) for g in gates
                      if g.get("name") == "fairness"), [])
     spec = record.config
     max_uses = (spec.get("gate") or {}).get("max_test_uses", 5)

@@ -29,7 +29,7 @@ from assay.evaluate import Evaluation, PairedComparison, evaluate, paired_bootst
 from assay.gate import GateDecision, decide
 from assay.lifecycle import registered_test_uses, write_version_report
 from assay.project import Project
-from assay.registry import ModelRegistry
+from assay.registry import ModelRegistry, RunStatus
 from assay.split import SplitPlan, make_splits
 from assay.store import Store
 from assay.train import SearchResult, TrialInfo, run_search
@@ -203,7 +203,7 @@ def run_project(
             write_report, code,
         )
     except BaseException as exc:
-        status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+        status: RunStatus = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
         try:
             registry.finish_run(run_id, status, {"error": str(exc)})
         except Exception:  # noqa: BLE001 - the original error matters more
@@ -541,7 +541,9 @@ def compare_with_champion(
         proba_a = champ.predict_proba(X_test[wanted]) if classification else None
         proba_b = model.predict_proba(X_test) if classification else None
         classes = getattr(model, "classes_", None)
-        if classification and list(getattr(champ, "classes_", [])) != list(classes):
+        if classification and list(getattr(champ, "classes_", [])) != (
+            [] if classes is None else list(classes)
+        ):
             return None, "the champion predicts a different set of classes"
         comparison = paired_bootstrap(
             task, spec.primary_metric, y_test.to_numpy(), pred_a, proba_a, pred_b, proba_b,

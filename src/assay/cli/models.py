@@ -108,7 +108,7 @@ def models(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     project, registry = _open(config)
     versions = registry.list()
     champion, challenger = registry.alias("champion"), registry.alias("challenger")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for v in versions:
         primary = (v.metrics or {}).get("primary")
         test = (v.metrics or {}).get("test", {})

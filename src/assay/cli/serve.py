@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional, cast
 
 import typer
 from rich.markup import escape
@@ -114,7 +114,8 @@ def serve(
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     if workers == 1:
         app = create_app(project, auth=not insecure_no_auth, poll_seconds=poll_seconds,
-                         max_records=max_records, registry=registry, log_drain=log_drain)
+                         max_records=max_records, registry=registry,
+                         log_drain=cast(Literal["process", "thread"], log_drain))
         uvicorn.run(app, **common)
         return
     os.environ.update({
@@ -237,7 +238,7 @@ def deploy(
         raise ConfigError("the canary share is a percentage of requests", key="--canary",
                           expected="a number with 0 < P <= 100", received=canary,
                           fix="Pass e.g. --canary 10 for one request in ten.")
-    mode = "canary" if canary is not None else "shadow"
+    mode: Literal["shadow", "canary"] = "canary" if canary is not None else "shadow"
     share = (canary or 0.0) / 100.0
     result = start_deployment(registry, version, mode=mode, share=share, actor=current_user(), reason=reason)
     if json_out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ class Draft:
     notes: dict[str, str]
 
 
-def infer_task(target: pd.Series, feature_kinds: dict[str, str]) -> tuple[str, str]:
+def infer_task(target: pd.Series, feature_kinds: Mapping[str, str]) -> tuple[str, str]:
     """The task for ``target`` and a one-line reason.
 
     ``text-classification`` when the only feature is free text; ``binary`` for two

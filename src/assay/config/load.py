@@ -72,7 +72,7 @@ def _to_config_error(exc: ValidationError, origin: str) -> ConfigError:
         loc: tuple[Any, ...] = tuple(err["loc"])
         ctx_error = (err.get("ctx") or {}).get("error")
         message = str(ctx_error) if ctx_error is not None else err["msg"]
-        if hasattr(ctx_error, "loc"):
+        if ctx_error is not None and hasattr(ctx_error, "loc"):
             loc = loc + tuple(ctx_error.loc)
         key = ".".join(str(p) for p in loc) or "(top level)"
         kind = err["type"]

@@ -98,7 +98,7 @@ def fairness_gate(evaluation: Evaluation, spec: ProjectSpec) -> GateResult:
     """Every ``fairness.limits`` entry holds for every protected attribute."""
     return _criteria_gate(
         "fairness",
-        check_fairness(evaluation, spec.fairness.limits),
+        check_fairness(evaluation, {str(k): v for k, v in spec.fairness.limits.items()}),
         "no fairness limits in assay.yaml",
     )
 

@@ -39,6 +39,7 @@ from assay.monitor.alerts import (
     Transport,
     raise_alerts,
 )
+from assay.monitor.alerts import Severity as AlertSeverity
 from assay.monitor.drift import DriftReport, detect_drift
 from assay.monitor.performance import (
     LivePerformance,
@@ -207,7 +208,8 @@ def parse_span(text: str, key: str = "monitoring.window_span") -> timedelta:
             received=text,
             fix=f"Write {key} as e.g. '1d'.",
         )
-    return delta.to_pytimedelta()
+    result: timedelta = delta.to_pytimedelta()
+    return result
 
 
 def current_window(
@@ -561,7 +563,7 @@ def _drafts(
             "metric": metric,
             "live": performance.live_value,
             "test": performance.reference_value,
-            "interval": performance.intervals.get(metric),
+            "interval": performance.intervals.get(metric) if metric else None,
             "drop": performance.drop,
             "tolerance": performance.tolerance,
             "n_labelled": performance.n_labelled,
@@ -575,7 +577,7 @@ def _drafts(
             f"(drop {performance.drop:.4g} > tolerance {performance.tolerance:g})"
         )
         drop = performance.drop or 0.0
-        severity = "critical" if drop > 2 * performance.tolerance else "warning"
+        severity: AlertSeverity = "critical" if drop > 2 * performance.tolerance else "warning"
         if drift.checked and not drifted:
             drafts.append(
                 AlertDraft(

@@ -143,7 +143,7 @@ class FeedbackLoopCheck:
         """True for the rows of ``frame`` whose label comes from an excluded source."""
         if not self.excluded_sources or "label_source" not in frame.columns:
             return np.zeros(len(frame), dtype=bool)
-        return frame["label_source"].isin(list(self.excluded_sources)).to_numpy(dtype=bool)
+        return np.asarray(frame["label_source"].isin(list(self.excluded_sources)), dtype=bool)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values."""

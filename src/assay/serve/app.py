@@ -240,7 +240,7 @@ def _error(request: Request, exc: RequestError) -> Response:
 
 
 def _add_routes(app: FastAPI, state: ServerState) -> None:
-    secured = [{"bearer": []}] if state.verifier is not None else []
+    secured: list[dict[str, list[str]]] = [{"bearer": []}] if state.verifier is not None else []
     errors = {str(code): _error_doc(text) for code, text in (
         (401, "Missing, malformed, unknown or revoked token."),
         (403, "The token lacks the scope this endpoint needs."),

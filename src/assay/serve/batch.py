@@ -173,7 +173,7 @@ def predict_file(
 def predict_stream(
     registry: ModelRegistry,
     lines: Iterable[str | bytes],
-    write: Callable[[str], None],
+    write: Callable[[str], object],
     *,
     version: int | None = None,
     chunk_size: int = 1000,

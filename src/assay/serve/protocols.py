@@ -443,10 +443,11 @@ def parse_oip_infer(
             if "data" not in tensor:
                 problems.append({"input": name, "reason": "has no 'data' (and no binary_data_size)"})
                 continue
-            values = _flatten(tensor["data"])
-            if values is None:
+            flat = _flatten(tensor["data"])
+            if flat is None:
                 problems.append({"input": name, "reason": "'data' must be a (nested) list of scalars"})
                 continue
+            values = flat
             if len(values) != count:
                 problems.append({"input": name, "reason": f"shape {shape} holds {count} values but 'data' "
                                  f"has {len(values)}"})

@@ -255,7 +255,7 @@ def union_groupings(*groupings: np.ndarray) -> np.ndarray:
 
 
 def _first_seen(ids: np.ndarray) -> np.ndarray:
-    return pd.factorize(ids)[0].astype(np.int64)
+    return np.asarray(pd.factorize(ids)[0], dtype=np.int64)
 
 
 def _blocks(

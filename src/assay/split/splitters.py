@@ -444,7 +444,7 @@ def _place(
         block_part[blocks[rows[n_test + n_val :]]] = _TRAIN
 
     _repair(block_part, blocks, codes, n_classes, sizes, rank, what)
-    return block_part[blocks]
+    return np.asarray(block_part[blocks])
 
 
 def _repair(
@@ -485,7 +485,7 @@ def _apportion(total: int, weights: np.ndarray) -> np.ndarray:
     remainders = quotas - counts
     for index in np.argsort(-remainders, kind="stable")[: total - int(counts.sum())]:
         counts[index] += 1
-    return counts
+    return np.asarray(counts)
 
 
 def _assignment(

@@ -20,7 +20,7 @@ import pickle
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import optuna
@@ -291,7 +291,9 @@ class ModelFamilyContract:
         defaults = family.defaults(data.task)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a default outside its range warns in Optuna
-            fixed = family.search_space(optuna.trial.FixedTrial(defaults), data.task)
+            fixed = family.search_space(
+                cast(optuna.Trial, optuna.trial.FixedTrial(defaults)), data.task
+            )
         assert fixed == defaults
         grid = family.grid(data.task)
         assert set(grid) <= set(params)

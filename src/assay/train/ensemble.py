@@ -62,7 +62,7 @@ def aligned_proba(proba: Any, classes: Any, wanted: np.ndarray) -> np.ndarray:
     proba = np.asarray(proba, dtype=float)
     have = list(np.asarray(classes))
     if have == list(wanted):
-        return proba
+        return np.asarray(proba)
     out = np.zeros((proba.shape[0], len(wanted)))
     for j, cls in enumerate(wanted):
         if cls in have:
@@ -98,10 +98,12 @@ class OutOfFoldScorer:
     def labels(self, prediction: np.ndarray, threshold: float | None) -> np.ndarray:
         """Predicted labels or values from a prediction (probabilities for a classifier)."""
         if self.classes is None:
-            return prediction
+            return np.asarray(prediction)
         if threshold is not None:
-            return np.where(prediction[:, 1] >= threshold, self.classes[1], self.classes[0])
-        return self.classes[np.argmax(prediction, axis=1)]
+            return np.asarray(
+                np.where(prediction[:, 1] >= threshold, self.classes[1], self.classes[0])
+            )
+        return np.asarray(self.classes[np.argmax(prediction, axis=1)])
 
     def __call__(self, prediction: np.ndarray) -> float:
         """The mean fold score of ``prediction`` (one row per labelled row)."""
@@ -263,7 +265,7 @@ def _check_weights(members: Sequence[Any], weights: Sequence[float]) -> np.ndarr
                          f"{w.size} weights")
     if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
         raise ValueError(f"ensemble weights must be non-negative with a positive sum, got {w}")
-    return w / w.sum()
+    return np.asarray(w / w.sum())
 
 
 class _Ensemble(MetaEstimatorMixin, BaseEstimator):
@@ -316,7 +318,7 @@ class _Ensemble(MetaEstimatorMixin, BaseEstimator):
     def _outputs(self, X: Any, method: str) -> list[tuple[int, Any, np.ndarray]]:
         """``(member index, final model, output of method)`` of each weighted member."""
         check_is_fitted(self, "estimators_")
-        out = []
+        out: list[tuple[int, Any, np.ndarray]] = []
         for head, finals in self.groups_:
             weighted = [(i, f) for i, f in finals if self.weights_[i] > 0]
             if not weighted:

@@ -100,7 +100,7 @@ def _map_levels(series: pd.Series, func: Any, missing: Any) -> np.ndarray:
     """``func`` applied to each distinct non-missing value (fast on repetitive columns)."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     mapped = np.asarray([func(v) for v in uniques] + [missing], dtype=object)
-    return mapped[codes]  # code -1 (missing) takes the last entry
+    return np.asarray(mapped[codes])  # code -1 (missing) takes the last entry
 
 
 class CategoryStrings(NumericCoercer):

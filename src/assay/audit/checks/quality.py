@@ -114,11 +114,11 @@ def _blank_mask(series: pd.Series) -> np.ndarray | None:
     """Empty or whitespace-only strings; None for columns that do not hold strings."""
     if not _is_string(series):
         return None
-    return _as_text(series).str.strip().eq("").to_numpy(dtype=bool, na_value=False)
+    return np.asarray(_as_text(series).str.strip().eq("").to_numpy(dtype=bool, na_value=False))
 
 
 def _missing_mask(series: pd.Series) -> np.ndarray:
-    mask = series.isna().to_numpy()
+    mask = np.asarray(series.isna().to_numpy(), dtype=bool)
     blank = _blank_mask(series)
     return mask | blank if blank is not None else mask
 
@@ -143,7 +143,7 @@ def _to_numbers(values: pd.Series) -> pd.Series:
 
 def _date_like_mask(values: pd.Series) -> np.ndarray:
     """Which of ``values`` are written like a date (a cheap regex; parsing confirms)."""
-    return _as_text(values).str.match(_DATE_RE).to_numpy(dtype=bool, na_value=False)
+    return np.asarray(_as_text(values).str.match(_DATE_RE).to_numpy(dtype=bool, na_value=False))
 
 
 def _date_mask(values: pd.Series) -> np.ndarray:
