@@ -19,10 +19,10 @@ import numpy as np
 from assay.serve.fastpath import (
     FastPathUnsupported,
     FastPredictor,
-    _native,
-    _probe_frame,
     check_answers,
     compile_fast,
+    native_scalar,
+    probe_rows,
 )
 from assay.serve.validation import frame_records
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
@@ -55,12 +55,12 @@ class BlendPredictor:
         self.members = list(members)
         self.classes = classes
         self.threshold = threshold
-        self._labels_native = [_native(c) for c in classes] if classes is not None else []
+        self._labels_native = [native_scalar(c) for c in classes] if classes is not None else []
         # for each member, the column of each ensemble class in its probabilities (-1: absent)
         self._columns: list[list[int]] = []
         if classes is not None:
             for _, member in self.members:
-                own = [_native(c) for c in np.asarray(member.classes)]
+                own = [native_scalar(c) for c in np.asarray(member.classes)]
                 self._columns.append([own.index(c) if c in own else -1 for c in self._labels_native])
 
     def score(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -151,8 +151,6 @@ def compile_blend(
 
 
 def _check_blend(predictor: BlendPredictor, model: Any, features: Sequence[str]) -> None:
-    affine = [branch for _, member in predictor.members for branch in member._affine]
-    categorical = [cat for _, member in predictor.members for cat in member._categorical]
-    probe = _probe_frame(features, affine, categorical)
+    probe = probe_rows(features, [member for _, member in predictor.members])
     records = frame_records(probe, features)
     check_answers(predictor, model, probe, records)

@@ -47,7 +47,15 @@ from assay.train.preprocess import (
     _category_string,
 )
 
-__all__ = ["Engine", "FastPathUnsupported", "FastPredictor", "check_answers", "compile_fast"]
+__all__ = [
+    "Engine",
+    "FastPathUnsupported",
+    "FastPredictor",
+    "check_answers",
+    "compile_fast",
+    "native_scalar",
+    "probe_rows",
+]
 
 Engine = Literal["lightgbm", "linear", "constant"]
 
@@ -71,8 +79,8 @@ class FastPathUnsupported(Exception):
         self.reason = reason
 
 
-def _native(value: Any) -> Any:
-    """A NumPy scalar as the Python value (JSON-native labels)."""
+def native_scalar(value: Any) -> Any:
+    """A NumPy scalar as the Python value (JSON-native labels); other values unchanged."""
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -250,7 +258,7 @@ class FastPredictor:
         self._affine = affine
         self._categorical = categorical
         self._constant = constant
-        self._labels_native = [_native(c) for c in classes] if classes is not None else []
+        self._labels_native = [native_scalar(c) for c in classes] if classes is not None else []
         self._booster: lgb.Booster | None = None
         self._single: _SingleRow | None = None
         self._iterations = -1
@@ -330,7 +338,7 @@ class FastPredictor:
         """
         if self._constant is not None or (self._booster is not None and self._single is None):
             labels, probs = self.score([record])
-            return _native(labels[0]), None if probs is None else probs[0].tolist()
+            return native_scalar(labels[0]), None if probs is None else probs[0].tolist()
         row = self.transform(record)
         if self._single is not None:
             out = self._single.predict(row)
@@ -594,10 +602,18 @@ def _probe_frame(
     return pd.DataFrame({name: pd.Series(values[name], dtype=object) for name in features})
 
 
+def probe_rows(features: Sequence[str], predictors: Sequence[FastPredictor]) -> pd.DataFrame:
+    """Rows that exercise missing values, unseen levels and edge dates for every column the
+    ``predictors`` read (an ensemble's members may read the same column differently)."""
+    affine = [branch for predictor in predictors for branch in predictor._affine]
+    categorical = [cat for predictor in predictors for cat in predictor._categorical]
+    return _probe_frame(features, affine, categorical)
+
+
 def _self_check(
     predictor: FastPredictor, model: Any, ct: ColumnTransformer, features: Sequence[str]
 ) -> None:
-    probe = _probe_frame(features, predictor._affine, predictor._categorical)
+    probe = probe_rows(features, [predictor])
     records = frame_records(probe, features)
     expected_X = ct.transform(probe)
     expected_X = expected_X.toarray() if hasattr(expected_X, "toarray") else np.asarray(expected_X)
@@ -624,7 +640,7 @@ def check_answers(
     for i, record in enumerate(records):
         value, probs = predictor.score_one(record)
         if classifier:
-            same = value == _native(labels[i]) and _close(
+            same = value == native_scalar(labels[i]) and _close(
                 probs, None if proba is None else proba[i]
             )
         else:
