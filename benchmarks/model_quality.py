@@ -73,6 +73,7 @@ from sklearn import datasets as skdatasets
 
 from assay.audit.base import AuditContext
 from assay.config.metrics import CLASSIFICATION_TASKS, HIGHER_IS_BETTER
+from assay.config.spec import SearchSpec
 from assay.demo import POST_OUTCOME_COLUMNS, flights_frame
 from assay.evaluate import paired_bootstrap
 from assay.pipeline import RunResult, StageEvent, open_registry, run_project
@@ -101,7 +102,8 @@ __all__ = [
 ]
 
 DATA_FILE = "data.parquet"
-FAMILIES = ["dummy", "linear", "lightgbm", "mlp", "svm"]
+#: assay's default families, written out in each benchmark project
+FAMILIES = SearchSpec().families
 #: assay metric name -> FLAML metric name
 FLAML_METRICS = {
     "roc_auc": "roc_auc",
