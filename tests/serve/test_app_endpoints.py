@@ -146,7 +146,8 @@ def test_health_readiness_metrics_and_docs(served: tuple[TestClient, ServingProj
     assert samples[("assay_ready", ())] == 1
     doc = client.get("/openapi.json").json()
     record = doc["components"]["schemas"]["Record"]["properties"]
-    assert record["count"] == {"type": "integer"} and "bearer" not in str(doc.get("components"))
+    assert record["count"] == {"type": "integer", "examples": [1]}
+    assert "bearer" not in str(doc.get("components"))
     assert doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PredictRequest"}
     assert client.get("/docs").status_code == 200

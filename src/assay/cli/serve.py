@@ -64,6 +64,22 @@ def serve(
         float, typer.Option(help="How often to pick up promotions and deployments.", min=0.1)
     ] = 1.0,
     max_records: Annotated[int, typer.Option(help="Most records per request.", min=1)] = 1000,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body, in bytes.", min=1)] = 8 * 1024 * 1024,
+    extra_fields: Annotated[
+        int, typer.Option(help="Keys a record (or CSV columns a request) may carry beyond the model's features.",
+                          min=0)
+    ] = 16,
+    max_string_length: Annotated[
+        int, typer.Option(help="Most characters in one string value or field name.", min=1)
+    ] = 10_000,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a request's line and headers (then 408).",
+                            min=0.1)
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a request's body after its headers (then 408).",
+                            min=0.1)
+    ] = 30.0,
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
     log_drain: Annotated[
         str, typer.Option(help="Who inserts the prediction log into the store: a separate "
@@ -78,6 +94,8 @@ def serve(
     import uvicorn
 
     from assay.serve.app import create_app
+    from assay.serve.connection import PROTOCOL_PATH, protocol_class
+    from assay.serve.protocols import RequestLimits
 
     if insecure_no_auth and not is_loopback(host):
         raise ConfigError(
@@ -94,6 +112,9 @@ def serve(
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise ConfigError("unknown log level", key="--log-level",
                           expected="critical, error, warning, info or debug", received=log_level)
+    limits = RequestLimits(max_body_bytes=max_body_bytes, max_records=max_records, extra_fields=extra_fields,
+                           max_string_length=max_string_length, header_timeout=header_timeout,
+                           body_timeout=body_timeout)
     project, registry = _open(config)
     champion = registry.alias("champion")
     err = _err()
@@ -114,18 +135,19 @@ def serve(
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     if workers == 1:
         app = create_app(project, auth=not insecure_no_auth, poll_seconds=poll_seconds,
-                         max_records=max_records, registry=registry,
+                         limits=limits, registry=registry,
                          log_drain=cast(Literal["process", "thread"], log_drain))
-        uvicorn.run(app, **common)
+        uvicorn.run(app, http=protocol_class(limits), **common)
         return
     os.environ.update({
         "ASSAY_SERVE_CONFIG": str(project.config_path),
         "ASSAY_SERVE_AUTH": "0" if insecure_no_auth else "1",
         "ASSAY_SERVE_POLL_SECONDS": str(poll_seconds),
-        "ASSAY_SERVE_MAX_RECORDS": str(max_records),
         "ASSAY_SERVE_LOG_DRAIN": log_drain,
+        **limits.to_env(),
     })
-    uvicorn.run("assay.serve.app:create_app_from_env", factory=True, workers=workers, **common)
+    uvicorn.run("assay.serve.app:create_app_from_env", factory=True, workers=workers, http=PROTOCOL_PATH,
+                **common)
 
 
 def predict(

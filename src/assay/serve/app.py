@@ -18,6 +18,20 @@ shadow's) to the write-ahead log with one call, and only then answer
 (:mod:`assay.serve.scoring`). ``POST /v1/predict``, the hot route, is answered on a
 raw-ASGI lane ahead of the framework (:mod:`assay.serve.lane`); its FastAPI route
 documents it and gives the same answers when the lane is off.
+
+No request stalls the server: every request is held to the
+:class:`~assay.serve.protocols.RequestLimits` (body bytes, records, fields per
+record, string length, CSV columns: 413 naming the limit; a body that does not
+arrive in time: 408; a request head that does not: 408 and the connection closed,
+:mod:`assay.serve.connection`), and a large body is parsed and scored in a worker
+thread, so ``/healthz`` keeps answering.
+
+``/openapi.json`` and ``/docs`` are public (no token), so they show no value of the
+training data: the record schema names the features and their kinds, and its
+examples are synthetic placeholders of each kind (``0.5``, ``1``, ``true``,
+``"text"``, a fixed date), never a category, minimum or maximum seen in training.
+The served model's real input metadata stays behind a token
+(``GET /v2/models/{name}``).
 """
 
 from __future__ import annotations
@@ -27,7 +41,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +62,16 @@ from assay.serve.auth import TokenVerifier
 from assay.serve.lane import PredictLane
 from assay.serve.log import Drain, PredictionLog, record_feedback
 from assay.serve.metrics import ServerMetrics
-from assay.serve.protocols import RequestError
+from assay.serve.protocols import RequestError, RequestLimits
 from assay.serve.runtime import LoadedModel, ModelRuntime
 from assay.serve.scoring import (
     Answer,
     PredictHead,
     answer_predict,
     authorize,
+    max_fields,
     not_ready,
+    offload,
     read_body,
     request_id_of,
     score_async,
@@ -82,6 +98,7 @@ class ServerState:
     model_name: str
     max_records: int
     max_body_bytes: int
+    limits: RequestLimits = RequestLimits()
 
 
 def get_state(request: Request) -> ServerState:
@@ -101,8 +118,9 @@ def create_app(
     auth: bool = True,
     poll_seconds: float = 1.0,
     wal_dir: Path | None = None,
-    max_records: int = proto.DEFAULT_MAX_RECORDS,
-    max_body_bytes: int = proto.DEFAULT_MAX_BODY_BYTES,
+    max_records: int | None = None,
+    max_body_bytes: int | None = None,
+    limits: RequestLimits | None = None,
     seed: int = 0,
     registry: ModelRegistry | None = None,
     lane: bool = True,
@@ -116,8 +134,10 @@ def create_app(
             endpoints (the CLI allows ``False`` only on a loopback address).
         poll_seconds: how often the runtime re-reads aliases and the active deployment.
         wal_dir: the prediction log's write-ahead folder (default ``.assay/wal``).
-        max_records: most records one request may carry (more -> 413).
-        max_body_bytes: largest request body (more -> 413).
+        max_records: most records one request may carry (more -> 413); overrides ``limits``.
+        max_body_bytes: largest request body (more -> 413); overrides ``limits``.
+        limits: what one request may carry and how long its body may take
+            (default :class:`RequestLimits`' defaults).
         seed: the seed of the canary draws.
         registry: the registry to use (default: the project's store).
         lane: answer ``POST /v1/predict`` on the raw-ASGI lane (:mod:`assay.serve.lane`)
@@ -130,6 +150,11 @@ def create_app(
     from assay.pipeline import open_registry
 
     registry = registry if registry is not None else open_registry(project)
+    limits = limits if limits is not None else RequestLimits()
+    if max_records is not None:
+        limits = replace(limits, max_records=int(max_records))
+    if max_body_bytes is not None:
+        limits = replace(limits, max_body_bytes=int(max_body_bytes))
     state = ServerState(
         project=project,
         registry=registry,
@@ -139,8 +164,9 @@ def create_app(
         verifier=TokenVerifier(registry) if auth else None,
         metrics=ServerMetrics(),
         model_name=model_name(project),
-        max_records=int(max_records),
-        max_body_bytes=int(max_body_bytes),
+        max_records=limits.max_records,
+        max_body_bytes=limits.max_body_bytes,
+        limits=limits,
     )
 
     @asynccontextmanager
@@ -181,7 +207,8 @@ class _AssayAPI(FastAPI):
 def create_app_from_env() -> FastAPI:
     """The app for each worker of ``assay serve --workers N`` (uvicorn's factory), configured by
     ``ASSAY_SERVE_CONFIG``, ``ASSAY_SERVE_AUTH`` (1/0), ``ASSAY_SERVE_POLL_SECONDS``,
-    ``ASSAY_SERVE_MAX_RECORDS`` and ``ASSAY_SERVE_LOG_DRAIN`` (process/thread)."""
+    ``ASSAY_SERVE_LOG_DRAIN`` (process/thread) and the request limits
+    (:meth:`RequestLimits.from_env`: ``ASSAY_SERVE_MAX_RECORDS``, ``ASSAY_SERVE_MAX_BODY_BYTES``, ...)."""
     import os
 
     project = Project.open(os.environ.get("ASSAY_SERVE_CONFIG") or None)
@@ -189,7 +216,7 @@ def create_app_from_env() -> FastAPI:
         project,
         auth=os.environ.get("ASSAY_SERVE_AUTH", "1") != "0",
         poll_seconds=float(os.environ.get("ASSAY_SERVE_POLL_SECONDS", "1.0")),
-        max_records=int(os.environ.get("ASSAY_SERVE_MAX_RECORDS", str(proto.DEFAULT_MAX_RECORDS))),
+        limits=RequestLimits.from_env(),
         log_drain="process" if os.environ.get("ASSAY_SERVE_LOG_DRAIN") == "process" else "thread",
     )
 
@@ -208,7 +235,8 @@ def _authorized(state: ServerState, request: Request, scope: str) -> str:
 
 
 async def _body(state: ServerState, request: Request) -> bytes:
-    return await read_body(request.stream(), request.headers.get("content-length"), state.max_body_bytes)
+    return await read_body(request.stream(), request.headers.get("content-length"), state.max_body_bytes,
+                           state.limits.body_timeout)
 
 
 def _request_id(request: Request) -> str:
@@ -319,13 +347,10 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             routing = state.runtime.routing
             if routing.champion is None:
                 raise not_ready(state)
-            if media == "text/csv":
-                records = proto.parse_csv(body, max_records=state.max_records)
-            else:
-                records = proto.parse_mlflow(proto.parse_json(body), routing.champion.features,
-                                             max_records=state.max_records)
+            records = await offload(len(body), _mlflow_records, state, media, body,
+                                    routing.champion.features)
             request_id = _request_id(request)
-            scored = await score_async(state, records, request_id)
+            scored = await score_async(state, records, request_id, len(body))
         except RequestError as exc:
             return _error(request, exc)
         return _json({"predictions": [p.prediction for p in scored.predictions]},
@@ -388,16 +413,20 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             _authorized(state, request, "predict")
             _oip_model(state, name)
             header = request.headers.get("inference-header-content-length")
+            header_length = proto.ascii_int(header)
             if header is None:
                 proto.check_content_type(request.headers.get("content-type"))
-            elif not header.isdigit():
-                raise RequestError(422, "invalid_body",
-                                   "Inference-Header-Content-Length must be a whole number of bytes.")
+            elif header_length is None:
+                raise RequestError(
+                    400, "invalid_header",
+                    f"Inference-Header-Content-Length must be a whole number of bytes in the digits 0-9; "
+                    f"got '{proto._clip(header, 40)}'.",
+                    [{"field": "Inference-Header-Content-Length", "received": proto._clip(header, 40)}],
+                )
             body = await _body(state, request)
-            parsed = proto.parse_oip_infer(body, header_length=int(header) if header else None,
-                                           max_records=state.max_records)
+            parsed = await offload(len(body), _oip_request, state, body, header_length)
             request_id = _request_id(request)
-            scored = await score_async(state, parsed.records, request_id)
+            scored = await score_async(state, parsed.records, request_id, len(body))
             model = scored.model
             out = proto.oip_infer_response(state.model_name, model.version, parsed.id,
                                            predictions=scored.predictions, ids=scored.ids, task=model.task,
@@ -430,6 +459,18 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         )
         text, content_type = state.metrics.render()
         return Response(text, media_type=content_type)
+
+
+def _mlflow_records(state: ServerState, media: str, body: bytes, features: list[str]) -> list[Any]:
+    if media == "text/csv":
+        return proto.parse_csv(body, max_records=state.max_records, max_columns=max_fields(state))
+    return proto.parse_mlflow(proto.parse_json(body), features, max_records=state.max_records,
+                              max_fields=max_fields(state))
+
+
+def _oip_request(state: ServerState, body: bytes, header_length: int | None) -> proto.OipRequest:
+    return proto.parse_oip_infer(body, header_length=header_length, max_records=state.max_records,
+                                 max_fields=max_fields(state))
 
 
 def _oip_model(state: ServerState, name: str) -> LoadedModel:
@@ -555,11 +596,13 @@ def _schemas(state: ServerState) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     if champion is not None:
         for column in champion.columns:
-            properties[column.name] = _column_schema(column)
+            properties[column.name] = _column_schema(column, state.limits.max_string_length)
     required = [c.name for c in champion.columns if not c.nullable] if champion is not None else []
     record = {"type": "object", "properties": properties, "required": required, "additionalProperties": True,
+              "maxProperties": max_fields(state),
               "description": "One record: feature name -> value (null for missing; a feature that had "
-              "missing values in training may be left out)."}
+              "missing values in training may be left out). Examples are placeholders of each "
+              "feature's kind, not training values."}
     limit = state.max_records
     rows = {"type": "array", "minItems": 1, "maxItems": limit}
     label = {"type": ["string", "number", "boolean"]}
@@ -620,7 +663,18 @@ def _schemas(state: ServerState) -> dict[str, Any]:
     }
 
 
-def _column_schema(column: Any) -> dict[str, Any]:
+#: the example value of each column kind: placeholders, never values seen in training
+_PLACEHOLDERS: dict[str, Any] = {
+    "numeric": 0.5,
+    "integer": 1,
+    "boolean": True,
+    "datetime": "2024-01-01T00:00:00Z",
+    "categorical": "text",
+    "text": "text",
+}
+
+
+def _column_schema(column: Any, max_length: int) -> dict[str, Any]:
     kind = column.kind
     schema: dict[str, Any]
     if kind in ("numeric", "integer"):
@@ -630,9 +684,8 @@ def _column_schema(column: Any) -> dict[str, Any]:
     elif kind == "datetime":
         schema = {"type": "string", "format": "date-time"}
     else:
-        schema = {"type": "string"}
-        if column.categories:
-            schema["examples"] = list(column.categories[:5])
+        schema = {"type": "string", "maxLength": max_length}
+    schema["examples"] = [_PLACEHOLDERS.get(kind, "text")]
     if column.nullable:
         schema["type"] = [schema["type"], "null"]
     return schema
@@ -640,18 +693,5 @@ def _column_schema(column: Any) -> dict[str, Any]:
 
 def _example(champion: LoadedModel | None) -> dict[str, Any]:
     if champion is None:
-        return {"feature": 1.0}
-    out: dict[str, Any] = {}
-    for column in champion.columns:
-        if column.kind in ("numeric", "integer") and column.min is not None and column.max is not None:
-            middle = (float(column.min) + float(column.max)) / 2
-            out[column.name] = round(middle) if column.kind == "integer" else round(middle, 3)
-        elif column.kind == "boolean":
-            out[column.name] = True
-        elif column.categories:
-            out[column.name] = column.categories[0]
-        elif column.kind == "datetime" and column.min is not None:
-            out[column.name] = str(column.min)
-        else:
-            out[column.name] = None
-    return out
+        return {"feature": 0.5}
+    return {column.name: _PLACEHOLDERS.get(column.kind, "text") for column in champion.columns}

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,10 @@ __all__ = [
     "OIP_DATATYPES",
     "OipRequest",
     "RequestError",
+    "RequestLimits",
+    "ascii_int",
     "check_content_type",
+    "check_records",
     "dumps",
     "feature_datatype",
     "label_datatype",
@@ -101,6 +105,142 @@ class RequestError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The response body."""
         return {"error": self.code, "message": self.message, "details": self.details}
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may carry, and how long its parts may take to arrive.
+
+    Every limit is checked before the work it bounds (the declared ``Content-Length``
+    before the body is read, the columns of a CSV header line before pandas reads it,
+    the keys of a record before it is validated), and a request over one is refused
+    with 413 naming the limit, the value received and the ``assay serve`` option that
+    raises it; a body that does not arrive in time gets 408.
+
+    Attributes:
+        max_body_bytes: largest request body.
+        max_records: most records (rows, labels) one request may carry.
+        extra_fields: keys a record may carry beyond the model's features (which are
+            flagged ``unknown_field``); a record, a CSV header or a tensor list holding more
+            than ``features + extra_fields`` fields is refused.
+        max_string_length: most characters in one string value or field name.
+        header_timeout: seconds a client has to send a request's line and headers (from
+            the connection's start, or the first byte of a next request on a kept-alive one).
+        body_timeout: seconds a client has to send a request's body once its headers arrived.
+    """
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_records: int = DEFAULT_MAX_RECORDS
+    extra_fields: int = 16
+    max_string_length: int = 10_000
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not value > 0 and not (item.name == "extra_fields" and value == 0):
+                raise ValueError(f"RequestLimits.{item.name} must be positive, got {value!r}")
+
+    def max_fields(self, features: int) -> int:
+        """Most keys a record may carry for a model with ``features`` input columns."""
+        return features + self.extra_fields
+
+    def to_env(self) -> dict[str, str]:
+        """The ``ASSAY_SERVE_*`` variables that :meth:`from_env` reads back."""
+        return {_ENV_PREFIX + item.name.upper(): str(getattr(self, item.name)) for item in fields(self)}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RequestLimits:
+        """The limits set by ``ASSAY_SERVE_MAX_BODY_BYTES``, ``ASSAY_SERVE_MAX_RECORDS``,
+        ``ASSAY_SERVE_EXTRA_FIELDS``, ``ASSAY_SERVE_MAX_STRING_LENGTH``,
+        ``ASSAY_SERVE_HEADER_TIMEOUT`` and ``ASSAY_SERVE_BODY_TIMEOUT`` (defaults for the unset)."""
+        from assay.errors import ConfigError
+
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            name = _ENV_PREFIX + item.name.upper()
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            kind = float if item.name.endswith("timeout") else int
+            try:
+                values[item.name] = kind(raw)
+                cls(**{item.name: values[item.name]})
+            except ValueError:
+                raise ConfigError(
+                    "a request limit of the server is not a valid number",
+                    key=name,
+                    expected="a positive " + ("number of seconds" if kind is float else "whole number"),
+                    received=raw,
+                    fix=f"Unset {name} for the default, or set it to e.g. {getattr(cls(), item.name)}.",
+                ) from None
+        return cls(**values)
+
+
+_ENV_PREFIX = "ASSAY_SERVE_"
+#: the ``assay serve`` option that raises each limit (named in the 413 messages)
+_OPTIONS = {
+    "max_body_bytes": "--max-body-bytes",
+    "max_records": "--max-records",
+    "max_fields": "--extra-fields",
+    "max_columns": "--extra-fields",
+    "max_string_length": "--max-string-length",
+    "header_timeout": "--header-timeout",
+    "body_timeout": "--body-timeout",
+}
+
+
+def limit_error(code: str, what: str, limit: str, allowed: int, received: int | None, fix: str,
+                **extra: Any) -> RequestError:
+    """The 413 of a request over the limit named ``limit`` (``max_records``, ``max_fields``,
+    ``max_columns``, ``max_string_length``, ``max_body_bytes``): what was over it, the
+    value received, the limit, and what to do."""
+    got = f"{received:,}" if received is not None else "more"
+    return RequestError(
+        413, code,
+        f"{what}: got {got}, over the limit {limit}={allowed:,}; {fix} "
+        f"(the server sets it with `assay serve {_OPTIONS[limit]}`).",
+        [{"limit": allowed, "name": limit, "received": received, **extra}],
+    )
+
+
+def ascii_int(value: str | None, max_digits: int = 18) -> int | None:
+    """The whole number spelled by ``value`` in ASCII digits 0-9 only, else None.
+
+    ``str.isdigit`` alone accepts characters ``int`` refuses (superscripts such as
+    ``'²'``) and digits of other scripts; this is the test every numeric header passes.
+    """
+    if not value or len(value) > max_digits or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
+def check_records(records: Sequence[Any], max_fields: int, max_string_length: int) -> None:
+    """Refuse (413) a record with more than ``max_fields`` keys, or a key or string value
+    longer than ``max_string_length`` characters, before any is validated."""
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            continue
+        if len(record) > max_fields:
+            raise limit_error(
+                "too_many_fields", f"record {index} has too many fields", "max_fields", max_fields,
+                len(record), "send only the model's features (the Record schema of GET /openapi.json)",
+                index=index,
+            )
+        for key, value in record.items():
+            if len(key) > max_string_length:
+                raise _string_error(index, key, "field name", len(key), max_string_length)
+            if type(value) is str and len(value) > max_string_length:
+                raise _string_error(index, key, "value", len(value), max_string_length)
+
+
+def _string_error(index: int, key: str, what: str, length: int, limit: int) -> RequestError:
+    return limit_error(
+        "string_too_long", f"record {index}, field '{_clip(key, 40)}': the {what} is too long (characters)",
+        "max_string_length", limit, length, "send shorter strings", index=index, field=_clip(key, 40),
+    )
 
 
 def dumps(obj: Any) -> bytes:
@@ -226,7 +366,11 @@ def parse_feedback(payload: Any, *, max_labels: int = DEFAULT_MAX_RECORDS) -> li
 
 
 def parse_mlflow(
-    payload: Any, features: Sequence[str], *, max_records: int = DEFAULT_MAX_RECORDS
+    payload: Any,
+    features: Sequence[str],
+    *,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    max_fields: int | None = None,
 ) -> list[Any]:
     """Records from an MLflow scoring-server JSON body.
 
@@ -234,7 +378,8 @@ def parse_mlflow(
     ``dataframe_records`` (a list of objects), ``instances`` or ``inputs`` (a list
     of objects, a list of rows in feature order, a list of values when the model
     has one feature, or an object of equal-length columns); ``params`` is allowed
-    beside and ignored.
+    beside and ignored. More than ``max_fields`` columns is refused (413) before any
+    row is built.
     """
     if not isinstance(payload, dict):
         raise RequestError(
@@ -252,10 +397,11 @@ def parse_mlflow(
     key = used[0]
     value = payload[key]
     if key == "dataframe_split":
-        return _split_rows(value, max_records)
+        return _split_rows(value, max_records, max_fields)
     if key == "dataframe_records":
         return _check_rows(value, key, max_records)
     if isinstance(value, dict):
+        _check_columns(len(value), max_fields, f"'{key}' (an object of columns)")
         return _columnar_rows(value, key, max_records)
     rows = _check_rows(value, key, max_records)
     out: list[Any] = []
@@ -276,10 +422,18 @@ def parse_mlflow(
     return out
 
 
-def parse_csv(body: bytes, *, max_records: int = DEFAULT_MAX_RECORDS) -> list[Any]:
-    """Records from a ``text/csv`` body with a header row (MLflow's CSV input)."""
+def parse_csv(
+    body: bytes, *, max_records: int = DEFAULT_MAX_RECORDS, max_columns: int | None = None
+) -> list[Any]:
+    """Records from a ``text/csv`` body with a header row (MLflow's CSV input).
+
+    The header line's columns are counted on the raw bytes first: more than
+    ``max_columns`` is refused (413) before pandas reads anything.
+    """
     import pandas as pd
 
+    if max_columns is not None:
+        _check_columns(csv_header_columns(body), max_columns, "the CSV header line")
     try:
         frame = pd.read_csv(io.BytesIO(body), nrows=max_records + 1)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -292,6 +446,27 @@ def parse_csv(body: bytes, *, max_records: int = DEFAULT_MAX_RECORDS) -> list[An
         raise _too_many("rows", max_records)
     records = orjson.loads(frame.to_json(orient="records", date_format="iso"))
     return _check_rows(records, "rows", max_records)
+
+
+def csv_header_columns(body: bytes) -> int:
+    """How many columns the first line of a CSV ``body`` names, counted on the bytes.
+
+    A comma inside double quotes is part of a name (a doubled quote inside quotes
+    toggles twice), so the separators are the commas between quoted stretches.
+    """
+    end = body.find(b"\n")
+    line = body if end < 0 else body[:end]
+    if b'"' not in line:
+        return line.count(b",") + 1
+    return sum(part.count(b",") for part in line.split(b'"')[::2]) + 1
+
+
+def _check_columns(count: int, limit: int | None, where: str) -> None:
+    if limit is not None and count > limit:
+        raise limit_error(
+            "too_many_columns", f"{where} has too many columns", "max_columns", limit, count,
+            "send only the model's features (GET /v2/models/{name} lists them)",
+        )
 
 
 # -- Open Inference Protocol v2 -------------------------------------------------------------
@@ -368,13 +543,19 @@ class OipRequest:
 
 
 def parse_oip_infer(
-    body: bytes, *, header_length: int | None = None, max_records: int = DEFAULT_MAX_RECORDS
+    body: bytes,
+    *,
+    header_length: int | None = None,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    max_fields: int | None = None,
 ) -> OipRequest:
     """Parse an OIP v2 inference request, in JSON or with the binary tensor extension.
 
     ``header_length`` is the ``Inference-Header-Content-Length`` header: the JSON
     part is that many bytes, and the tensors whose ``parameters.binary_data_size``
-    is set follow it in order. Each input is one feature, shape ``[N]`` or ``[N, 1]``.
+    is set follow it in order. Each input is one feature, shape ``[N]`` or ``[N, 1]``;
+    more than ``max_fields`` inputs, or more than ``max_records`` rows, is refused (413)
+    before any tensor is decoded.
     """
     binary = b""
     if header_length is not None:
@@ -400,6 +581,7 @@ def parse_oip_infer(
     inputs = payload["inputs"]
     if not inputs:
         raise RequestError(422, "empty_records", "'inputs' is empty; send one tensor per feature.")
+    _check_columns(len(inputs), max_fields, "'inputs' (one tensor per feature)")
     columns: dict[str, list[Any]] = {}
     offset = 0
     problems: list[dict[str, Any]] = []
@@ -426,6 +608,8 @@ def parse_oip_infer(
             problems.append({"input": name, "reason": f"shape must be [N] or [N, 1], got {_short(shape)}"})
             continue
         count = shape[0]
+        if count > max_records:
+            raise _too_many("rows", max_records, count)
         params = tensor.get("parameters") or {}
         size = params.get("binary_data_size") if isinstance(params, dict) else None
         if size is not None:
@@ -457,8 +641,6 @@ def parse_oip_infer(
                              "every input must have the same first dimension"})
             continue
         n_rows = count
-        if count > max_records:
-            raise _too_many("rows", max_records)
         columns[name] = values
     if problems:
         text = "; ".join(f"{p['input']}: {p['reason']}" for p in problems[:5])
@@ -523,7 +705,7 @@ def _decode_binary(raw: bytes, datatype: str, count: int) -> list[Any]:
     if datatype == "BYTES":
         values: list[Any] = []
         pos = 0
-        while pos < len(raw):
+        while pos < len(raw) and len(values) < count:
             if pos + 4 > len(raw):
                 raise ValueError("truncated BYTES element length")
             (length,) = struct.unpack_from("<I", raw, pos)
@@ -536,6 +718,8 @@ def _decode_binary(raw: bytes, datatype: str, count: int) -> list[Any]:
                 values.append(chunk.decode("utf-8"))
             except UnicodeDecodeError:
                 raise ValueError("BYTES elements must be UTF-8 text") from None
+        if pos < len(raw):
+            raise ValueError(f"the shape holds {count} values but the binary data has more")
     else:
         dtype = np.dtype(_NUMPY_TYPES[datatype])
         if len(raw) % dtype.itemsize:
@@ -586,7 +770,7 @@ def _check_rows(value: Any, key: str, max_records: int) -> list[Any]:
     return value
 
 
-def _split_rows(value: Any, max_records: int) -> list[Any]:
+def _split_rows(value: Any, max_records: int, max_fields: int | None) -> list[Any]:
     if not isinstance(value, dict) or not isinstance(value.get("columns"), list) or "data" not in value:
         raise RequestError(
             422, "invalid_body",
@@ -594,6 +778,7 @@ def _split_rows(value: Any, max_records: int) -> list[Any]:
             + (f"keys: {_keys(value)}" if isinstance(value, dict) else _kind(value)) + ".",
         )
     columns = value["columns"]
+    _check_columns(len(columns), max_fields, "'dataframe_split.columns'")
     if not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
         raise RequestError(422, "invalid_body", "'dataframe_split.columns' must be distinct column names.")
     rows = _check_rows(value["data"], "dataframe_split.data", max_records)
@@ -626,12 +811,13 @@ def _columnar_rows(value: dict[str, Any], key: str, max_records: int) -> list[An
 
 
 def _too_many(key: str, limit: int, got: int | None = None) -> RequestError:
-    received = f"got {got}" if got is not None else "got more"
+    received = f"got {got:,}" if got is not None else "got more"
     return RequestError(
         413, "too_many_records",
-        f"'{key}' holds more than the {limit} records a request may carry ({received}); "
-        f"split it into requests of at most {limit}, or use `assay predict` for files.",
-        [{"limit": limit, "received": got}],
+        f"'{key}' holds more than the {limit} records a request may carry ({received}; limit "
+        f"max_records={limit}); split it into requests of at most {limit}, or use `assay predict` "
+        "for files (the server sets the limit with `assay serve --max-records`).",
+        [{"limit": limit, "name": "max_records", "received": got}],
     )
 
 

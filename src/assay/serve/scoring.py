@@ -7,17 +7,24 @@ deployed, and append every prediction to the write-ahead log with one call, befo
 the caller answers. :func:`answer_predict` is the whole of ``POST /v1/predict``
 on plain values (header strings and body chunks, bytes out), so the framework's
 route and :mod:`assay.serve.lane` answer it with the same code.
+
+Nothing here holds the event loop for long: a body must arrive within the body
+timeout (else 408), records over a limit of :class:`~assay.serve.protocols.RequestLimits`
+are refused before they are validated, and a body over :data:`INLINE_BODY_BYTES` is
+parsed, and a batch over :data:`THREAD_THRESHOLD` records scored, in a worker thread
+(:func:`offload`). Small requests, the common case, take no thread hop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import traceback
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -32,13 +39,16 @@ if TYPE_CHECKING:
     from assay.serve.app import ServerState
 
 __all__ = [
+    "INLINE_BODY_BYTES",
     "THREAD_THRESHOLD",
     "Answer",
     "PredictHead",
     "Scored",
     "answer_predict",
     "authorize",
+    "max_fields",
     "not_ready",
+    "offload",
     "read_body",
     "request_id_of",
     "score",
@@ -49,6 +59,9 @@ logger = logging.getLogger("assay.serve")
 
 #: batches larger than this are scored in a worker thread, so the event loop keeps answering
 THREAD_THRESHOLD = 32
+#: bodies larger than this are parsed (and their records scored) in a worker thread
+INLINE_BODY_BYTES = 64 * 1024
+_T = TypeVar("_T")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -84,11 +97,21 @@ class Scored:
     flags: tuple[tuple[str, ...], ...]
 
 
+def max_fields(state: ServerState) -> int:
+    """Most keys a record (or columns a request) may carry: the widest served model's
+    features plus the limits' ``extra_fields``."""
+    routing = state.runtime.routing
+    widest = max((len(m.features) for m in (routing.champion, routing.challenger) if m is not None),
+                 default=0)
+    return state.limits.max_fields(widest)
+
+
 def score(state: ServerState, records: Sequence[Any], request_id: str) -> Scored:
-    """Validate, score, log; raise :class:`RequestError` for refused records."""
+    """Check the limits, validate, score, log; raise :class:`RequestError` for refused records."""
     routing = state.runtime.routing
     if routing.champion is None:
         raise not_ready(state)
+    proto.check_records(records, max_fields(state), state.limits.max_string_length)
     model, route, shadow = state.runtime.choose(routing)
     at = utcnow()
     batch = model.validate(records)
@@ -155,10 +178,20 @@ def _inputs(record: Any) -> dict[str, Any]:
     return record if isinstance(record, dict) else {"value": record}
 
 
-async def score_async(state: ServerState, records: Sequence[Any], request_id: str) -> Scored:
-    if len(records) > THREAD_THRESHOLD:
+async def score_async(state: ServerState, records: Sequence[Any], request_id: str, size: int = 0) -> Scored:
+    """:func:`score`, in a worker thread for more than :data:`THREAD_THRESHOLD` records or a
+    body (of ``size`` bytes) over :data:`INLINE_BODY_BYTES`."""
+    if len(records) > THREAD_THRESHOLD or size > INLINE_BODY_BYTES:
         return await run_in_threadpool(score, state, records, request_id)
     return score(state, records, request_id)
+
+
+async def offload(size: int, func: Callable[..., _T], *args: Any) -> _T:
+    """``func(*args)``: inline for a body of ``size`` bytes up to :data:`INLINE_BODY_BYTES`,
+    else in a worker thread, so parsing a large body never holds the event loop."""
+    if size > INLINE_BODY_BYTES:
+        return await run_in_threadpool(func, *args)
+    return func(*args)
 
 
 def refused(batch: ValidatedBatch) -> RequestError:
@@ -223,27 +256,53 @@ def authorize(state: ServerState, header: str | None, scope: str) -> str:
     return info.name
 
 
-async def read_body(chunks: AsyncIterable[bytes], declared: str | None, limit: int) -> bytes:
+async def read_body(
+    chunks: AsyncIterable[bytes], declared: str | None, limit: int, timeout: float | None = None
+) -> bytes:
     """The body from its ``chunks``, refused (413) once it passes ``limit`` bytes, or at once
-    when the declared ``Content-Length`` does."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(limit, int(declared))
+    when the declared ``Content-Length`` does; 408 when it has not all arrived after
+    ``timeout`` seconds."""
+    length = proto.ascii_int(declared)
+    if length is not None and length > limit:
+        raise too_large(limit, length)
+    if timeout is None:
+        return await _collect(chunks, limit)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _collect(chunks, limit)
+    except TimeoutError:
+        raise body_timeout(timeout) from None
+
+
+async def _collect(chunks: AsyncIterable[bytes], limit: int) -> bytes:
     parts: list[bytes] = []
     size = 0
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
-            raise too_large(limit, None)
+            raise too_large(limit, size, streamed=True)
         parts.append(chunk)
     return b"".join(parts)
 
 
-def too_large(limit: int, got: int | None) -> RequestError:
+def too_large(limit: int, got: int, *, streamed: bool = False) -> RequestError:
+    """The 413 of a body over ``limit`` bytes (``got``: declared, or read so far if ``streamed``)."""
+    return proto.limit_error(
+        "body_too_large", "the request body is larger than allowed (bytes)", "max_body_bytes", limit,
+        got, ("at least that many were sent; " if streamed else "")
+        + "send fewer records per request, or use `assay predict` for files",
+    )
+
+
+def body_timeout(seconds: float) -> RequestError:
+    """The 408 of a body that did not arrive within ``seconds`` (the connection is closed)."""
     return RequestError(
-        413, "body_too_large",
-        f"the request body is larger than {limit} bytes" + (f" ({got} bytes)" if got else "")
-        + "; send fewer records per request, or use `assay predict` for files.",
-        [{"limit": limit, "received": got}],
+        408, "body_timeout",
+        f"the request body did not arrive within {seconds:g} s of its headers (limit "
+        f"body_timeout={seconds:g}); send the whole body at once (the server sets the limit with "
+        "`assay serve --body-timeout`).",
+        [{"limit": seconds, "name": "body_timeout"}],
+        headers={"Connection": "close"},
     )
 
 
@@ -257,10 +316,11 @@ async def answer_predict(state: ServerState, head: PredictHead, chunks: AsyncIte
     try:
         authorize(state, head.authorization, "predict")
         proto.check_content_type(head.content_type)
-        body = await read_body(chunks, head.content_length, state.max_body_bytes)
-        records = proto.parse_records(proto.parse_json(body), max_records=state.max_records)
+        limits = state.limits
+        body = await read_body(chunks, head.content_length, limits.max_body_bytes, limits.body_timeout)
+        records = await offload(len(body), _predict_records, body, limits.max_records)
         request_id = request_id_of(head.request_id)
-        scored = await score_async(state, records, request_id)
+        scored = await score_async(state, records, request_id, len(body))
     except RequestError as exc:
         return Answer.of_error(exc)
     version = scored.model.version
@@ -271,3 +331,7 @@ async def answer_predict(state: ServerState, head: PredictHead, chunks: AsyncIte
     ]
     return Answer(200, proto.dumps({"request_id": request_id, "predictions": out}),
                   {"X-Request-ID": request_id})
+
+
+def _predict_records(body: bytes, max_records: int) -> list[Any]:
+    return proto.parse_records(proto.parse_json(body), max_records=max_records)
