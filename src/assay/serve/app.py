@@ -464,13 +464,16 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
 def _mlflow_records(state: ServerState, media: str, body: bytes, features: list[str]) -> list[Any]:
     if media == "text/csv":
         return proto.parse_csv(body, max_records=state.max_records, max_columns=max_fields(state))
-    return proto.parse_mlflow(proto.parse_json(body), features, max_records=state.max_records,
-                              max_fields=max_fields(state))
+    widest = max_fields(state)
+    payload = proto.parse_json(body, proto.json_values_limit(state.max_records, widest))
+    return proto.parse_mlflow(payload, features, max_records=state.max_records, max_fields=widest)
 
 
 def _oip_request(state: ServerState, body: bytes, header_length: int | None) -> proto.OipRequest:
+    widest = max_fields(state)
+    values = proto.json_values_limit(state.max_records, widest)
     return proto.parse_oip_infer(body, header_length=header_length, max_records=state.max_records,
-                                 max_fields=max_fields(state))
+                                 max_fields=widest, max_values=values)
 
 
 def _oip_model(state: ServerState, name: str) -> LoadedModel:

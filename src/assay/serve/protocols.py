@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -32,9 +33,11 @@ __all__ = [
     "RequestLimits",
     "ascii_int",
     "check_content_type",
+    "check_json_values",
     "check_records",
     "dumps",
     "feature_datatype",
+    "json_values_limit",
     "label_datatype",
     "oip_infer_response",
     "oip_model_metadata",
@@ -186,6 +189,7 @@ _OPTIONS = {
     "max_records": "--max-records",
     "max_fields": "--extra-fields",
     "max_columns": "--extra-fields",
+    "max_values": "--max-records and --extra-fields",
     "max_string_length": "--max-string-length",
     "header_timeout": "--header-timeout",
     "body_timeout": "--body-timeout",
@@ -195,8 +199,8 @@ _OPTIONS = {
 def limit_error(code: str, what: str, limit: str, allowed: int, received: int | None, fix: str,
                 **extra: Any) -> RequestError:
     """The 413 of a request over the limit named ``limit`` (``max_records``, ``max_fields``,
-    ``max_columns``, ``max_string_length``, ``max_body_bytes``): what was over it, the
-    value received, the limit, and what to do."""
+    ``max_columns``, ``max_values``, ``max_string_length``, ``max_body_bytes``): what was
+    over it, the value received, the limit, and what to do."""
     got = f"{received:,}" if received is not None else "more"
     return RequestError(
         413, code,
@@ -275,8 +279,12 @@ def check_content_type(value: str | None, accepted: Sequence[str] = ("applicatio
     )
 
 
-def parse_json(body: bytes) -> Any:
-    """The JSON value of ``body``; a 422 that quotes the decoder's position if it is not JSON."""
+def parse_json(body: bytes, max_values: int | None = None) -> Any:
+    """The JSON value of ``body``; a 422 that quotes the decoder's position if it is not JSON.
+
+    With ``max_values``, a body holding more values than that is refused (413) before
+    it is decoded (:func:`check_json_values`).
+    """
     if not body or not body.strip():
         raise RequestError(
             422,
@@ -284,6 +292,8 @@ def parse_json(body: bytes) -> Any:
             "the request body is empty; expected a JSON object such as "
             '{"records": [{"feature": value}]}.',
         )
+    if max_values is not None:
+        check_json_values(body, max_values)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -294,6 +304,40 @@ def parse_json(body: bytes) -> Any:
             "with numbers written as JSON numbers (no NaN or Infinity).",
             [{"reason": str(exc)}],
         ) from None
+
+
+def json_values_limit(max_records: int, max_fields: int) -> int:
+    """How many separators (commas and colons outside strings) a JSON body of at most
+    ``max_records`` records of ``max_fields`` fields may hold: two per field, and some
+    for the envelope."""
+    return 2 * max_records * max_fields + 256
+
+
+# a JSON string (skipped whole), or a separator outside strings
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|([,:])')
+
+
+def check_json_values(body: bytes, max_values: int) -> None:
+    """Refuse (413) a JSON ``body`` with more than ``max_values`` separators outside strings.
+
+    Decoding builds one Python object per value while holding the interpreter lock
+    (550,000 keys: over half a second), so the values are counted first. The count of
+    every comma and colon in the bytes is an upper bound found at C speed; only when it
+    is over the limit are the strings skipped to count the real separators, one match at
+    a time (a thread doing it lets others run between matches), stopping at the limit.
+    """
+    if body.count(b",") + body.count(b":") <= max_values:
+        return
+    count = 0
+    for match in _JSON_TOKEN.finditer(body):
+        if match.lastindex:
+            count += 1
+            if count > max_values:
+                raise limit_error(
+                    "too_many_values", "the JSON body holds too many values (commas and colons)",
+                    "max_values", max_values, None,
+                    "send fewer records per request, and only the model's features",
+                )
 
 
 def parse_records(payload: Any, *, max_records: int = DEFAULT_MAX_RECORDS) -> list[Any]:
@@ -548,6 +592,7 @@ def parse_oip_infer(
     header_length: int | None = None,
     max_records: int = DEFAULT_MAX_RECORDS,
     max_fields: int | None = None,
+    max_values: int | None = None,
 ) -> OipRequest:
     """Parse an OIP v2 inference request, in JSON or with the binary tensor extension.
 
@@ -555,7 +600,8 @@ def parse_oip_infer(
     part is that many bytes, and the tensors whose ``parameters.binary_data_size``
     is set follow it in order. Each input is one feature, shape ``[N]`` or ``[N, 1]``;
     more than ``max_fields`` inputs, or more than ``max_records`` rows, is refused (413)
-    before any tensor is decoded.
+    before any tensor is decoded, and a JSON part of more than ``max_values`` values
+    before it is parsed.
     """
     binary = b""
     if header_length is not None:
@@ -567,7 +613,7 @@ def parse_oip_infer(
             )
         binary = body[header_length:]
         body = body[:header_length]
-    payload = parse_json(body)
+    payload = parse_json(body, max_values)
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise RequestError(
             422, "invalid_body",

@@ -318,7 +318,7 @@ async def answer_predict(state: ServerState, head: PredictHead, chunks: AsyncIte
         proto.check_content_type(head.content_type)
         limits = state.limits
         body = await read_body(chunks, head.content_length, limits.max_body_bytes, limits.body_timeout)
-        records = await offload(len(body), _predict_records, body, limits.max_records)
+        records = await offload(len(body), _predict_records, state, body)
         request_id = request_id_of(head.request_id)
         scored = await score_async(state, records, request_id, len(body))
     except RequestError as exc:
@@ -333,5 +333,7 @@ async def answer_predict(state: ServerState, head: PredictHead, chunks: AsyncIte
                   {"X-Request-ID": request_id})
 
 
-def _predict_records(body: bytes, max_records: int) -> list[Any]:
-    return proto.parse_records(proto.parse_json(body), max_records=max_records)
+def _predict_records(state: ServerState, body: bytes) -> list[Any]:
+    limit = state.limits.max_records
+    payload = proto.parse_json(body, proto.json_values_limit(limit, max_fields(state)))
+    return proto.parse_records(payload, max_records=limit)
