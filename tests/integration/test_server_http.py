@@ -274,6 +274,12 @@ def _malformed_table(record: dict[str, Any]) -> list[tuple[str, bytes, str, int,
          "more than the 1000 records"),
         ("too many bytes", b'{"records": ["' + b"x" * (9 * 1024 * 1024) + b'"]}', j, 413, "body_too_large",
          "larger than"),
+        ("too many fields", orjson.dumps({"records": [{**record, **{f"k{i}": 1 for i in range(17)}}]}), j,
+         413, "too_many_fields", "record 0 has too many fields: got 24, over the limit max_fields=23"),
+        ("too many values", orjson.dumps({"records": [{f"k{i}": 1 for i in range(100_000)}]}), j, 413,
+         "too_many_values", "over the limit max_values=46,256"),
+        ("long string", orjson.dumps({"records": [{**record, "plan": "p" * 10_001}]}), j, 413,
+         "string_too_long", "got 10,001, over the limit max_string_length=10,000"),
         ("wrong content type", orjson.dumps({"records": [record]}), "text/plain", 415,
          "unsupported_media_type", "Content-Type 'text/plain'"),
         ("form content type", b"records=1", "application/x-www-form-urlencoded", 415,
@@ -382,6 +388,111 @@ def _tensor(values: list[Any], datatype: str) -> np.ndarray:
     if datatype == "INT64":
         return np.array(values, dtype=np.int64)
     return np.array(values, dtype=np.bool_)
+
+
+# -- hostile clients -------------------------------------------------------------------------------
+
+
+def _raw_post(port: int, path: str, body: bytes, headers: dict[str, str]) -> socket.socket:
+    """A connection that has sent all of a POST but its body's last byte."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": str(len(body))}.items())
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: test\r\n{head}\r\n".encode() + body[:-1])
+    return sock
+
+
+def _answer(sock: socket.socket) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of the answer on ``sock`` (the server closes or it is complete)."""
+    import orjson
+
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(head.split(b" ")[1]), orjson.loads(body)
+
+
+def test_huge_bodies_are_refused_while_health_answers(shared: Shared) -> None:
+    import orjson
+
+    project, server, token = shared.project, shared.server, shared.token
+    auth = {"Authorization": f"Bearer {token}"}
+    record = project.records(1)[0]
+    hostile = [
+        ("/invocations", ",".join(f"c{i}" for i in range(700_000)).encode() + b"\n1\n", "text/csv",
+         "too_many_columns", "the CSV header line has too many columns: got 700,000, over the limit max_columns=23"),
+        ("/v1/predict", orjson.dumps({"records": [{**record, **{f"k{i}": 1 for i in range(550_000)}}]}),
+         "application/json", "too_many_values", "over the limit max_values=46,256"),
+        ("/invocations", orjson.dumps({"dataframe_split": {"columns": [f"c{i}" for i in range(100_000)],
+                                                           "data": [[1] * 100_000]}}),
+         "application/json", "too_many_values", "over the limit max_values"),
+    ]
+    with httpx.Client(base_url=server.url, headers=auth, timeout=30) as client:
+        for path, body, media, code, fragment in hostile:
+            sock = _raw_post(server.port, path, body, {**auth, "Content-Type": media})
+            try:
+                # the big request is in flight (its body is on the server but for one byte):
+                # the event loop still answers others
+                assert client.get("/healthz").json() == {"status": "ok"}
+                sock.sendall(body[-1:])
+                # and it keeps answering while the body is checked
+                assert client.get("/healthz").json() == {"status": "ok"}
+                status, answer = _answer(sock)
+            finally:
+                sock.close()
+            assert (status, answer["error"]) == (413, code), (path, answer)
+            assert fragment in answer["message"], answer["message"]
+            assert answer["details"][0]["name"] in answer["message"]
+        # a large valid batch is scored (in a worker thread) and answered in full
+        batch = client.post("/v1/predict", json={"records": (project.records(400) * 3)[:1000]})
+        assert batch.status_code == 200 and len(batch.json()["predictions"]) == 1000
+        name = project.project.root.name
+        for header in (b"\xb2", "²".encode()):
+            bad = client.post(f"/v2/models/{name}/infer", content=b'{"inputs": []}',
+                              headers={"Inference-Header-Content-Length": header})
+            assert bad.status_code == 400 and bad.json()["error"] == "invalid_header", bad.text
+    assert "Traceback" not in server.output()
+
+
+def test_slow_clients_are_let_go(project: Any, token: str, start_server: Callable[..., Server]) -> None:
+    server = start_server(project.root, "--header-timeout", "1", "--body-timeout", "1")
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    head = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    body = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    try:
+        head.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: test\r\nContent-Ty")
+        body.sendall(f"POST /v1/predict HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode())
+        # while the three wait on the server, it answers others
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/healthz").json() == {"status": "ok"}
+        for sock in (idle, head):
+            status, answer = _answer(sock)
+            assert (status, answer["error"]) == (408, "header_timeout")
+            assert "within 1 s (limit header_timeout=1)" in answer["message"]
+            assert sock.recv(1) == b""  # and closed
+        status, answer = _answer(body)
+        assert (status, answer["error"]) == (408, "body_timeout")
+        assert "within 1 s of its headers (limit body_timeout=1)" in answer["message"]
+        assert body.recv(1) == b""
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/healthz").json() == {"status": "ok"}
+            ok = client.post("/v1/predict", json={"records": project.records(1)}, headers=_auth(token))
+            assert ok.status_code == 200
+    finally:
+        for sock in (idle, head, body):
+            sock.close()
+    assert "Traceback" not in server.output()
 
 
 # -- swaps, shadow, canary -------------------------------------------------------------------------
