@@ -57,6 +57,14 @@ def test_csv_header_columns_are_counted_on_the_bytes() -> None:
     _refused(lambda: proto.parse_csv(header, max_columns=30), 413, "too_many_columns",
              "the CSV header line has too many columns: got 700,000, over the limit max_columns=30")
     assert proto.parse_csv(b"a,b\n1,x\n", max_columns=2) == [{"a": 1, "b": "x"}]
+    # a newline inside quotes does not end the header: its columns are all counted
+    hidden = b'"x\ny",' + ",".join(f"c{i}" for i in range(100)).encode() + b"\n1\n"
+    _refused(lambda: proto.parse_csv(hidden, max_columns=30), 413, "too_many_columns", "got 101,")
+    assert proto.csv_record_fields(b'a,"b\n,c"\n1,2\n') == (2, 9)
+    # a first record longer than the header would become a pandas index of one level per value
+    long_row = b"a,b,c\n" + b",".join([b"1"] * 700_000) + b"\n"
+    _refused(lambda: proto.parse_csv(long_row, max_columns=30), 422, "invalid_csv",
+             "more values than the 3 columns its header names")
 
 
 def test_json_values_are_counted_before_decoding() -> None:

@@ -477,7 +477,7 @@ def parse_csv(
     import pandas as pd
 
     if max_columns is not None:
-        _check_columns(csv_header_columns(body), max_columns, "the CSV header line")
+        _check_csv_shape(body, max_columns)
     try:
         frame = pd.read_csv(io.BytesIO(body), nrows=max_records + 1)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -493,16 +493,53 @@ def parse_csv(
 
 
 def csv_header_columns(body: bytes) -> int:
-    """How many columns the first line of a CSV ``body`` names, counted on the bytes.
+    """How many columns the header record of a CSV ``body`` names, counted on the bytes."""
+    return csv_record_fields(body)[0]
 
-    A comma inside double quotes is part of a name (a doubled quote inside quotes
-    toggles twice), so the separators are the commas between quoted stretches.
+
+def csv_record_fields(body: bytes, start: int = 0, stop_over: int | None = None) -> tuple[int, int]:
+    """The number of fields of the CSV record that begins at byte ``start``, and where the
+    next record begins, counted on the bytes (no decoding, no parser).
+
+    A comma or newline inside double quotes belongs to a value (a doubled quote closes
+    and reopens a stretch), so the separators are the commas between quoted stretches,
+    up to the first newline outside them. With ``stop_over``, counting stops once the
+    record has more fields than that (the count returned is then a lower bound).
     """
-    end = body.find(b"\n")
-    line = body if end < 0 else body[:end]
-    if b'"' not in line:
-        return line.count(b",") + 1
-    return sum(part.count(b",") for part in line.split(b'"')[::2]) + 1
+    end = len(body)
+    pos, commas = start, 0
+    newline = body.find(b"\n", pos)
+    while True:
+        stop = newline if newline >= 0 else end
+        quote = body.find(b'"', pos, stop)
+        if quote < 0:
+            return commas + body.count(b",", pos, stop) + 1, stop + 1
+        commas += body.count(b",", pos, quote)
+        if stop_over is not None and commas + 1 > stop_over:
+            return commas + 1, stop + 1
+        close = body.find(b'"', quote + 1)
+        if close < 0:  # an unterminated quote: the parser refuses the body
+            return commas + 1, end
+        pos = close + 1
+        if 0 <= newline < pos:
+            newline = body.find(b"\n", pos)
+
+
+def _check_csv_shape(body: bytes, max_columns: int) -> None:
+    columns, after = csv_record_fields(body, 0, max_columns)
+    _check_columns(columns, max_columns, "the CSV header line")
+    if after >= len(body):
+        return
+    # pandas takes the extra leading values of a first record longer than the header for
+    # an index (one level per value): refuse it before pandas sees it
+    values, _ = csv_record_fields(body, after, columns)
+    if values > columns:
+        raise RequestError(
+            422, "invalid_csv",
+            f"the first record of the CSV body has more values than the {columns} columns its header "
+            "names; send one value per column on every line.",
+            [{"line": 2, "columns": columns}],
+        )
 
 
 def _check_columns(count: int, limit: int | None, where: str) -> None:
