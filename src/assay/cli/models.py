@@ -136,7 +136,7 @@ def models(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
 
 
 def evaluate_cmd(
-    version: Annotated[int, typer.Argument(help="Model version.")],
+    version: Annotated[int, typer.Argument(help="Model version.", metavar="VERSION")],
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -163,7 +163,7 @@ def evaluate_cmd(
 
 
 def promote(
-    version: Annotated[int, typer.Argument(help="Model version.")],
+    version: Annotated[int, typer.Argument(help="Model version.", metavar="VERSION")],
     reason: Annotated[Optional[str], typer.Option(help="Why (kept in the audit trail).")] = None,
     force: Annotated[bool, typer.Option(help="Promote despite failed gates (needs --reason).")] = False,
     config: ConfigOpt = None,
@@ -211,7 +211,7 @@ def history(
 
 
 def report(
-    version: Annotated[int, typer.Argument(help="Model version.")],
+    version: Annotated[int, typer.Argument(help="Model version.", metavar="VERSION")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML file to write.")] = None,
     config: ConfigOpt = None,
 ) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.config.spec import ProjectSpec
 from assay.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["MIN_ROWS", "check_spec_against_data", "load_spec", "parse_spec"]
 
@@ -178,7 +180,9 @@ def check_target(task: str, series: pd.Series, origin: str, column: str) -> None
             column=column,
             fix="Check the target column and the data filter: a model needs at least two outcomes.",
         )
-    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    numeric = is_numeric_dtype(values) and not is_bool_dtype(values)
     sample = ", ".join(repr(v) for v in list(distinct[:6])) + (", ..." if len(distinct) > 6 else "")
     if task == "binary" and len(distinct) != 2:
         hint = (

@@ -1,0 +1,20 @@
+"""Opening a project's registry: the one place that turns ``store:`` in assay.yaml into a store."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from assay.registry.registry import ModelRegistry
+from assay.store.database import Store
+
+if TYPE_CHECKING:
+    from assay.project import Project
+
+__all__ = ["open_registry"]
+
+
+def open_registry(project: Project) -> ModelRegistry:
+    """The registry of ``project``'s store (``.assay/`` unless ``store.url`` says otherwise)."""
+    spec = project.spec
+    store = Store.open(root=project.root, url=spec.store.url, artifacts=spec.store.artifacts)
+    return ModelRegistry(store)
