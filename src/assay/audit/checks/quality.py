@@ -20,6 +20,7 @@ import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
 from assay.audit.base import CHECKS, AuditContext, BaseCheck, Finding, Severity
+from assay.data.keys import near_duplicate_groups
 from assay.data.schema import infer_kind
 
 __all__ = [
@@ -41,8 +42,10 @@ MISSING_DROP_SHARE = 0.5
 QUASI_CONSTANT_SHARE = 0.999
 #: distinct values over non-missing values from which a column identifies rows ...
 ID_DISTINCT_SHARE = 0.99
-#: ... given at least this many values
+#: ... given at least this many values; a column with fewer distinct values but at
+#: least this share is looked at again with exact and near copies of rows merged
 ID_MIN_ROWS = 50
+ID_REPEAT_FLOOR = 0.5
 #: a string column is "mostly numbers" or "mostly dates" from this share of its values
 MOSTLY = 0.5
 #: high_cardinality: more levels than this, and either a median below
@@ -227,9 +230,70 @@ def _is_row_counter(series: pd.Series) -> bool:
     return bool(np.all(steps == 1) or np.all(steps == -1))
 
 
+def _id_keys(series: pd.Series) -> pd.Series:
+    """Identifiers as compared by a person: case, spaces and leading zeros do not count.
+
+    ``"C-0012"``, ``"c-0012 "`` and ``"C-12"`` all become ``"c-12"``; numbers stay as
+    they are. Only the distinct values are normalised.
+    """
+    if not _is_string(series):
+        return series
+    codes, uniques = pd.factorize(_as_text(series))
+    keys = pd.Series(uniques, dtype="str").str.lower()
+    keys = keys.str.replace(r"\s+", "", regex=True)
+    keys = keys.str.replace(r"(^|[^0-9])0+([0-9])", r"\1\2", regex=True)
+    out = keys.to_numpy(dtype=object)[codes]
+    out[codes < 0] = None
+    return pd.Series(out, index=series.index, dtype=object)
+
+
+def _variants(series: pd.Series, keys: pd.Series, limit: int = 3) -> tuple[int, list[list[str]]]:
+    """Identifiers written in more than one way: their number and a few examples."""
+    pairs = pd.DataFrame({"key": keys, "raw": series}).dropna().drop_duplicates()
+    sizes = pairs.groupby("key", sort=False)["raw"].size()
+    several = sizes[sizes > 1]
+    examples = [
+        [str(v) for v in pairs.loc[pairs["key"] == key, "raw"].iloc[:3]]
+        for key in several.index[:limit]
+    ]
+    return len(several), examples
+
+
+def _record_groups(ctx: AuditContext, leave_out: list[str]) -> np.ndarray | None:
+    """One id per record: rows that are exact or near copies on the other columns share it."""
+    columns = [c for c in ctx.features if c not in leave_out]
+    if ctx.target is not None and ctx.target in ctx.frame.columns:
+        columns.append(ctx.target)
+    if not columns:
+        return None
+    return near_duplicate_groups(ctx.frame, columns, seed=ctx.seed)
+
+
+def _unique_per_record(keys: pd.Series, groups: np.ndarray) -> tuple[int, int]:
+    """Distinct identifiers and distinct records (identifier, copy group) among present ids."""
+    codes = pd.factorize(keys)[0].astype(np.int64)
+    present = codes >= 0
+    pairs = codes[present] * (int(groups.max()) + 1) + groups[present]
+    return int(np.unique(codes[present]).size), int(np.unique(pairs).size)
+
+
 def _id_like_columns(ctx: AuditContext) -> dict[str, dict[str, Any]]:
-    """Features that identify rows, with their evidence (shared by two checks)."""
+    """Features that identify rows, with their evidence (shared by three checks)."""
+    return ctx.shared("quality.id_like_columns", lambda: _find_id_like(ctx))
+
+
+def _find_id_like(ctx: AuditContext) -> dict[str, dict[str, Any]]:
+    """Columns >= 99% distinct, row counters, and columns whose only repeats are copied rows.
+
+    A table with duplicate rows repeats their identifiers too, so a column short of
+    99% distinct values is looked at again with copies merged: its values (case,
+    spaces and leading zeros ignored) are compared with the records, i.e. the rows
+    once exact and near copies on the other columns count as one. An identifier
+    has about as many distinct values as there are records; a category (or a name
+    shared by different people) has far fewer.
+    """
     found: dict[str, dict[str, Any]] = {}
+    repeated: list[str] = []
     for name in ctx.features:
         kind = _kind(ctx, name)
         if kind not in ("categorical", "integer"):
@@ -238,25 +302,61 @@ def _id_like_columns(ctx: AuditContext) -> dict[str, dict[str, Any]]:
         non_null = int(series.notna().sum())
         n_unique = _n_unique(ctx, name)
         counter = kind == "integer" and _is_row_counter(series)
-        if not counter and not (
-            non_null >= ID_MIN_ROWS and n_unique >= ID_DISTINCT_SHARE * non_null
-        ):
+        if not counter and non_null < ID_MIN_ROWS:
             continue
-        timestamps = False
-        if kind == "categorical" and _is_string(series):
-            profile = _profile(series, ctx.seed)
-            if profile.numeric_share >= MOSTLY and not profile.numeric_integral:
-                continue  # a measurement stored as text: mixed_types reports it
-            timestamps = profile.date_share >= MOSTLY
-        found[name] = {
-            "distinct": n_unique,
-            "values": non_null,
-            "distinct_share": round(n_unique / non_null, 4) if non_null else 0.0,
-            "row_counter": counter,
-            "timestamps": timestamps,
-            "examples": [str(v) for v in series.iloc[:100].dropna().iloc[:3].tolist()],
-        }
-    return found
+        if not counter and n_unique < ID_DISTINCT_SHARE * non_null:
+            if n_unique >= ID_REPEAT_FLOOR * non_null:
+                repeated.append(name)
+            continue
+        evidence = _id_evidence(ctx, name, n_unique, non_null, counter)
+        if evidence is not None:
+            found[name] = evidence
+    groups = _record_groups(ctx, repeated) if repeated else None
+    if groups is not None:
+        for name in repeated:
+            keys = _id_keys(ctx.frame[name])
+            distinct, records = _unique_per_record(keys, groups)
+            if distinct < ID_MIN_ROWS or distinct < ID_DISTINCT_SHARE * records:
+                continue
+            series = ctx.frame[name]
+            non_null = int(series.notna().sum())
+            evidence = _id_evidence(ctx, name, _n_unique(ctx, name), non_null, False, keys)
+            if evidence is not None:
+                evidence["records"] = records
+                evidence["repeats_in_copied_rows"] = non_null - records
+                found[name] = evidence
+    return {name: found[name] for name in ctx.features if name in found}
+
+
+def _id_evidence(
+    ctx: AuditContext,
+    name: str,
+    n_unique: int,
+    non_null: int,
+    counter: bool,
+    keys: pd.Series | None = None,
+) -> dict[str, Any] | None:
+    series = ctx.frame[name]
+    timestamps = False
+    if _kind(ctx, name) == "categorical" and _is_string(series):
+        profile = _profile(series, ctx.seed)
+        if profile.numeric_share >= MOSTLY and not profile.numeric_integral:
+            return None  # a measurement stored as text: mixed_types reports it
+        timestamps = profile.date_share >= MOSTLY
+    evidence: dict[str, Any] = {
+        "distinct": n_unique,
+        "values": non_null,
+        "distinct_share": round(n_unique / non_null, 4) if non_null else 0.0,
+        "row_counter": counter,
+        "timestamps": timestamps,
+        "examples": [str(v) for v in series.iloc[:100].dropna().iloc[:3].tolist()],
+    }
+    if _is_string(series) and not timestamps:
+        n_variants, examples = _variants(series, _id_keys(series) if keys is None else keys)
+        if n_variants:
+            evidence["written_several_ways"] = n_variants
+            evidence["variant_examples"] = examples
+    return evidence
 
 
 # ---------------------------------------------------------------- the checks
@@ -404,11 +504,14 @@ class ConstantColumnCheck(BaseCheck):
 
 @CHECKS.register("id_like_column")
 class IdLikeColumnCheck(BaseCheck):
-    """String or integer features that identify rows (>= 99% distinct, or a row counter).
+    """String or integer features that identify rows.
 
-    A model can memorise such a column instead of learning. Continuous float
-    measurements and free text are not flagged; nor are the configured id, time and
-    group columns or the target.
+    A column identifies rows when it is >= 99% distinct, counts rows, or is unique
+    per record once exact and near copies of rows are merged and its values are
+    compared without case, spaces and leading zeros (so duplicate rows, and ids
+    written as ``"C-0012"`` and ``"c-12 "``, do not hide it). A model can memorise
+    such a column instead of learning. Continuous float measurements and free text
+    are not flagged; nor are the configured id, time and group columns or the target.
     """
 
     def run(self, ctx: AuditContext) -> list[Finding]:
@@ -421,6 +524,11 @@ class IdLikeColumnCheck(BaseCheck):
                     f"has {evidence['distinct']:,} distinct values in {evidence['values']:,} rows "
                     f"({_pct(evidence['distinct_share'])})"
                 )
+            if "records" in evidence:
+                what += (
+                    f", and is unique per record: its {evidence['repeats_in_copied_rows']:,} "
+                    "repeats are all in exact or near copies of rows"
+                )
             fix = (
                 f"Set data.id: {name} if it identifies records, or add '{name}' to data.drop; "
                 "a model would memorise it."
@@ -430,6 +538,16 @@ class IdLikeColumnCheck(BaseCheck):
                 fix = (
                     f"Set data.time: {name} if it orders the rows, or derive coarser date "
                     f"features (month, weekday) from it and add '{name}' to data.drop."
+                )
+            if "written_several_ways" in evidence:
+                shown = " / ".join(repr(v) for v in evidence["variant_examples"][0])
+                what += (
+                    f"; {evidence['written_several_ways']:,} of its values are written in more "
+                    f"than one way (case, spaces or leading zeros), e.g. {shown}"
+                )
+                fix += (
+                    f" Normalise '{name}' at the source (one case, no spaces, one zero padding) "
+                    "so that the same record is not counted twice."
                 )
             message = f"column '{name}' looks like a row identifier: it {what}."
             findings.append(_finding(self.alias, "warn", name, message, evidence, fix))
