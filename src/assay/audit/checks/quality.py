@@ -230,51 +230,68 @@ def _is_row_counter(series: pd.Series) -> bool:
     return bool(np.all(steps == 1) or np.all(steps == -1))
 
 
-def _id_keys(series: pd.Series) -> pd.Series:
+@dataclass(frozen=True)
+class _IdKeys:
     """Identifiers as compared by a person: case, spaces and leading zeros do not count.
 
-    ``"C-0012"``, ``"c-0012 "`` and ``"C-12"`` all become ``"c-12"``; numbers stay as
-    they are. Only the distinct values are normalised.
+    ``"C-0012"``, ``"c-0012 "`` and ``"C-12"`` share one key; numbers are their own
+    key. ``codes`` holds each row's key (-1 when missing), ``uniques`` the values as
+    written and ``key_of_unique`` the key of each.
     """
+
+    codes: np.ndarray
+    uniques: np.ndarray
+    key_of_unique: np.ndarray
+
+    def variants(self, limit: int = 3) -> tuple[int, list[list[str]]]:
+        """How many keys are written in more than one way, and a few examples."""
+        sizes = np.bincount(self.key_of_unique)
+        several = np.flatnonzero(sizes > 1)
+        examples = [
+            [str(v) for v in self.uniques[self.key_of_unique == k][:3]] for k in several[:limit]
+        ]
+        return int(several.size), examples
+
+
+def _id_keys(series: pd.Series) -> _IdKeys:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if not _is_string(series):
-        return series
+        codes, uniques = pd.factorize(series)
+        return _IdKeys(codes.astype(np.int64), np.asarray(uniques), np.arange(len(uniques)))
     codes, uniques = pd.factorize(_as_text(series))
-    keys = pd.Series(uniques, dtype="str").str.lower()
-    keys = keys.str.replace(r"\s+", "", regex=True)
-    keys = keys.str.replace(r"(^|[^0-9])0+([0-9])", r"\1\2", regex=True)
-    out = keys.to_numpy(dtype=object)[codes]
-    out[codes < 0] = None
-    return pd.Series(out, index=series.index, dtype=object)
+    raw = np.asarray(uniques, dtype=object)
+    text = pa.array(raw, type=pa.string())
+    text = pc.replace_substring_regex(pc.utf8_lower(text), r"\s", "")
+    text = pc.replace_substring_regex(text, r"(^|[^0-9])0+([0-9])", r"\1\2")
+    key_of_unique = pd.factorize(text.to_numpy(zero_copy_only=False))[0].astype(np.int64)
+    row_codes = np.where(codes >= 0, key_of_unique[np.maximum(codes, 0)], -1)
+    return _IdKeys(row_codes.astype(np.int64), raw, key_of_unique)
 
 
-def _variants(series: pd.Series, keys: pd.Series, limit: int = 3) -> tuple[int, list[list[str]]]:
-    """Identifiers written in more than one way: their number and a few examples."""
-    pairs = pd.DataFrame({"key": keys, "raw": series}).dropna().drop_duplicates()
-    sizes = pairs.groupby("key", sort=False)["raw"].size()
-    several = sizes[sizes > 1]
-    examples = [
-        [str(v) for v in pairs.loc[pairs["key"] == key, "raw"].iloc[:3]]
-        for key in several.index[:limit]
-    ]
-    return len(several), examples
+def _unique_per_record(ctx: AuditContext, keys: _IdKeys, leave_out: list[str]) -> tuple[int, int]:
+    """Distinct identifiers, and the records they are found in.
 
-
-def _record_groups(ctx: AuditContext, leave_out: list[str]) -> np.ndarray | None:
-    """One id per record: rows that are exact or near copies on the other columns share it."""
+    Rows whose identifier occurs once are one record each; the rows of a repeated
+    identifier count once per group of exact or near copies (on the other columns).
+    """
+    codes = keys.codes
+    present = codes >= 0
+    distinct = int(np.unique(codes[present]).size)
+    counts = np.bincount(codes[present])
+    repeated = np.flatnonzero(present & (counts[np.maximum(codes, 0)] > 1))
+    records = int(present.sum()) - repeated.size
     columns = [c for c in ctx.features if c not in leave_out]
     if ctx.target is not None and ctx.target in ctx.frame.columns:
         columns.append(ctx.target)
-    if not columns:
-        return None
-    return near_duplicate_groups(ctx.frame, columns, seed=ctx.seed)
-
-
-def _unique_per_record(keys: pd.Series, groups: np.ndarray) -> tuple[int, int]:
-    """Distinct identifiers and distinct records (identifier, copy group) among present ids."""
-    codes = pd.factorize(keys)[0].astype(np.int64)
-    present = codes >= 0
-    pairs = codes[present] * (int(groups.max()) + 1) + groups[present]
-    return int(np.unique(codes[present]).size), int(np.unique(pairs).size)
+    if repeated.size and columns:
+        groups = near_duplicate_groups(ctx.frame.iloc[repeated], columns, seed=ctx.seed)
+        pairs = codes[repeated] * (int(groups.max()) + 1) + groups
+        records += int(np.unique(pairs).size)
+    else:
+        records += repeated.size
+    return distinct, records
 
 
 def _id_like_columns(ctx: AuditContext) -> dict[str, dict[str, Any]]:
@@ -311,20 +328,17 @@ def _find_id_like(ctx: AuditContext) -> dict[str, dict[str, Any]]:
         evidence = _id_evidence(ctx, name, n_unique, non_null, counter)
         if evidence is not None:
             found[name] = evidence
-    groups = _record_groups(ctx, repeated) if repeated else None
-    if groups is not None:
-        for name in repeated:
-            keys = _id_keys(ctx.frame[name])
-            distinct, records = _unique_per_record(keys, groups)
-            if distinct < ID_MIN_ROWS or distinct < ID_DISTINCT_SHARE * records:
-                continue
-            series = ctx.frame[name]
-            non_null = int(series.notna().sum())
-            evidence = _id_evidence(ctx, name, _n_unique(ctx, name), non_null, False, keys)
-            if evidence is not None:
-                evidence["records"] = records
-                evidence["repeats_in_copied_rows"] = non_null - records
-                found[name] = evidence
+    for name in repeated:
+        keys = _id_keys(ctx.frame[name])
+        distinct, records = _unique_per_record(ctx, keys, repeated)
+        if distinct < ID_MIN_ROWS or distinct < ID_DISTINCT_SHARE * records:
+            continue
+        non_null = int(ctx.frame[name].notna().sum())
+        evidence = _id_evidence(ctx, name, _n_unique(ctx, name), non_null, False, keys)
+        if evidence is not None:
+            evidence["records"] = records
+            evidence["repeats_in_copied_rows"] = non_null - records
+            found[name] = evidence
     return {name: found[name] for name in ctx.features if name in found}
 
 
@@ -334,7 +348,7 @@ def _id_evidence(
     n_unique: int,
     non_null: int,
     counter: bool,
-    keys: pd.Series | None = None,
+    keys: _IdKeys | None = None,
 ) -> dict[str, Any] | None:
     series = ctx.frame[name]
     timestamps = False
@@ -352,7 +366,7 @@ def _id_evidence(
         "examples": [str(v) for v in series.iloc[:100].dropna().iloc[:3].tolist()],
     }
     if _is_string(series) and not timestamps:
-        n_variants, examples = _variants(series, _id_keys(series) if keys is None else keys)
+        n_variants, examples = (_id_keys(series) if keys is None else keys).variants()
         if n_variants:
             evidence["written_several_ways"] = n_variants
             evidence["variant_examples"] = examples
