@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from pathlib import Path
 
 import pandas as pd
 
 from assay.errors import DataError
 
-__all__ = ["is_sql_url", "read_source"]
+__all__ = ["csv_row_error", "is_sql_url", "read_source"]
 
 _SQL_SCHEMES = (
     "sqlite",
@@ -29,6 +30,12 @@ _SQL_SCHEMES = (
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _SNIFF_BYTES = 1 << 16
+#: a row quoted in an error is cut to this many characters
+_ROW_CHARS = 120
+_RAGGED_FIX = (
+    "Quote values that contain the delimiter, close every opening quote, or repair the row "
+    "(a truncated file ends with a short row)."
+)
 
 
 def is_sql_url(source: str) -> bool:
@@ -147,12 +154,11 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
         if "UTF8" in message or "utf8" in message.lower():
             raise _encoding_error(path, encoding, None) from None
         if "Expected" in message and "columns" in message:
-            raise DataError(
+            raise csv_row_error(path, encoding, delimiter) or DataError(
                 "has a ragged row: " + _first_line(message),
                 path=str(path),
                 expected=f"{len(header)} fields per row, as in the header",
-                fix="Quote values that contain the delimiter, or repair the row (a truncated "
-                "file ends with a short row).",
+                fix=_RAGGED_FIX,
             ) from None
         raise DataError(
             "cannot be parsed as CSV: " + _first_line(message),
@@ -164,6 +170,60 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
     if table.num_rows == 0:
         raise DataError("has a header but no rows", path=str(path), fix="Add data rows to the file.")
     return table.to_pandas()
+
+
+def csv_row_error(path: Path, encoding: str = "utf-8", delimiter: str = ",") -> DataError | None:
+    """The first row of a CSV file whose field count differs from the header's, as an error.
+
+    The error names the file, the line the row starts on, both field counts and the
+    row itself (cut to 120 characters). None when every row has the header's width.
+    Blank lines are skipped, as the readers skip them; a quoted value may span lines.
+    """
+    with path.open(encoding=encoding, errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except (StopIteration, csv.Error):
+            return None
+        width = len(header)
+        start = reader.line_num + 1
+        try:
+            for row in reader:
+                if row and len(row) != width:
+                    text = delimiter.join(row)
+                    if '"' in text or "\n" in text:
+                        text = _row_text(path, encoding, start, reader.line_num)
+                    what = f"has a ragged row at line {start}"
+                    if text.count('"') % 2:
+                        what += " (a quote opened there is never closed)"
+                    return DataError(
+                        f"{what}: {len(row)} fields where the header has {width}",
+                        path=str(path),
+                        expected=f"{width} fields per row, as in the header",
+                        received=f"the row '{_cut(text)}'",
+                        fix=_RAGGED_FIX,
+                        line=start,
+                    )
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            return DataError(
+                f"cannot be parsed as CSV at line {reader.line_num}: {exc}",
+                path=str(path),
+                fix="Check quoting and line endings, or export the data again.",
+                line=reader.line_num,
+            )
+    return None
+
+
+def _row_text(path: Path, encoding: str, first: int, last: int) -> str:
+    """Lines ``first`` to ``last`` of a file, as written (quotes and line breaks kept)."""
+    with path.open(encoding=encoding, errors="replace", newline="") as handle:
+        return "".join(itertools.islice(handle, first - 1, last)).rstrip("\r\n")
+
+
+def _cut(text: str) -> str:
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= _ROW_CHARS else text[: _ROW_CHARS - 3] + "..."
 
 
 def _read_sql(url: str, query: str | None) -> pd.DataFrame:
