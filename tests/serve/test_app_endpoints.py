@@ -63,7 +63,7 @@ def test_predict_answers_logs_and_takes_feedback(served: tuple[TestClient, Servi
 
     labels = [{"id": predictions[0]["id"], "label": 1}, {"id": "no-such-id", "label": 0}]
     response = client.post("/v1/feedback", json={"labels": labels})
-    assert response.json() == {"accepted": 1, "unknown_ids": ["no-such-id"]}
+    assert response.json() == {"accepted": 1, "unknown_ids": ["no-such-id"], "unchanged": 0, "overwritten": 0}
     logged = read_predictions(sp.registry.store)
     assert sorted(logged["id"]) == sorted(p["id"] for p in predictions)
     assert set(logged["request_id"]) == {"req-42"} and set(logged["route"]) == {"champion"}
@@ -198,7 +198,7 @@ def test_auth_scopes_and_revocation(secured: tuple[TestClient, dict[str, str]],
            403, "forbidden")
     pid = answer.json()["predictions"][0]["id"]
     ok = client.post("/v1/feedback", json={"labels": [{"id": pid, "label": 0}]}, headers=as_labeller)
-    assert ok.json() == {"accepted": 1, "unknown_ids": []}
+    assert ok.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 0}
     assert client.get("/healthz").status_code == 200  # health needs no token
     revoke_token(serving_project.registry, "svc")
     client.app.state.assay.verifier.reload()  # type: ignore[attr-defined]

@@ -530,16 +530,17 @@ def test_feedback_stores_known_ids_and_reports_unknown(store: Store, tmp_path: P
         log.append(entries)
     result = record_feedback(
         store,
-        [(entries[0].id, "no"), ("nope", "yes"), (entries[0].id, "yes"), (entries[1].id, 1)],
+        [(entries[0].id, "no"), ("nope", "yes"), (entries[0].id, "no"), (entries[1].id, 1)],
         actor="crm",
     )
-    assert result == FeedbackResult(accepted=3, unknown_ids=["nope"])
+    # the same label twice for one prediction is stored once
+    assert result == FeedbackResult(accepted=2, unknown_ids=["nope"], unchanged=1)
     with store.connect() as conn:
         rows = conn.execute(select(feedback.c.prediction_id, feedback.c.actor)).all()
-        assert conn.execute(select(func.count()).select_from(feedback)).scalar() == 3
+        assert conn.execute(select(func.count()).select_from(feedback)).scalar() == 2
     assert {actor for _, actor in rows} == {"crm"}
     labels = read_predictions(store).set_index("id")["label"]
-    assert labels[entries[0].id] == "yes"  # the latest label wins
+    assert labels[entries[0].id] == "no"
     assert labels[entries[1].id] == 1
     assert pd.isna(labels[entries[2].id])
 
