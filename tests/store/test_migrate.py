@@ -39,9 +39,9 @@ def scripts(tmp_path: Path) -> Path:
     return target
 
 
-def test_packaged_head_is_the_monitoring_revision() -> None:
-    assert head_revision() == "0003"
-    assert (MIGRATIONS_DIR / "versions" / "v0003_monitoring.py").is_file()
+def test_packaged_head_is_the_prediction_shadowed_by_revision() -> None:
+    assert head_revision() == "0004"
+    assert (MIGRATIONS_DIR / "versions" / "v0004_prediction_shadowed_by.py").is_file()
 
 
 def test_new_revision_is_numbered_and_chained(scripts: Path) -> None:
