@@ -994,8 +994,8 @@ def _cut_strings(value: Any, limit: int) -> tuple[Any, bool]:
 
 
 def _cut_fields(inputs: dict[str, Any], limit: int) -> tuple[dict[str, Any], bool]:
-    """The fields of ``inputs`` that fit in ``limit`` bytes of JSON, in order; True if some
-    were left out."""
+    """The fields of ``inputs`` that fit in ``limit`` bytes of JSON, in key order (the order of
+    the WAL line); True if some were left out."""
     kept: dict[str, Any] = {}
     used = 2  # the braces
     dropped = False

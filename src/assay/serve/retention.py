@@ -176,5 +176,7 @@ def _compact(store: Store) -> int | None:
         if free * page_size < COMPACT_MIN_BYTES or free * 4 < pages:
             return None
         raw.execute("VACUUM")
+        # in WAL mode the compacted pages sit in the -wal file until a checkpoint
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         after = int(raw.execute("PRAGMA page_count").fetchone()[0])
     return max(pages - after, 0) * page_size
