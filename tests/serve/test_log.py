@@ -636,7 +636,8 @@ def test_long_strings_and_big_inputs_are_cut_and_flagged(store: Store, tmp_path:
     assert TRUNCATED_FLAG in frame.loc[many.id, "flags"]  # its own flag is kept beside it
     assert "unknown_category" in frame.loc[many.id, "flags"]
     with store.connect() as conn:
-        sizes = [len(text) for text in conn.exec_driver_sql("SELECT inputs FROM predictions").scalars()]
+        texts = conn.exec_driver_sql("SELECT inputs FROM predictions").scalars()
+        sizes = [len(text) for text in texts]
     assert max(sizes) <= 64 * 1024 + MAX_LOGGED_STRING
 
 

@@ -748,7 +748,8 @@ def record_feedback(
         if conflicts:
             first = conflicts[0]
             raise LabelConflict(
-                f"{len(conflicts)} prediction(s) already have a different label, nothing was stored",
+                f"{len(conflicts)} prediction(s) already have a different label, "
+                "nothing was stored",
                 where=f"labels[{first['index']}]",
                 expected=f"the label {first['existing']!r} already stored for {first['id']}",
                 received=first["label"],
