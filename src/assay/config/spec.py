@@ -194,6 +194,22 @@ class MonitoringSpec(_Section):
     alert_cooldown: str = Field(
         "24h", description="how long an open alert silences the same condition, e.g. '6h', '2d'"
     )
+    log_retention_days: float | None = Field(
+        30.0, gt=0, description="delete logged predictions older than this (null: keep all); "
+        "labelled predictions are kept",
+    )
+    log_max_rows: int | None = Field(
+        1_000_000, ge=1, description="keep at most this many unlabelled predictions, the newest "
+        "(null: no bound)",
+    )
+    log_max_string: int = Field(
+        4096, ge=16, description="longest string of a logged record; longer ones are cut and "
+        "the record flagged 'truncated'",
+    )
+    log_max_input_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest logged input of one record (JSON bytes); "
+        "fields past it are left out and the record flagged 'truncated'",
+    )
 
 
 class RetrainSpec(_Section):

@@ -34,6 +34,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -46,9 +47,10 @@ from assay.registry import ModelRegistry
 from assay.serve import protocols as proto
 from assay.serve.auth import TokenVerifier
 from assay.serve.lane import PredictLane
-from assay.serve.log import Drain, PredictionLog, record_feedback
+from assay.serve.log import Drain, LabelConflict, LabelError, PredictionLog, record_feedback
 from assay.serve.metrics import ServerMetrics
 from assay.serve.protocols import RequestError
+from assay.serve.retention import LogRetention
 from assay.serve.runtime import LoadedModel, ModelRuntime
 from assay.serve.scoring import (
     Answer,
@@ -135,7 +137,9 @@ def create_app(
         registry=registry,
         runtime=ModelRuntime(registry, poll_seconds=poll_seconds, seed=seed),
         log=PredictionLog(registry.store, wal_dir if wal_dir is not None else project.state_dir / "wal",
-                          drain=log_drain),
+                          drain=log_drain, retention=LogRetention.from_monitoring(project.spec.monitoring),
+                          max_string=project.spec.monitoring.log_max_string,
+                          max_input_bytes=project.spec.monitoring.log_max_input_bytes),
         verifier=TokenVerifier(registry) if auth else None,
         metrics=ServerMetrics(),
         model_name=model_name(project),
@@ -166,6 +170,19 @@ def create_app(
     app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
     app.add_middleware(_Observe, metrics=state.metrics)
     return app
+
+
+def _overwrite_flag(value: str | None) -> bool:
+    """The ``overwrite`` query parameter of ``/v1/feedback`` (absent means false)."""
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise RequestError(422, "invalid_query", f"query parameter 'overwrite' must be true or false, got {value!r}.",
+                       [{"field": "overwrite", "reason": "expected true or false", "code": "type"}])
 
 
 class _AssayAPI(FastAPI):
@@ -274,7 +291,11 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         "/v1/feedback",
         summary="Send true labels",
         description="Attach the true label to logged predictions (by the prediction id /v1/predict returned). "
-        "Ids of no logged prediction are listed in `unknown_ids`, not stored.",
+        "Ids of no logged prediction are listed in `unknown_ids`, not stored. A label must be one of the "
+        "model's classes (classification) or a finite number (regression), else 422 naming the item and "
+        "the allowed values. A prediction has one label: sending the same one again changes nothing "
+        "(`unchanged`), a different one is 409 unless the query has `overwrite=true` (recorded in the audit "
+        "trail). Nothing is stored when any label is refused.",
         tags=["predict"],
         response_class=Response,
         openapi_extra={
@@ -289,9 +310,24 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             proto.check_content_type(request.headers.get("content-type"))
             body = await _body(state, request)
             pairs = proto.parse_feedback(proto.parse_json(body), max_labels=state.max_records)
+            overwrite = _overwrite_flag(request.query_params.get("overwrite"))
+            result = await run_in_threadpool(
+                record_feedback, state.registry.store, pairs, actor, log=state.log, overwrite=overwrite
+            )
         except RequestError as exc:
             return _error(request, exc)
-        result = await run_in_threadpool(record_feedback, state.registry.store, pairs, actor, log=state.log)
+        except LabelError as exc:
+            problems = [{k: p.get(k) for k in ("index", "field", "reason", "code", "allowed")}
+                        for p in exc.fields.get("problems") or []]
+            return _error(request, RequestError(422, "invalid_labels", exc.render(), problems))
+        except LabelConflict as exc:
+            return _error(request, RequestError(409, "label_conflict", exc.render(),
+                                                exc.fields.get("conflicts") or []))
+        except OperationalError as exc:  # the store cannot be written (a full disk, a lock held too long)
+            logger.error("feedback not stored: %s", exc)
+            return _error(request, RequestError(
+                503, "store_unavailable", "the labels could not be stored (the store cannot be written "
+                "now); nothing was stored. Retry later.", headers={"Retry-After": "5"}))
         return _json(result.to_dict())
 
     @app.post(
@@ -587,7 +623,9 @@ def _schemas(state: ServerState) -> dict[str, Any]:
                                 "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 128},
                                                "label": label}}}}},
         "FeedbackResponse": {"type": "object", "properties": {
-            "accepted": {"type": "integer"}, "unknown_ids": {"type": "array", "items": {"type": "string"}}}},
+            "accepted": {"type": "integer"}, "unknown_ids": {"type": "array", "items": {"type": "string"}},
+            "unchanged": {"type": "integer", "description": "labels already stored as sent"},
+            "overwritten": {"type": "integer", "description": "labels that replaced another (overwrite=true)"}}},
         "MlflowRequest": {"type": "object", "description": "exactly one of the four formats", "oneOf": [
             {"required": ["dataframe_split"], "properties": {"dataframe_split": {
                 "type": "object", "required": ["columns", "data"],

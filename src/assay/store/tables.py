@@ -181,6 +181,8 @@ predictions = Table(
     Column("confidence", Float, nullable=True),
     Column("latency_ms", Float, nullable=False),
     Column("flags", JSON, nullable=False),
+    # revision 0004: on a champion answer, the challenger version the server shadowed it with
+    Column("shadowed_by", Integer, nullable=True),
     Index("ix_predictions_at", "at"),
     Index("ix_predictions_version", "version"),
 )
