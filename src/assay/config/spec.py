@@ -68,7 +68,10 @@ def parse_threshold(text: str | float | int) -> AcceptanceThreshold:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan=False: '.inf' or '.nan' is a typo for every number assay.yaml takes
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class DataSpec(_Section):
