@@ -6,6 +6,7 @@ an error that names its key path instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import codecs
 import operator
 import re
 from dataclasses import dataclass
@@ -92,6 +93,18 @@ class DataSpec(_Section):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding '{value[:80]}'; use a Python codec name such as "
+                "utf-8, latin-1, cp1252 or utf-16"
+            ) from None
         return value
 
 
