@@ -1,4 +1,4 @@
-"""Hostile or mistaken assay.yaml, data encodings, store URLs and predict paths: exit 2, one line."""
+"""Hostile or mistaken assay.yaml, encodings, store URLs and predict paths: exit 2, one line."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_predict_refuses_to_write_over_its_input(cli, project: Path, spelling: s
     target = spelling.format(abs=project / "in.csv")
     result = cli("predict", "in.csv", "-o", target, cwd=project)
     assert result.code == 2, (result.out, result.err)
-    assert "is the input file; writing the predictions there would replace the records" in result.err
+    assert "is the input file; writing the predictions there would replace" in result.err
     assert "Write elsewhere, e.g. -o in.predictions.csv" in result.err
     assert (project / "in.csv").read_bytes() == before
 

@@ -30,7 +30,9 @@ def _dead_pid() -> int:
 
 
 def _start(registry: ModelRegistry, **process: Any) -> int:
-    return registry.start_run({"task": "binary"}, "data-v1", "assay test", seeds={"seed": 1}, **process)
+    return registry.start_run(
+        {"task": "binary"}, "data-v1", "assay test", seeds={"seed": 1}, **process
+    )
 
 
 def test_a_run_whose_process_is_gone_is_abandoned_with_an_event(make_project) -> None:
@@ -95,7 +97,9 @@ def test_a_finished_run_is_never_touched(make_project) -> None:
 
 
 @pytest.mark.slow
-def test_a_run_killed_with_sigkill_shows_as_abandoned(tmp_path: Path, cli_env: dict[str, str]) -> None:
+def test_a_run_killed_with_sigkill_shows_as_abandoned(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     classification_frame().to_csv(tmp_path / "data.csv", index=False)
     raw = {
         "task": "binary",
@@ -136,7 +140,8 @@ def _wait_for_running_run(db: Path, proc: subprocess.Popen[bytes], timeout: floa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"assay run ended early: {proc.stderr.read() if proc.stderr else ''!r}")
+            err = proc.stderr.read() if proc.stderr else b""
+            raise AssertionError(f"assay run ended early: {err!r}")
         if db.exists():
             try:
                 with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:

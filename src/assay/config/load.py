@@ -32,7 +32,9 @@ def load_spec(path: str | Path) -> ProjectSpec:
     raw = document.data
     origin = document.origin
     if raw is None:
-        raise ConfigError("is empty", where=origin, fix="Run 'assay init' to write a framing document.")
+        raise ConfigError(
+            "is empty", where=origin, fix="Run 'assay init' to write a framing document."
+        )
     if not isinstance(raw, dict):
         raise ConfigError(
             "must be a mapping of keys (task, data, ...)",
@@ -40,18 +42,19 @@ def load_spec(path: str | Path) -> ProjectSpec:
             received=type(raw).__name__,
             fix="Start from the file 'assay init' writes.",
         )
-    try:
-        return ProjectSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise _to_config_error(exc, document) from None
+    return _validate(document)
 
 
 def parse_spec(raw: dict[str, Any], origin: str = "assay.yaml") -> ProjectSpec:
     """Validate a mapping as a :class:`ProjectSpec`, raising :class:`ConfigError`."""
+    return _validate(YamlDocument(raw, origin))
+
+
+def _validate(document: YamlDocument) -> ProjectSpec:
     try:
-        return ProjectSpec.model_validate(raw)
+        return ProjectSpec.model_validate(document.data)
     except ValidationError as exc:
-        raise _to_config_error(exc, YamlDocument(raw, origin)) from None
+        raise _to_config_error(exc, document) from None
 
 
 #: problems listed in one message; the rest are counted
@@ -98,9 +101,9 @@ def _to_config_error(exc: ValidationError, document: YamlDocument) -> ConfigErro
     shown = problems[:_SHOWN_PROBLEMS]
     extra = ""
     if len(problems) > 1:
-        more = "; ".join(shown[1:])
         hidden = len(problems) - len(shown)
-        extra = f" (and {len(problems) - 1} more: {more}" + (f"; ...{hidden} not shown" if hidden else "") + ")"
+        more = "; ".join(shown[1:]) + (f"; ...{hidden} not shown" if hidden else "")
+        extra = f" (and {len(problems) - 1} more: {more})"
     loc = first_loc or ()
     mark = document.locate(loc)
     return ConfigError(

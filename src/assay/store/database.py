@@ -75,7 +75,8 @@ def make_engine(url: str | URL, *, busy_timeout: float = 30.0) -> Engine:
         engine = create_engine(parsed, **kwargs)
     except NoSuchModuleError:
         raise _url_error(
-            f"SQLAlchemy has no driver '{parsed.get_driver_name()}' for {parsed.get_backend_name()}",
+            f"SQLAlchemy has no driver '{parsed.get_driver_name()}' "
+            f"for {parsed.get_backend_name()}",
             parsed,
         ) from None
     except ImportError as exc:
@@ -263,7 +264,9 @@ class Store:
 
 #: the databases the store is built and tested for
 _BACKENDS = ("sqlite", "postgresql")
-_URL_EXAMPLE = "a database URL such as sqlite:///.assay/assay.db or postgresql+psycopg://user@host/db"
+_URL_EXAMPLE = (
+    "a database URL such as sqlite:///.assay/assay.db or postgresql+psycopg://user@host/db"
+)
 
 
 def _parse_url(url: str | URL) -> URL:
