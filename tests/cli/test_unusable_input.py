@@ -17,7 +17,7 @@ BOMB = 'l0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".
 CASES = [
     ("alias bomb", HEAD + BOMB, "assay.yaml, line 6, column 10: aliases are not supported"),
     ("deep nesting", HEAD + "x: " + "[" * 20_000 + "]" * 20_000 + "\n",
-     "assay.yaml, line 5, column 53: values are nested more than 50 levels deep"),
+     "assay.yaml, line 5, column 54: values are nested more than 50 levels deep"),
     ("duplicate key", HEAD + "task: regression\n",
      "assay.yaml, line 5, column 1: key 'task' appears twice (lines 1 and 5)"),
     ("infinite latency", HEAD + "serving:\n  latency_p99_ms: .inf\n",

@@ -88,17 +88,28 @@ class _Refused(Exception):
         self.fix = fix
 
 
+_TOO_DEEP = f"values are nested more than {MAX_DEPTH} levels deep"
+_TOO_DEEP_FIX = "assay.yaml sections are at most a few levels deep; check for unclosed brackets."
+
+
 class _BoundedLoader(yaml.SafeLoader):
     """SafeLoader that refuses aliases and nesting deeper than :data:`MAX_DEPTH`.
 
-    Both checks run while the event stream is composed into nodes, before any value is
-    built, so a document that would expand or recurse without bound costs no more than
-    reading it.
+    The checks run while the text is scanned and composed into nodes, before any value
+    is built, so a document that would expand or recurse without bound costs no more
+    than reading its first few lines.
     """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 - PyYAML's name
+        # the scanner looks up to 1,024 characters ahead of every open bracket, at a cost
+        # that grows with the number of open brackets: stop at the first one too many
+        if self.flow_level >= MAX_DEPTH:
+            raise _Refused(self.get_mark(), _TOO_DEEP, _TOO_DEEP_FIX)
+        super().fetch_flow_collection_start(TokenClass)
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         if self.check_event(AliasEvent):
@@ -112,12 +123,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _Refused(
-                    self.peek_event().start_mark,
-                    f"values are nested more than {MAX_DEPTH} levels deep",
-                    "assay.yaml sections are at most a few levels deep; check for unclosed "
-                    "brackets.",
-                )
+                raise _Refused(self.peek_event().start_mark, _TOO_DEEP, _TOO_DEEP_FIX)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
