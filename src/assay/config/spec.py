@@ -6,6 +6,7 @@ an error that names its key path instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import codecs
 import operator
 import re
 from dataclasses import dataclass
@@ -68,7 +69,10 @@ def parse_threshold(text: str | float | int) -> AcceptanceThreshold:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan=False: '.inf' or '.nan' is a typo for every number assay.yaml takes
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class DataSpec(_Section):
@@ -89,6 +93,18 @@ class DataSpec(_Section):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding '{value[:80]}'; use a Python codec name such as "
+                "utf-8, latin-1, cp1252 or utf-16"
+            ) from None
         return value
 
 

@@ -6,6 +6,7 @@ fix: a user never sees a parser traceback.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from assay.errors import DataError
+from assay.errors import ConfigError, DataError
 
 __all__ = ["csv_row_error", "is_sql_url", "read_source"]
 
@@ -118,9 +119,28 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigError(
+            f"unknown text encoding '{encoding[:80]}'",
+            key="data.encoding",
+            where=f"{path}: data.encoding",
+            fix="Set data.encoding to a Python codec name such as utf-8 or latin-1.",
+        ) from None
+    # UTF-16 and UTF-32 text is full of zero bytes; in any other encoding they mean binary
+    wide = codec.startswith(("utf-16", "utf-32"))
     with path.open("rb") as fh:
         head = fh.read(_SNIFF_BYTES)
-    if b"\x00" in head:
+    if wide and b"\x00" not in head:
+        raise _encoding_error(path, encoding, None)
+    if not wide and head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError(
+            "is UTF-16 text (it starts with a UTF-16 byte-order mark)",
+            path=str(path),
+            fix="Set data.encoding: utf-16 in assay.yaml, or re-save the file as UTF-8.",
+        )
+    if b"\x00" in head and not wide:
         raise DataError(
             "is a binary file, not delimited text",
             path=str(path),
@@ -132,12 +152,8 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
         if len(head) < _SNIFF_BYTES or exc.start < len(head) - 4:
             raise _encoding_error(path, encoding, exc.start) from None
         head_text = head[: exc.start].decode(encoding)
-    except LookupError:
-        raise DataError(
-            f"unknown text encoding '{encoding}'",
-            path=str(path),
-            fix="Set data.encoding to a Python codec name such as utf-8 or latin-1.",
-        ) from None
+    except UnicodeError:  # not a decode error: e.g. utf-16 without a byte-order mark
+        raise _encoding_error(path, encoding, None) from None
     first_line = head_text.splitlines()[0] if head_text.strip() else ""
     if not first_line.strip():
         raise DataError("has no header line", path=str(path), fix="The first line must name the columns.")
@@ -149,6 +165,8 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
     convert = pacsv.ConvertOptions(strings_can_be_null=True)
     try:
         table = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    except UnicodeError:
+        raise _encoding_error(path, encoding, None) from None
     except pa.ArrowInvalid as exc:
         message = str(exc)
         if "UTF8" in message or "utf8" in message.lower():
@@ -297,8 +315,17 @@ def _check_names(names: list[str], where: str) -> None:
         )
 
 
-def _encoding_error(path: Path, encoding: str, offset: int | None) -> DataError:
+def _encoding_error(path: Path, encoding: str, offset: int | None) -> DataError | ConfigError:
     at = f" at byte {offset}" if offset is not None else ""
+    if encoding.replace("_", "-").lower() not in ("utf-8", "utf8"):
+        # a codec other than the default was chosen in assay.yaml, and it is the wrong one
+        return ConfigError(
+            f"is not valid {encoding} text{at}",
+            key="data.encoding",
+            where=f"{path}: data.encoding",
+            fix=f"data.encoding is '{encoding}': set it to the file's encoding (utf-8, "
+            "latin-1, cp1252, ...), or remove it to read UTF-8.",
+        )
     return DataError(
         f"is not valid {encoding} text{at}",
         path=str(path),

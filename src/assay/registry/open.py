@@ -14,7 +14,13 @@ __all__ = ["open_registry"]
 
 
 def open_registry(project: Project) -> ModelRegistry:
-    """The registry of ``project``'s store (``.assay/`` unless ``store.url`` says otherwise)."""
+    """The registry of ``project``'s store (``.assay/`` unless ``store.url`` says otherwise).
+
+    Runs left ``running`` by a process of this host that no longer exists (killed
+    mid-run) are marked ``abandoned`` on the way, each with an audit-trail event.
+    """
     spec = project.spec
     store = Store.open(root=project.root, url=spec.store.url, artifacts=spec.store.artifacts)
-    return ModelRegistry(store)
+    registry = ModelRegistry(store)
+    registry.abandon_dead_runs()
+    return registry

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from assay.errors import ConfigError, GateFailed, NotFoundError, StoreError
 from assay.registry import _sql
+from assay.registry._process import process_gone, this_host
 from assay.registry.records import (
     RUN_STATUSES,
     AuditRecord,
@@ -109,8 +110,11 @@ class ModelRegistry:
         code_version: str,
         user: str | None = None,
         seeds: Mapping[str, Any] | None = None,
+        *,
+        pid: int | None = None,
+        host: str | None = None,
     ) -> int:
-        """Record a run as ``running``; return its id."""
+        """Record a run as ``running`` by this process (or ``pid`` on ``host``); return its id."""
         with self.store.transaction() as conn:
             result = conn.execute(
                 insert(runs).values(
@@ -123,9 +127,50 @@ class ModelRegistry:
                     created_by=user or current_user(),
                     seeds=_plain(seeds or {}, "seeds"),
                     summary=None,
+                    pid=os.getpid() if pid is None else pid,
+                    host=this_host() if host is None else host,
                 )
             )
             return _sql.new_id(result)
+
+    def abandon_dead_runs(self, *, actor: str | None = None) -> builtins.list[Run]:
+        """Mark ``abandoned`` the running runs of this host whose process is gone.
+
+        A process killed outright (SIGKILL, power loss) cannot close its run, which would
+        otherwise stay ``running`` for ever. Runs of other hosts are left alone: their
+        processes cannot be checked from here. Each run marked gets an ``abandon`` event
+        in the audit trail. Returns the runs marked.
+        """
+        host = this_host()
+        query = select(runs).where(runs.c.status == "running", runs.c.host == host)
+        with self.store.connect() as conn:
+            candidates = [_sql.to_run(row) for row in conn.execute(query)]
+        marked: builtins.list[Run] = []
+        for run in candidates:
+            if run.pid is None or not process_gone(run.pid, run.created_at):
+                continue
+            why = (
+                f"run {run.id}: its process {run.pid} on {host} ended without closing it "
+                "(killed or crashed)"
+            )
+            with self.store.transaction() as conn:
+                done = conn.execute(
+                    update(runs)
+                    .where(runs.c.id == run.id, runs.c.status == "running")
+                    .values(
+                        status="abandoned",
+                        finished_at=utcnow(),
+                        summary={"error": why, "pid": run.pid, "host": host},
+                    )
+                )
+                if done.rowcount != 1:
+                    continue  # another process closed or marked it first
+                _sql.insert_event(
+                    conn, "abandon", actor or current_user(), None, why,
+                    {"run_id": run.id, "pid": run.pid, "host": host},
+                )
+                marked.append(self._run(conn, run.id))
+        return marked
 
     def finish_run(
         self, run_id: int, status: RunStatus, summary: Mapping[str, Any] | None = None

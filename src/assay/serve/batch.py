@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from assay.data.source import csv_row_error
-from assay.errors import DataError, NotFoundError
+from assay.errors import ConfigError, DataError, NotFoundError
 from assay.registry import CHAMPION, ModelRegistry
 from assay.serve.runtime import LoadedModel, Prediction
 from assay.serve.validation import ValidatedBatch
@@ -135,6 +135,12 @@ def predict_file(
     if not output.parent.is_dir():
         raise DataError("the output folder does not exist", path=str(output.parent),
                         fix="Create it first, or write elsewhere with -o.")
+    if _same_file(source, output):
+        other = source.with_name(f"{source.stem}.predictions{source.suffix}").name
+        raise ConfigError(
+            "is the input file; writing the predictions there would replace the records",
+            key="--output", where=str(output), fix=f"Write elsewhere, e.g. -o {other}.",
+        )
     if chunk_size < 1:
         raise DataError("the chunk size must be positive", path=str(source), received=chunk_size,
                         fix="Pass --chunk-size 10000 (the default) or another positive number.")
@@ -238,6 +244,16 @@ def predict_stream(
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _same_file(source: Path, output: Path) -> bool:
+    """Whether ``output`` names ``source``: the same path, a symlink to it or a hard link."""
+    if output.resolve() == source.resolve():
+        return True
+    try:
+        return os.path.samefile(source, output)
+    except OSError:  # the output does not exist yet
+        return False
 
 
 def _check_suffix(path: Path, role: str) -> None:

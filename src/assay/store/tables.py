@@ -93,6 +93,9 @@ runs = Table(
     Column("created_by", String(255), nullable=False),
     Column("seeds", JSON, nullable=False),
     Column("summary", JSON(none_as_null=True), nullable=True),
+    # the process running it (revision 0004): a run whose process is gone was abandoned
+    Column("pid", Integer, nullable=True),
+    Column("host", String(255), nullable=True),
 )
 
 model_versions = Table(
