@@ -571,6 +571,43 @@ class ModelRegistry:
         self._verify_artifact(version, record.artifact_digest, "loaded")
         return record
 
+    def sign(self, version: int, *, reason: str, actor: str | None = None) -> ModelVersion:
+        """Sign the artifact of ``version`` with this machine's key, recorded as a ``sign`` event.
+
+        For a store written before artifacts were signed, by someone who knows its
+        files are genuine: a signature is what lets a pickle be loaded. The bytes
+        must still match the recorded hash.
+        """
+        reason = (reason or "").strip()
+        if not reason:
+            raise ConfigError(
+                "signing an artifact needs a reason",
+                key="reason",
+                expected="a non-empty reason",
+                received="nothing",
+                fix="Pass --reason '...'; it is kept in the audit trail.",
+            )
+        record = self.get(version)
+        try:
+            key_id = self.store.artifacts.sign(record.artifact_digest)
+        except (StoreError, NotFoundError) as exc:
+            raise IntegrityError(
+                f"model version {version} cannot be signed: {exc.what}",
+                where=exc.where,
+                expected=exc.expected,
+                received=exc.received,
+                fix=exc.fix,
+                version=version,
+            ) from exc
+        self.record_event(
+            "sign",
+            actor=actor,
+            version=version,
+            reason=reason,
+            details={"artifact": record.artifact_digest, "key_id": key_id},
+        )
+        return record
+
     def _verify_artifact(self, version: int, digest: str, action: str) -> None:
         try:
             self.store.artifacts.verify_model(digest)

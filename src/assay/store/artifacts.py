@@ -164,8 +164,9 @@ class ArtifactStore:
         self._write_signature(digest, key)
         return digest
 
-    def sign(self, digest: str) -> None:
-        """Sign the stored artifact ``digest`` with this machine's key (its bytes verified first).
+    def sign(self, digest: str) -> str:
+        """Sign the stored artifact ``digest`` with this machine's key (its bytes verified first);
+        return the key's id.
 
         Only for bytes this machine wrote or trusts: a signature is what lets a
         pickle be loaded.
@@ -173,6 +174,7 @@ class ArtifactStore:
         key = self._signing_key(create=True)
         self.get_bytes(digest)
         self._write_signature(digest, key)
+        return key.key_id
 
     def verify_model(self, digest: str) -> bytes:
         """The bytes of the model ``digest`` once its signature and hash both verify.
