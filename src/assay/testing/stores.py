@@ -429,6 +429,24 @@ class StoreContract:
         assert registry.alias("champion") is None
         assert not marker.exists()
 
+    def test_force_never_promotes_a_corrupt_artifact(self, store: Store) -> None:
+        """``promote --force`` overrides gates, not integrity: the champion stays as it was."""
+        registry = ModelRegistry(store)
+        first = register_example(registry)
+        registry.promote(first.version, gate_passed=True)
+        second = register_example(registry, model_obj={"coef": [1.0]})
+        path = store.artifacts.path_of(second.artifact_digest)
+        path.write_bytes(path.read_bytes()[:-1])
+        with pytest.raises(
+            IntegrityError,
+            match=rf"model version {second.version} cannot be promoted: artifact "
+            rf"{second.artifact_digest} is corrupted or was modified",
+        ):
+            registry.promote(second.version, gate_passed=False, force=True, reason="hotfix")
+        assert registry.alias("champion") == first.version
+        assert registry.get(second.version).status == "registered"
+        assert [e.action for e in registry.events(action="promote")] == ["promote"]
+
     def test_json_artifacts_round_trip(self, store: Store) -> None:
         """Large reports kept as JSON artifacts read back equal; equal content, equal digest."""
         registry = ModelRegistry(store)
