@@ -472,9 +472,7 @@ class ModelRuntime:
         try:
             loaded = LoadedModel.load(self.registry, version)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
-            # the log has the full error; what health endpoints show has no file paths
-            reason = exc.what if isinstance(exc, AssayError) else f"{type(exc).__name__}: {exc}"
-            errors.append(f"model version {version} was not loaded: {reason}")
+            errors.append(f"model version {version} was not loaded: {_reason(exc)}")
             logger.error("model version %s was not loaded: %s", version, exc)
             return current
         self._cache[version] = loaded
@@ -506,8 +504,8 @@ class ModelRuntime:
         try:
             self.refresh()
         except Exception as exc:  # noqa: BLE001 - a store hiccup must not kill the loop
-            self.last_error = f"refresh failed: {type(exc).__name__}: {exc}"
-            logger.error(self.last_error)
+            self.last_error = f"refresh failed: {_reason(exc)}"
+            logger.error("refresh failed: %s: %s", type(exc).__name__, exc)
 
     def choose(self, routing: Routing) -> tuple[LoadedModel, Route, LoadedModel | None]:
         """Which model answers a request: ``(model, its route, model to shadow or None)``.
@@ -561,6 +559,12 @@ class ModelRuntime:
             },
         )
         return body
+
+
+def _reason(exc: Exception) -> str:
+    """An error for health endpoints: an assay error without its ``where`` (which may be a file
+    path); the log keeps the full text."""
+    return exc.what if isinstance(exc, AssayError) else f"{type(exc).__name__}: {exc}"
 
 
 def _active_deployment(registry: ModelRegistry) -> Any:
