@@ -16,6 +16,7 @@ __all__ = [
     "LeakageError",
     "GateFailed",
     "StoreError",
+    "IntegrityError",
     "NotFoundError",
     "MissingDependencyError",
 ]
@@ -108,6 +109,11 @@ class LeakageError(DataError):
 
 class StoreError(AssayError):
     """The project store (database or artifacts) is unreachable or inconsistent."""
+
+
+class IntegrityError(StoreError):
+    """A stored artifact failed verification (its hash or its signature), or the signing key
+    is missing or unsafe: the artifact is not loaded."""
 
 
 class NotFoundError(AssayError):

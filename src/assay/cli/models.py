@@ -188,6 +188,21 @@ def rollback(
     _out().print(f"Rolled back: version {record.version} is the champion again.")
 
 
+def sign(
+    version: Annotated[int, typer.Argument(help="Model version.")],
+    reason: Annotated[Optional[str], typer.Option(help="Why (kept in the audit trail).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Sign a version's artifact with this machine's key, for a store from before signing.
+
+    Only for files known to be the ones the project registered: a signature lets a
+    pickle be loaded, and loading a pickle runs its code.
+    """
+    _, registry = _open(config)
+    record = registry.sign(version, reason=reason or "")
+    _out().print(f"Version {record.version} is signed with this machine's key.")
+
+
 def history(
     limit: Annotated[int, typer.Option(help="Most recent events to show.")] = 50,
     config: ConfigOpt = None,
@@ -230,5 +245,6 @@ def register_commands(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate_cmd)
     app.command("promote")(promote)
     app.command("rollback")(rollback)
+    app.command("sign")(sign)
     app.command("history")(history)
     app.command("report")(report)

@@ -447,11 +447,18 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         return {"status": "ok"}
 
     @app.get("/readyz", summary="Readiness: a verified champion is loaded", tags=["health"],
-             response_class=Response, responses={"503": _error_doc("No verified champion loaded yet.")})
+             response_class=Response,
+             responses={"503": _error_doc("No verified champion loaded yet, or the registry's "
+                                          "champion failed to load (degraded).")})
     async def readyz(request: Request) -> Response:
         routing = state.runtime.routing
         if not state.runtime.ready or routing.champion is None:
             return _error(request, not_ready(state))
+        degraded = state.runtime.degraded
+        if degraded is not None:  # an older version serves: traffic works, the release did not
+            detail = {"champion": routing.champion.version,
+                      "registry_champion": state.runtime.registry_champion}
+            return _error(request, RequestError(503, "degraded", f"degraded: {degraded}.", [detail]))
         challenger = routing.challenger.version if routing.challenger is not None else None
         return _json({"status": "ready", "champion": routing.champion.version, "challenger": challenger,
                       "mode": routing.mode, "share": routing.share})
