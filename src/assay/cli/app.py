@@ -194,6 +194,11 @@ def demo(
         from assay.cli.render import print_json
 
         print_json(console, result.to_dict())
+    if not result.passed:
+        failed = ", ".join(result.failed_steps) or "the loop did not reach its last step"
+        _err().print(f"[bold red]The demo stopped short[/]: {escape(failed)} (the output above says "
+                     "why).")
+        raise typer.Exit(1)
 
 
 from assay.cli.models import register_commands  # noqa: E402 - after the app exists
