@@ -37,3 +37,18 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert steps["retrain"].ok
     assert open_registry(project).alias("champion") is not None
     assert steps["rollback"].ok
+    assert result.passed and result.to_dict()["passed"] is True
+
+
+def test_a_demo_that_stops_short_does_not_pass() -> None:
+    from assay.demo import DemoResult, DemoStep
+
+    ran = (DemoStep("data", True, "", 0.0), DemoStep("run", False, "latency FAILED", 0.0),
+           DemoStep("serve", False, "no champion to serve", 0.0))
+    stopped = DemoResult("x", ran)
+    assert not stopped.passed and stopped.failed_steps == ["run", "serve"]
+    assert stopped.to_dict()["passed"] is False
+    unfinished = DemoResult("x", (DemoStep("data", True, "", 0.0), DemoStep("run", True, "", 0.0)))
+    assert not unfinished.passed  # every step passed, but the loop never reached the rollback
+    done = DemoResult("x", (DemoStep("run", True, "", 0.0), DemoStep("rollback", True, "", 0.0)))
+    assert done.passed

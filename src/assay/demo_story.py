@@ -46,7 +46,9 @@ def run_loop(project: Project, *, held_back: pd.DataFrame, later: pd.DataFrame, 
     champion = registry.alias("champion")
     steps: list[DemoStep] = []
     if champion is None:
-        say("  [red]✗[/] no champion to serve: the loop needs a promoted version")
+        steps.append(DemoStep("serve", False, "no champion to serve: the loop needs a promoted "
+                              "version (see the run's gates above)", 0.0))
+        say(f"  [red]✗[/] {steps[-1].summary}")
         return steps
     record = registry.get(champion)
     features = list(record.lineage["features"])

@@ -16,6 +16,7 @@ __all__ = [
     "LeakageError",
     "GateFailed",
     "StoreError",
+    "IntegrityError",
     "NotFoundError",
     "MissingDependencyError",
 ]
@@ -110,6 +111,11 @@ class StoreError(AssayError):
     """The project store (database or artifacts) is unreachable or inconsistent."""
 
 
+class IntegrityError(StoreError):
+    """A stored artifact failed verification (its hash or its signature), or the signing key
+    is missing or unsafe: the artifact is not loaded."""
+
+
 class NotFoundError(AssayError):
     """A named thing (model version, alias, report) does not exist in the store."""
 
@@ -123,11 +129,19 @@ class GateFailed(AssayError):
 class MissingDependencyError(AssayError):
     """An optional dependency is not installed; the message names the pip command."""
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"this feature needs the optional package '{package}'",
-            fix=f"Install it with: pip install 'assay[{extra}]'",
-        )
+    def __init__(self, package: str, extra: str | None) -> None:
+        if extra is None:  # a core dependency that is missing from a broken install
+            super().__init__(
+                f"assay needs the package '{package}', which is not installed",
+                fix="Reinstall assay with its dependencies: pip install --force-reinstall assay",
+            )
+        else:
+            super().__init__(
+                f"this feature needs the optional package '{package}'",
+                fix=f"Install it with: pip install 'assay[{extra}]'",
+            )
+        self.package = package
+        self.extra = extra
 
 
 def _short(value: Any, limit: int = 160) -> str:

@@ -117,7 +117,7 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
             "params": record.params, "status": record.status,
             "primary": (record.metrics or {}).get("primary") or evaluation.get("primary"),
             "test_fingerprint": record.test_fingerprint, "test_uses": uses,
-            "max_test_uses": max_uses,
+            "max_test_uses": max_uses, "artifact": record.artifact_digest,
         },
         evaluation=evaluation,
         baseline=optional("baseline"),

@@ -29,9 +29,8 @@ from assay.evaluate import Evaluation, PairedComparison, evaluate, paired_bootst
 from assay.gate import GateDecision, decide
 from assay.lifecycle import registered_test_uses, write_version_report
 from assay.project import Project
-from assay.registry import ModelRegistry, RunStatus
+from assay.registry import ModelRegistry, RunStatus, open_registry
 from assay.split import SplitPlan, make_splits
-from assay.store import Store
 from assay.train import SearchResult, TrialInfo, run_search
 from assay.train.pipeline import fit_model
 from assay.train.scoring import score_estimator
@@ -120,13 +119,6 @@ class RunResult:
             "seconds": round(self.seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
         }
-
-
-def open_registry(project: Project) -> ModelRegistry:
-    """The registry of ``project``'s store (``.assay/`` unless ``store.url`` says otherwise)."""
-    spec = project.spec
-    store = Store.open(root=project.root, url=spec.store.url, artifacts=spec.store.artifacts)
-    return ModelRegistry(store)
 
 
 def code_version(project: Project) -> str:

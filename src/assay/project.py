@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from assay.config.load import check_spec_against_data, load_spec
+from assay.config.load import load_spec
 from assay.config.spec import ProjectSpec
-from assay.data.dataset import Dataset, load_dataset
-from assay.data.source import is_sql_url
+
+if TYPE_CHECKING:
+    from assay.data.dataset import Dataset
 
 __all__ = ["CONFIG_NAME", "STATE_DIR", "Project", "find_config"]
 
@@ -58,11 +60,17 @@ class Project:
     @property
     def data_label(self) -> str:
         """How the data source is named in messages."""
+        from assay.data.source import is_sql_url
+
         source = self.spec.data.source
         return source if is_sql_url(source) else str(self.root / source)
 
     def load_data(self) -> Dataset:
         """Load the data assay.yaml names and check the spec against it."""
+        # pandas loads here, not with the project: read-only commands never need it
+        from assay.config.load import check_spec_against_data
+        from assay.data.dataset import load_dataset
+
         spec = self.spec
         dataset = load_dataset(
             spec.data.source,

@@ -4,6 +4,7 @@ clean make_classification frame raises nothing."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -410,3 +411,72 @@ def test_pandas_str_columns(rng: np.random.Generator) -> None:
     assert _one(report, "missing_values", "label").evidence["blank_strings"] == 200
     assert _columns(report, "high_cardinality") == {"code"}
     assert _columns(report, "id_like_column") == {"key"}
+
+
+# ---------------------------------------------------------------- id_like_column on messy tables
+
+
+def _with_copies(
+    frame: pd.DataFrame, rng: np.random.Generator, exact: int, near: int
+) -> pd.DataFrame:
+    """``frame`` plus ``exact`` verbatim copies and ``near`` re-cased, re-padded copies of rows."""
+    copies = frame.iloc[rng.choice(len(frame), exact + near, replace=False)].copy()
+    messy = copies.iloc[exact:]
+    copies.loc[messy.index, "customer"] = [
+        f" {v.lower()} " if i % 2 else v.replace("-0", "-")
+        for i, v in enumerate(messy["customer"])
+    ]
+    copies.loc[messy.index, "plan"] = messy["plan"].str.upper()
+    return pd.concat([frame, copies], ignore_index=True).sample(frac=1.0, random_state=1)
+
+
+@pytest.fixture
+def customers(rng: np.random.Generator) -> pd.DataFrame:
+    n = N
+    return pd.DataFrame(
+        {
+            "customer": [f"C-{i:05d}" for i in rng.permutation(n)],
+            "account": rng.permutation(n) + 700_000,
+            "surname": [f"name{v}" for v in rng.integers(0, 2600, n)],
+            "plan": rng.choice(["basic", "pro", "team"], n),
+            "spend": rng.lognormal(3, 1, n),
+            "target": rng.integers(0, 2, n),
+        }
+    )
+
+
+def test_id_like_column_is_found_despite_duplicate_rows_and_ids_written_two_ways(
+    customers: pd.DataFrame, rng: np.random.Generator
+) -> None:
+    frame = _with_copies(customers, rng, exact=80, near=60)
+    assert frame["customer"].nunique() / len(frame) < 0.99  # the old rule no longer sees them
+    assert frame["account"].nunique() / len(frame) < 0.99
+    report = _audit(frame.reset_index(drop=True))
+    assert _columns(report, "id_like_column") == {"customer", "account"}
+    customer = _one(report, "id_like_column", "customer")
+    assert customer.evidence["records"] == N
+    assert customer.evidence["repeats_in_copied_rows"] == 140
+    assert customer.evidence["written_several_ways"] == 60
+    assert "repeats are all in exact or near copies of rows" in customer.message
+    assert "written in more than one way (case, spaces or leading zeros)" in customer.message
+    assert "Normalise 'customer'" in customer.fix
+    variants = customer.evidence["variant_examples"][0]
+    assert len(variants) >= 2
+    assert len({re.sub(r"-0*", "-", v.strip().lower()) for v in variants}) == 1
+    account = _one(report, "id_like_column", "account")
+    assert account.evidence["repeats_in_copied_rows"] == 140
+    assert "written_several_ways" not in account.evidence
+
+
+def test_repeats_in_different_rows_are_not_an_identifier(
+    customers: pd.DataFrame, rng: np.random.Generator
+) -> None:
+    # surname is ~54% distinct and its repeats belong to different people: not an id,
+    # even in a table that also has copied rows; nor are the category and the float
+    frame = _with_copies(customers, rng, exact=80, near=0).reset_index(drop=True)
+    report = _audit(frame)
+    assert frame["surname"].nunique() / len(frame) > 0.5
+    assert not _columns(report, "id_like_column") & {"surname", "plan", "spend"}
+    # a customer id repeated over several orders of each customer is a group, not a row id
+    orders = pd.concat([customers.assign(spend=customers["spend"] * k) for k in (1, 2)])
+    assert "customer" not in _columns(_audit(orders.reset_index(drop=True)), "id_like_column")

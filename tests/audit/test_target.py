@@ -332,3 +332,24 @@ def test_leakage_samples_large_frames(
     assert finding.evidence["sampled"] is True
     assert finding.evidence["rows"] == 500
     assert "sample of 500 of 2,000 rows" in finding.evidence["method"]
+
+
+def test_label_errors_leave_out_leaking_columns(clean_frame: pd.DataFrame, seed: int) -> None:
+    # a post-outcome field copied from the (partly wrong) given labels predicts them
+    # perfectly: a model using it would agree with every flip and find none
+    noisy, flipped = _flip(clean_frame, 0.08, seed)
+    noisy["resolution_code"] = np.where(noisy["target"] == 1, "R1", "R0")
+    report = run_audit(_ctx(noisy), only=["label_errors", "target_leakage"])
+    [leak] = report.by_check("target_leakage")
+    assert leak.severity == "block" and leak.columns == ("resolution_code",)
+    [finding] = report.by_check("label_errors")
+    assert finding.severity == "warn"
+    assert finding.evidence["left_out_leaking_columns"] == ["resolution_code"]
+    assert "left out as target leakage: resolution_code" in finding.evidence["method"]
+    assert "left out 'resolution_code'" in finding.message
+    rows = set(finding.evidence["rows"])
+    assert len(rows) >= 40
+    assert len(rows & set(flipped.tolist())) / len(rows) >= 0.7
+    # run on its own, the check still scans for leakage first
+    [alone] = _audit(noisy, ["label_errors"])
+    assert alone.evidence["rows"] == finding.evidence["rows"]

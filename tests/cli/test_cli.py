@@ -78,7 +78,7 @@ BAD_INPUTS = [
     ("single row", ("s.csv", b"x,y\n1,0\n"), ["audit", "s.csv", "--target", "y", "--task", "binary"],
      "1 row"),
     ("bad yaml", ("assay.yaml", b"task: binary\ndata:\n  source: d.csv\n   target: y\n"), ["audit"],
-     "not valid YAML at line 4"),
+     "line 4, column 10: is not valid YAML"),
     ("unknown key", ("assay.yaml", b"task: binary\ndata: {source: d.csv, target: y}\nsplti: {}\n"),
      ["audit"], "splti: unknown key"),
     ("no config", None, ["audit"], "assay.yaml: file not found"),

@@ -68,9 +68,10 @@ def test_threshold_parsing() -> None:
 def test_yaml_errors_name_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "assay.yaml"
     path.write_text("task: binary\ndata:\n  source: d.csv\n   target: y\n")
-    with pytest.raises(ConfigError, match=r"not valid YAML at line 4") as info:
+    with pytest.raises(ConfigError, match=r"line 4, column 10: is not valid YAML") as info:
         load_spec(path)
     assert str(path) in str(info.value)
+    assert info.value.fields["line"] == 4 and info.value.fields["column"] == 10
     path.write_text("")
     with pytest.raises(ConfigError, match="is empty"):
         load_spec(path)

@@ -84,8 +84,8 @@ def test_from_frame_drops_the_index() -> None:
     ("name", "content", "match"),
     [
         ("empty.csv", b"", "file is empty"),
-        ("ragged.csv", b"a,b,c\n1,2,3\n4,5,6,7\n", "ragged row.*Expected 3 columns, got 4"),
-        ("truncated.csv", b"a,b,c\n1,2,3\n4,5", "ragged row"),
+        ("ragged.csv", b"a,b,c\n1,2,3\n4,5,6,7\n", "ragged row at line 3: 4 fields where"),
+        ("truncated.csv", b"a,b,c\n1,2,3\n4,5", "ragged row at line 3: 2 fields.*'4,5'"),
         ("latin1.csv", b"a,b\n1,caf\xe9\n", "not valid utf-8"),
         ("binary.csv", b"PK\x03\x04\x00\x00\x08\x00binary", "binary file"),
         ("dupes.csv", b"a,a,b\n1,2,3\n", "duplicate column names: 'a'"),
@@ -134,3 +134,26 @@ def test_sql_url_password_is_not_shown() -> None:
     with pytest.raises(DataError) as info:
         load_dataset("postgresql+nodriver://user:hunter2@127.0.0.1:1/db", query="SELECT 1")
     assert "hunter2" not in str(info.value)
+
+
+def test_a_ragged_row_is_named_by_its_line_and_content(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    long_note = "a note with a comma, " + "x" * 300
+    rows = ["id,note,amount", '1,"spans\ntwo lines",3.5', "2,plain,4.0", "", f"3,{long_note},5.0"]
+    path.write_text("\n".join(rows) + "\n4,ok,6.0\n")
+    match = "ragged row at line 6: 4 fields where the header has 3"
+    with pytest.raises(DataError, match=match) as info:
+        load_dataset(path)
+    error = info.value
+    assert error.path == str(path) and error.fields["line"] == 6
+    text = str(error)
+    assert str(path) in text and "'3,a note with a comma, xxx" in text
+    assert "..." in text and "x" * 200 not in text  # the row is cut short
+    assert "Quote values that contain the delimiter" in text
+
+
+def test_an_unclosed_quote_is_named_by_the_line_it_opens_on(tmp_path: Path) -> None:
+    path = tmp_path / "q.csv"
+    path.write_text('a,b,c\n1,2,3\n4,"five,6\n7,8,9\n10,11,12\n')
+    with pytest.raises(DataError, match="line 3 \\(a quote opened there is never closed\\)"):
+        load_dataset(path)

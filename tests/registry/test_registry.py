@@ -36,7 +36,8 @@ def registry(store: Store) -> ModelRegistry:
 def test_public_names_are_pinned() -> None:
     assert sorted(assay.store.__all__) == sorted(
         ["Store", "ArtifactStore", "digest_of", "make_engine", "utcnow", "as_utc",
-         "alembic_config", "head_revision", "new_revision", "to_jsonable"]
+         "alembic_config", "head_revision", "new_revision", "to_jsonable", "SigningKey",
+         "signing_key"]
     )  # fmt: skip
     assert {"ModelRegistry", "ModelVersion", "Event", "current_user"} <= set(assay.registry.__all__)
     for name in assay.registry.__all__:

@@ -100,3 +100,14 @@ def test_missing_parts_say_not_available() -> None:
     assert "Not available: the version has no evaluation" in _section(card, "Metrics")
     assert "**Split:** not available." in _section(card, "Data")
     assert "no specific weakness" in _section(card, "Limits")
+
+
+def test_the_card_states_what_is_trusted(binary_input: ReportInput) -> None:
+    digest = "sha256:" + "ab" * 32
+    version = {**binary_input.version, "artifact": digest}
+    lineage = _section(render_model_card(dataclasses.replace(binary_input, version=version)), "Lineage")
+    assert f"- **Artifact:** `{digest}`" in lineage
+    trust = next(line for line in lineage.splitlines() if line.startswith("- **Trust:**"))
+    assert "the signing key, kept outside the store, is the trust root" in trust
+    assert "unpickled only after its HMAC-SHA256 signature" in trust
+    assert "without the key cannot get code run" in trust and "hash detects corruption" in trust

@@ -63,7 +63,7 @@ def test_predict_answers_logs_and_takes_feedback(served: tuple[TestClient, Servi
 
     labels = [{"id": predictions[0]["id"], "label": 1}, {"id": "no-such-id", "label": 0}]
     response = client.post("/v1/feedback", json={"labels": labels})
-    assert response.json() == {"accepted": 1, "unknown_ids": ["no-such-id"]}
+    assert response.json() == {"accepted": 1, "unknown_ids": ["no-such-id"], "unchanged": 0, "overwritten": 0}
     logged = read_predictions(sp.registry.store)
     assert sorted(logged["id"]) == sorted(p["id"] for p in predictions)
     assert set(logged["request_id"]) == {"req-42"} and set(logged["route"]) == {"champion"}
@@ -199,7 +199,7 @@ def test_auth_scopes_and_revocation(secured: tuple[TestClient, dict[str, str]],
            403, "forbidden")
     pid = answer.json()["predictions"][0]["id"]
     ok = client.post("/v1/feedback", json={"labels": [{"id": pid, "label": 0}]}, headers=as_labeller)
-    assert ok.json() == {"accepted": 1, "unknown_ids": []}
+    assert ok.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 0}
     assert client.get("/healthz").status_code == 200  # health needs no token
     revoke_token(serving_project.registry, "svc")
     client.app.state.assay.verifier.reload()  # type: ignore[attr-defined]
@@ -223,3 +223,69 @@ def test_feedback_actor_is_the_token_name(secured: tuple[TestClient, dict[str, s
     with serving_project.registry.store.connect() as conn:
         actors = list(conn.execute(select(feedback.c.actor)).scalars())
     assert actors == ["labeller"]
+
+
+def test_feedback_labels_are_checked_against_the_model_classes(
+    served: tuple[TestClient, ServingProject],
+) -> None:
+    client, sp = served
+    pid = client.post("/v1/predict", json={"records": sp.records(1)}).json()["predictions"][0]["id"]
+    body = _error(client.post("/v1/feedback", json={"labels": [{"id": pid, "label": "maybe"}]}),
+                  422, "invalid_labels")
+    assert "labels[0].label" in body["message"] and "one of 0, 1" in body["message"]
+    assert body["details"] == [{"index": 0, "field": "label", "code": "unknown_class", "allowed": [0, 1],
+                                "reason": "'maybe' is not a class of the model; allowed: 0, 1"}]
+    # "1" and 1.0 name the class 1: stored as the class itself
+    assert client.post("/v1/feedback", json={"labels": [{"id": pid, "label": "1"}]}).json()["accepted"] == 1
+    assert read_predictions(sp.registry.store).set_index("id").loc[pid, "label"] == 1
+
+
+def test_a_second_label_for_a_prediction_is_a_conflict_unless_overwritten(
+    served: tuple[TestClient, ServingProject],
+) -> None:
+    from sqlalchemy import func, select
+
+    from assay.store.tables import feedback
+
+    client, sp = served
+    a, b = (p["id"] for p in client.post("/v1/predict", json={"records": sp.records(2)}).json()["predictions"])
+    assert client.post("/v1/feedback", json={"labels": [{"id": a, "label": 0}]}).json()["accepted"] == 1
+    again = client.post("/v1/feedback", json={"labels": [{"id": a, "label": 0.0}]})
+    assert again.json() == {"accepted": 0, "unknown_ids": [], "unchanged": 1, "overwritten": 0}
+    body = _error(client.post("/v1/feedback", json={"labels": [{"id": b, "label": 1}, {"id": a, "label": 1}]}),
+                  409, "label_conflict")
+    assert "overwrite=true" in body["message"]
+    assert body["details"] == [{"index": 1, "id": a, "label": 1, "existing": 0}]
+    # two different labels for one id in one request conflict as well
+    _error(client.post("/v1/feedback", json={"labels": [{"id": b, "label": 1}, {"id": b, "label": 0}]}),
+           409, "label_conflict")
+    with sp.registry.store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(feedback)).scalar() == 1  # nothing stored
+    _error(client.post("/v1/feedback?overwrite=maybe", json={"labels": [{"id": a, "label": 1}]}),
+           422, "invalid_query")
+    fixed = client.post("/v1/feedback?overwrite=true", json={"labels": [{"id": a, "label": 1}]})
+    assert fixed.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 1}
+    assert read_predictions(sp.registry.store).set_index("id").loc[a, "label"] == 1
+    (event,) = sp.registry.events(action="feedback_overwrite")
+    assert event.actor == "anonymous" and event.details["labels"] == [{"id": a, "previous": 0, "label": 1}]
+
+
+def test_a_log_that_cannot_be_written_refuses_the_prediction(
+    served: tuple[TestClient, ServingProject], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import assay.serve.log as log_module
+
+    client, sp = served
+
+    def disk_full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real = log_module.write_all
+    monkeypatch.setattr(log_module, "write_all", disk_full)
+    response = client.post("/v1/predict", json={"records": sp.records(1)})
+    body = _error(response, 503, "log_unavailable")
+    assert "No space left" in body["message"] and response.headers["retry-after"] == "5"
+    monkeypatch.setattr(log_module, "write_all", real)
+    assert client.post("/v1/predict", json={"records": sp.records(1)}).status_code == 200

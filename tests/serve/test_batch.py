@@ -92,17 +92,44 @@ def test_file_errors(serving_project: ServingProject, tmp_path: Path) -> None:
         load_model_for_batch(sp.registry, 99)
 
 
+def test_input_file_errors_name_the_line(serving_project: ServingProject, tmp_path: Path) -> None:
+    sp = serving_project
+    good = [orjson.dumps(r).decode() for r in sp.records(3)]
+    out = tmp_path / "out.parquet"
+    (tmp_path / "bad.jsonl").write_text("\n".join([good[0], "", good[1], '{"x1": 1,', good[2]]))
+    with pytest.raises(DataError, match="line 4 is not valid JSON .*got the line '\\{\"x1\": 1,'.*"
+                       "one JSON object per line") as info:
+        predict_file(sp.registry, tmp_path / "bad.jsonl", out)
+    assert info.value.path == str(tmp_path / "bad.jsonl") and info.value.fields["line"] == 4
+    (tmp_path / "array.jsonl").write_text(good[0] + "\n[1, 2, 3]\n")
+    with pytest.raises(DataError, match="line 2 holds an array, not a JSON object"):
+        predict_file(sp.registry, tmp_path / "array.jsonl", out)
+    frame = _inputs(sp, 5)
+    frame.to_csv(tmp_path / "ragged.csv", index=False)
+    lines = (tmp_path / "ragged.csv").read_text().splitlines()
+    lines[3] += ",extra"
+    (tmp_path / "ragged.csv").write_text("\n".join(lines) + "\n")
+    width = len(frame.columns)
+    with pytest.raises(DataError, match=f"ragged.csv: has a ragged row at line 4: {width + 1} fields "
+                       f"where the header has {width}.*got the row '.*,extra'"):
+        predict_file(sp.registry, tmp_path / "ragged.csv", out)
+    assert not out.exists()
+
+
 def test_stream_answers_each_line_in_order(serving_project: ServingProject) -> None:
     sp = serving_project
     records = sp.records(5)
     lines = [orjson.dumps(r) for r in records[:2]] + [b"{broken", b"", orjson.dumps({"x1": "abc"})]
-    lines += [orjson.dumps(r) for r in records[2:]]
+    lines += [b'"just text"'] + [orjson.dumps(r) for r in records[2:]]
     written: list[str] = []
     result = predict_stream(sp.registry, lines, written.append, chunk_size=3)
     out = [orjson.loads(line) for line in written]
-    assert len(out) == 7 and (result.scored, result.refused, result.rows) == (5, 2, 7)
+    assert len(out) == 8 and (result.scored, result.refused, result.rows) == (5, 3, 8)
     assert out[2]["error"] == "invalid_json" and "line 3 is not valid JSON" in out[2]["message"]
+    assert "'{broken'" in out[2]["message"] and out[2]["details"] == [{"line": 3}]
     assert out[3]["error"] == "invalid_record" and out[3]["message"].startswith("line 5 refused")
+    assert out[4]["error"] == "invalid_json"
+    assert out[4]["message"].startswith("line 6 holds a string, not a JSON object")
     expected = sp.registry.load_model(sp.champion).predict_proba(sp.frame.iloc[:5][sp.features])[:, 1]
     scored = [o for o in out if "error" not in o]
     assert [o["probabilities"]["1"] for o in scored] == pytest.approx(expected.tolist(), abs=1e-9)
@@ -142,3 +169,6 @@ def test_cli_predict_file_and_stdin(serving_project: ServingProject, tmp_path: P
     assert "3 scored, 0 refused" in err
     code, _, err = run("predict", "missing.parquet")
     assert code == 2 and "the input file does not exist" in err
+    (sp.root / "bad.jsonl").write_text(orjson.dumps(sp.records(1)[0]).decode() + "\n{oops\n")
+    code, _, err = run("predict", "bad.jsonl", "-o", "out.jsonl")
+    assert code == 2 and "bad.jsonl: line 2 is not valid JSON" in err and "Traceback" not in err

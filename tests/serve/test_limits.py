@@ -158,6 +158,14 @@ def test_every_endpoint_holds_the_limits(client: tuple[TestClient, ServingProjec
         assert "digits 0-9" in bad.json()["message"]
 
 
+def test_feedback_bodies_are_bounded_before_decoding(client: tuple[TestClient, ServingProject]) -> None:
+    http, _ = client
+    flood = b'{"labels": [' + b",".join(b'{"prediction_id": "p", "label": 1}' for _ in range(9000)) + b"]}"
+    refused = http.post("/v1/feedback", content=flood, headers={"Content-Type": "application/json"})
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["error"] == "too_many_values"
+
+
 def test_openapi_shows_no_training_values(client: tuple[TestClient, ServingProject]) -> None:
     http, sp = client
     text = http.get("/openapi.json").text

@@ -402,6 +402,7 @@ def test_the_orphaned_drainer_stores_what_a_killed_server_acknowledged(tmp_path:
         stored = table_ids(store)
     assert set(acked) <= set(stored) and len(stored) == len(set(stored))
     assert segments(wal) == []
+    assert list(wal.glob("drainer-*")) == []  # the orphan removed its status file
 
 
 def test_an_empty_segment_of_an_exited_writer_is_removed_at_once(tmp_path: Path) -> None:
@@ -530,16 +531,17 @@ def test_feedback_stores_known_ids_and_reports_unknown(store: Store, tmp_path: P
         log.append(entries)
     result = record_feedback(
         store,
-        [(entries[0].id, "no"), ("nope", "yes"), (entries[0].id, "yes"), (entries[1].id, 1)],
+        [(entries[0].id, "no"), ("nope", "yes"), (entries[0].id, "no"), (entries[1].id, 1)],
         actor="crm",
     )
-    assert result == FeedbackResult(accepted=3, unknown_ids=["nope"])
+    # the same label twice for one prediction is stored once
+    assert result == FeedbackResult(accepted=2, unknown_ids=["nope"], unchanged=1)
     with store.connect() as conn:
         rows = conn.execute(select(feedback.c.prediction_id, feedback.c.actor)).all()
-        assert conn.execute(select(func.count()).select_from(feedback)).scalar() == 3
+        assert conn.execute(select(func.count()).select_from(feedback)).scalar() == 2
     assert {actor for _, actor in rows} == {"crm"}
     labels = read_predictions(store).set_index("id")["label"]
-    assert labels[entries[0].id] == "yes"  # the latest label wins
+    assert labels[entries[0].id] == "no"
     assert labels[entries[1].id] == 1
     assert pd.isna(labels[entries[2].id])
 
@@ -606,3 +608,151 @@ def test_times_in_other_zones_are_stored_as_utc(store: Store, tmp_path: Path) ->
     assert read_predictions(store)["at"].iloc[0] == pd.Timestamp(T0)
     assert len(read_predictions(store, since=T0 - timedelta(microseconds=1))) == 1
     assert len(read_predictions(store, since=T0 + timedelta(microseconds=1))) == 0
+
+
+# -- bounds ------------------------------------------------------------------------------
+
+
+def test_long_strings_and_big_inputs_are_cut_and_flagged(store: Store, tmp_path: Path) -> None:
+    from assay.serve.log import MAX_LOGGED_STRING, TRUNCATED_FLAG
+
+    huge = "x" * (8 * 1024 * 1024)
+    long_name = "k" * 10_000
+    plain = entry(1, inputs={"age": 31, "plan": "pro"})
+    cut = entry(2, inputs={"age": 32, "plan": huge, long_name: 1, "nested": {"a": [huge]}})
+    many = entry(3, inputs={f"f{i}": "y" * 1000 for i in range(200)})
+    with PredictionLog(store, tmp_path / "wal") as log:
+        log.append([plain, cut, many])
+    frame = read_predictions(store).set_index("id")
+    assert frame.loc[plain.id, "flags"] == [] and frame.loc[plain.id, "plan"] == "pro"
+    assert frame.loc[cut.id, "flags"] == [TRUNCATED_FLAG]
+    assert frame.loc[cut.id, "plan"] == "x" * MAX_LOGGED_STRING and frame.loc[cut.id, "age"] == 32
+    assert frame.loc[cut.id, "k" * MAX_LOGGED_STRING] == 1
+    assert frame.loc[cut.id, "nested"] == {"a": ["x" * MAX_LOGGED_STRING]}
+    # past the input cap, the later fields are left out
+    names = sorted(f"f{i}" for i in range(200))  # the WAL line's key order
+    kept = [c for c in names if c in frame.columns and pd.notna(frame.loc[many.id, c])]
+    assert 0 < len(kept) < 200 and kept == names[: len(kept)]
+    assert TRUNCATED_FLAG in frame.loc[many.id, "flags"]  # its own flag is kept beside it
+    assert "unknown_category" in frame.loc[many.id, "flags"]
+    with store.connect() as conn:
+        texts = conn.exec_driver_sql("SELECT inputs FROM predictions").scalars()
+        sizes = [len(text) for text in texts]
+    assert max(sizes) <= 64 * 1024 + MAX_LOGGED_STRING
+
+
+def test_the_caps_are_settings(store: Store, tmp_path: Path) -> None:
+    with PredictionLog(store, tmp_path / "wal", max_string=20, max_input_bytes=1024) as log:
+        log.append([entry(1, inputs={"plan": "p" * 50})])
+    frame = read_predictions(store)
+    assert frame["plan"].iloc[0] == "p" * 20 and frame["flags"].iloc[0] == ["truncated"]
+    with pytest.raises(ConfigError, match="max_string"):
+        PredictionLog(store, tmp_path / "wal", max_string=0)
+
+
+def test_a_full_disk_refuses_the_append_and_keeps_the_segment_whole(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import assay.serve.log as log_module
+    from assay.serve.log import LogUnavailable
+
+    wal = tmp_path / "wal"
+    log = PredictionLog(store, wal, flush_seconds=3600)
+    first, lost, after = entry(1), entry(2), entry(3)
+    log.append([first])
+    real_write = log_module.write_all
+
+    def disk_full(fd: int, data: bytes) -> None:
+        os.write(fd, data[: len(data) // 2])  # a short write, then no space left
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(log_module, "write_all", disk_full)
+    with pytest.raises(LogUnavailable, match="cannot be written.*Free disk space"):
+        log.append([lost])
+    assert log.stats["errors"] == 1 and "No space left" in str(log.stats["last_error"])
+    # the half-written line was cut off: the segment holds whole lines only
+    (segment,) = segments(wal)
+    assert segment.read_bytes().count(b"\n") == 1 and segment.read_bytes().endswith(b"\n")
+    monkeypatch.setattr(log_module, "write_all", real_write)
+    log.append([after])  # space is back: logging resumes by itself
+    log.close()
+    assert set(table_ids(store)) == {first.id, after.id}
+
+
+# -- retention -----------------------------------------------------------------------------
+
+
+def test_retention_deletes_old_and_excess_rows_and_keeps_labelled_ones(
+    store: Store, tmp_path: Path
+) -> None:
+    from assay.serve.retention import LogRetention, apply_retention
+
+    now = T0 + timedelta(days=100)
+    old = [entry(i, at=T0 + timedelta(hours=i)) for i in range(5)]
+    recent = [entry(i, at=now - timedelta(hours=10 - i)) for i in range(10)]
+    with PredictionLog(store, tmp_path / "wal") as log:
+        log.append(old + recent)
+    record_feedback(store, [(old[0].id, "yes"), (recent[0].id, "no")], actor="crm")
+    result = apply_retention(store, LogRetention(max_age_days=30), now=now)
+    assert result.deleted == 4
+    assert set(table_ids(store)) == {old[0].id} | {e.id for e in recent}
+    result = apply_retention(store, LogRetention(max_age_days=30, max_rows=3), now=now)
+    assert result.deleted == 6
+    # the 3 newest unlabelled rows and both labelled ones stay
+    assert set(table_ids(store)) == {old[0].id, recent[0].id} | {e.id for e in recent[-3:]}
+    assert apply_retention(store, LogRetention(max_rows=3), now=now).deleted == 0
+    with pytest.raises(ConfigError, match="log_retention_days"):
+        LogRetention(max_age_days=0)
+
+
+def test_retention_compacts_the_sqlite_file(tmp_path: Path) -> None:
+    from assay.serve.retention import LogRetention, apply_retention
+
+    with Store.open(tmp_path / "project") as store:
+        with PredictionLog(store, tmp_path / "wal", max_input_bytes=8192) as log:
+            for batch in range(8):
+                log.append([entry(i, inputs={"blob": f"{batch}-{i}-" + "z" * 4000})
+                            for i in range(500)])
+        db = tmp_path / "project" / ".assay" / "assay.db"
+        with store.connect() as conn:  # fold SQLite's own WAL into the file before measuring
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        before = db.stat().st_size
+        result = apply_retention(store, LogRetention(max_rows=100))
+        assert result.deleted == 3900 and result.compacted and result.freed_bytes > 8 * 1024 * 1024
+        assert db.stat().st_size < before / 4
+        assert len(table_ids(store)) == 100
+
+
+def test_the_drainer_process_applies_retention(tmp_path: Path) -> None:
+    from assay.serve.retention import LogRetention
+
+    with Store.open(tmp_path / "project") as store:
+        log = PredictionLog(store, tmp_path / "wal", flush_seconds=0.05, drain="process",
+                            retention=LogRetention(max_rows=5))
+        log.start()
+        try:
+            log.append([entry(i, at=T0 + timedelta(seconds=i)) for i in range(20)])
+            assert _wait_for(lambda: len(table_ids(store)) == 5)
+        finally:
+            log.close()
+
+
+# -- drainer status files -------------------------------------------------------------------
+
+
+def test_status_files_of_dead_servers_are_removed_at_the_next_start(
+    store: Store, tmp_path: Path
+) -> None:
+    wal = tmp_path / "wal"
+    wal.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = [wal / f"drainer-{gone.pid}.json", wal / f"drainer-{gone.pid}.tmp"]
+    live = wal / f"drainer-{os.getppid()}.json"
+    for path in [*dead, live]:
+        path.write_text("{}")
+    with PredictionLog(store, wal):
+        assert not any(path.exists() for path in dead)
+        assert live.exists()

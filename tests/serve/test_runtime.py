@@ -151,8 +151,8 @@ def test_a_tampered_version_never_becomes_live(serving_project: ServingProject) 
     runtime = ModelRuntime(sp.registry)
     runtime.refresh()
     serving = runtime.routing.champion
+    sp.registry.promote(sp.second, gate_passed=True, reason="test")  # verified, then damaged
     original = tamper(sp.artifact_path(sp.second))
-    sp.registry.promote(sp.second, gate_passed=True, reason="test")
     assert runtime.refresh() is False
     assert runtime.routing.champion is serving and runtime.ready
     assert runtime.last_error is not None

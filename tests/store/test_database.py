@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from assay.errors import MissingDependencyError, StoreError
+from assay.errors import ConfigError, StoreError
 from assay.registry import ModelRegistry
 from assay.store import Store
 from assay.store.database import as_utc, utcnow
@@ -114,15 +114,40 @@ def test_in_memory_database_needs_an_artifact_folder(tmp_path: Path) -> None:
 
 
 def test_unparsable_url_names_the_key(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="store.url: the store URL cannot be parsed"):
-        Store.open(tmp_path, url="not a url")
+    with pytest.raises(ConfigError, match="store.url: the store URL cannot be parsed") as info:
+        Store.open(tmp_path, url="user:secret@not a url")
+    assert info.value.key == "store.url" and info.value.exit_code == 2
+    assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("foo://bar/db", "the store runs on SQLite or PostgreSQL .*not 'foo'"),
+        ("mysql://u:secret@h/db", "the store runs on SQLite or PostgreSQL .*not 'mysql'"),
+        ("postgres://u:secret@h/db", "not 'postgres'"),
+        ("postgresql+nodriver://u:secret@h/db", "no driver 'nodriver' for postgresql"),
+        ("postgresql+psycopg2://u:secret@h/db", "driver 'psycopg2' is not installed.*pip install "
+         "'assay\\[postgres\\]'"),
+        ("sqlite+pysqlcipher:///x.db", "driver 'pysqlcipher3' is not installed.*Use sqlite:///"),
+    ],
+)
+def test_unusable_url_is_a_config_error_naming_the_key(
+    tmp_path: Path, url: str, match: str
+) -> None:
+    if "psycopg2" in url and importlib.util.find_spec("psycopg2") is not None:
+        pytest.skip("psycopg2 is installed")
+    with pytest.raises(ConfigError, match=match) as info:
+        Store.open(tmp_path, url=url)
+    assert info.value.key == "store.url" and info.value.exit_code == 2
+    assert str(info.value).startswith("store.url: ") and "secret" not in str(info.value)
 
 
 @pytest.mark.skipif(
     importlib.util.find_spec("psycopg") is not None, reason="the PostgreSQL driver is installed"
 )
 def test_postgres_without_driver_names_the_extra(tmp_path: Path) -> None:
-    with pytest.raises(MissingDependencyError, match=r"psycopg.*pip install 'assay\[postgres\]'"):
+    with pytest.raises(ConfigError, match=r"psycopg.*pip install 'assay\[postgres\]'"):
         Store.open(url="postgresql+psycopg://u:secret@localhost/db", artifacts=str(tmp_path))
 
 

@@ -39,18 +39,18 @@ def scripts(tmp_path: Path) -> Path:
     return target
 
 
-def test_packaged_head_is_the_monitoring_revision() -> None:
-    assert head_revision() == "0003"
-    assert (MIGRATIONS_DIR / "versions" / "v0003_monitoring.py").is_file()
+def test_packaged_head_is_the_run_process_revision() -> None:
+    assert head_revision() == "0005"
+    assert (MIGRATIONS_DIR / "versions" / "v0005_run_process.py").is_file()
 
 
 def test_new_revision_is_numbered_and_chained(scripts: Path) -> None:
     path = new_revision("prediction log", script_location=scripts)
-    assert path.name == "v0004_prediction_log.py"
+    assert path.name == "v0006_prediction_log.py"
     source = path.read_text()
-    assert "revision: str = '0004'" in source
-    assert "down_revision: str | Sequence[str] | None = '0003'" in source
-    assert head_revision(scripts) == "0004"
+    assert "revision: str = '0006'" in source
+    assert "down_revision: str | Sequence[str] | None = '0005'" in source
+    assert head_revision(scripts) == "0006"
     with pytest.raises(StoreError, match="a revision needs a message"):
         new_revision("  ", script_location=scripts)
 
@@ -59,7 +59,7 @@ def test_an_old_store_is_upgraded_and_then_refused_by_older_code(
     scripts: Path, tmp_path: Path
 ) -> None:
     project = tmp_path / "project"
-    Store.open(project).close()  # created at the packaged head, 0003
+    Store.open(project).close()  # created at the packaged head, 0005
     path = new_revision("prediction log", script_location=scripts)
     body = path.read_text()
     path.write_text(body[: body.index("\ndef upgrade")] + NEW_TABLE)
@@ -68,12 +68,12 @@ def test_an_old_store_is_upgraded_and_then_refused_by_older_code(
     try:
         with engine.connect() as conn:
             with conn.begin():
-                assert ensure_schema(conn, where="test", script_location=scripts) == "0004"
-            assert current_revisions(conn) == ("0004",)
+                assert ensure_schema(conn, where="test", script_location=scripts) == "0006"
+            assert current_revisions(conn) == ("0006",)
             assert "prediction_log" in inspect(conn).get_table_names()
     finally:
         engine.dispose()
-    with pytest.raises(StoreError, match="revision 0004 is newer.*Upgrade assay"):
+    with pytest.raises(StoreError, match="revision 0006 is newer.*Upgrade assay"):
         Store.open(project)
 
 
@@ -91,7 +91,7 @@ def test_alembic_commands_run_from_a_config_built_in_code(tmp_path: Path) -> Non
     finally:
         engine.dispose()
     with Store.open(url=url) as store:  # a downgraded database upgrades again on open
-        assert store.schema_revisions() == ("0003",)
+        assert store.schema_revisions() == ("0005",)
 
 
 def test_offline_mode_prints_portable_sql(capsys: pytest.CaptureFixture[str]) -> None:

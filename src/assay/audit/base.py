@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, TypeVar
 
 import pandas as pd
 
@@ -23,6 +23,8 @@ __all__ = [
     "Severity",
     "SEVERITY_ORDER",
 ]
+
+T = TypeVar("T")
 
 Severity = Literal["block", "warn", "info"]
 SEVERITY_ORDER: dict[str, int] = {"block": 0, "warn": 1, "info": 2}
@@ -127,6 +129,7 @@ class AuditContext:
     min_slice_size: int = 30
     label_errors_max_rows: int = 50_000
     seed: int = 42
+    _shared: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -140,6 +143,17 @@ class AuditContext:
 
     def kind(self, column: str) -> str:
         return self.dataset.schema[column].kind
+
+    def shared(self, key: str, compute: Callable[[], T]) -> T:
+        """The value of ``compute()``, computed once per context under ``key``.
+
+        Several checks build on the same scan (the ID-like columns, the leakage
+        scores); the first to ask pays for it, the others reuse it.
+        """
+        if key not in self._shared:
+            self._shared[key] = compute()
+        value: T = self._shared[key]
+        return value
 
     @classmethod
     def from_spec(cls, dataset: Dataset, spec: ProjectSpec) -> AuditContext:

@@ -33,22 +33,41 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain click-style help: flags read "--json", not "--json <bool>", and help needs no rich
+    rich_markup_mode=None,
 )
 
 _state: dict[str, bool] = {"debug": False}
 
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("assay")
+        except PackageNotFoundError:  # a source tree on sys.path, not installed
+            number = "unknown (not installed)"
+        _out().print(f"assay {number}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                     callback=_show_version),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
 
 
 @app.command()
 def init(
-    data: Annotated[str, typer.Argument(help="CSV or Parquet file, or a SQLAlchemy URL with --query.")],
+    data: Annotated[str, typer.Argument(help="CSV or Parquet file, or a SQLAlchemy URL with --query.", metavar="DATA")],
     target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
     task: Annotated[
         Optional[str],
@@ -113,7 +132,7 @@ def init(
 
 @app.command()
 def audit(
-    data: Annotated[Optional[str], typer.Argument(help="Audit this file instead of assay.yaml's data.")] = None,
+    data: Annotated[Optional[str], typer.Argument(help="Audit this file instead of assay.yaml's data.", metavar="DATA")] = None,
     target: Annotated[Optional[str], typer.Option("--target", "-t", help="Target column (with DATA).")] = None,
     task: Annotated[Optional[str], typer.Option(help="Task (with DATA; default: inferred).")] = None,
     time: Annotated[Optional[str], typer.Option("--time", help="Time column (with DATA).")] = None,
@@ -175,6 +194,11 @@ def demo(
         from assay.cli.render import print_json
 
         print_json(console, result.to_dict())
+    if not result.passed:
+        failed = ", ".join(result.failed_steps) or "the loop did not reach its last step"
+        _err().print(f"[bold red]The demo stopped short[/]: {escape(failed)} (the output above says "
+                     "why).")
+        raise typer.Exit(1)
 
 
 from assay.cli.models import register_commands  # noqa: E402 - after the app exists
@@ -210,10 +234,21 @@ def _relative(path: Path, base: Path) -> str:
         return str(path)
 
 
+def _is_usage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is click's ``ClickException`` (usage errors, bad parameters).
+
+    Typer ships its own copy of click (``typer._click``), so ``click.ClickException`` from the
+    separately installed click is not the class it raises; match the class by name instead.
+    """
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__) and hasattr(
+        exc, "show"
+    )
+
+
 def main() -> None:
     """Console entry point: run the app and turn errors into one line and an exit code."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="assay")
         sys.exit(code if isinstance(code, int) else 0)
     except AssayError as exc:
         if _state["debug"]:
@@ -229,11 +264,9 @@ def main() -> None:
         _err().print("interrupted")
         sys.exit(130)
     except Exception as exc:  # click usage errors and genuine bugs
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(int(getattr(exc, "exit_code", 2)))
         if _state["debug"]:
             traceback.print_exc()
         _err().print(

@@ -33,7 +33,7 @@ def err_console() -> Console:
 
 def open_project(config: Path | None) -> tuple[Project, ModelRegistry]:
     """The project of ``config`` (default: found from the working folder) and its registry."""
-    from assay.pipeline import open_registry
+    from assay.registry import open_registry
     from assay.project import Project
 
     project = Project.open(config)

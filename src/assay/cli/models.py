@@ -136,7 +136,7 @@ def models(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
 
 
 def evaluate_cmd(
-    version: Annotated[int, typer.Argument(help="Model version.")],
+    version: Annotated[int, typer.Argument(help="Model version.", metavar="VERSION")],
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -163,7 +163,7 @@ def evaluate_cmd(
 
 
 def promote(
-    version: Annotated[int, typer.Argument(help="Model version.")],
+    version: Annotated[int, typer.Argument(help="Model version.", metavar="VERSION")],
     reason: Annotated[Optional[str], typer.Option(help="Why (kept in the audit trail).")] = None,
     force: Annotated[bool, typer.Option(help="Promote despite failed gates (needs --reason).")] = False,
     config: ConfigOpt = None,
@@ -186,6 +186,21 @@ def rollback(
     _, registry = _open(config)
     record = rollback_champion(registry, reason=reason)
     _out().print(f"Rolled back: version {record.version} is the champion again.")
+
+
+def sign(
+    version: Annotated[int, typer.Argument(help="Model version.")],
+    reason: Annotated[Optional[str], typer.Option(help="Why (kept in the audit trail).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Sign a version's artifact with this machine's key, for a store from before signing.
+
+    Only for files known to be the ones the project registered: a signature lets a
+    pickle be loaded, and loading a pickle runs its code.
+    """
+    _, registry = _open(config)
+    record = registry.sign(version, reason=reason or "")
+    _out().print(f"Version {record.version} is signed with this machine's key.")
 
 
 def history(
@@ -211,7 +226,7 @@ def history(
 
 
 def report(
-    version: Annotated[int, typer.Argument(help="Model version.")],
+    version: Annotated[int, typer.Argument(help="Model version.", metavar="VERSION")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML file to write.")] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -230,5 +245,6 @@ def register_commands(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate_cmd)
     app.command("promote")(promote)
     app.command("rollback")(rollback)
+    app.command("sign")(sign)
     app.command("history")(history)
     app.command("report")(report)

@@ -15,6 +15,10 @@ __all__ = ["SEVERITY_STYLE", "print_json", "render_audit"]
 
 SEVERITY_STYLE = {"block": "bold red", "warn": "yellow", "info": "cyan"}
 
+#: Below this terminal width the findings are listed one under another: five table columns
+#: would squeeze the fix into a few characters.
+TABLE_MIN_WIDTH = 120
+
 
 def print_json(console: Console, payload: Any) -> None:
     """Print ``payload`` as JSON, unstyled, so it can be piped into jq."""
@@ -23,13 +27,30 @@ def print_json(console: Console, payload: Any) -> None:
     )
 
 
+def _list_findings(console: Console, report: AuditReport) -> None:
+    """Each finding as a short block: severity, check and columns, then the finding and its fix."""
+    for f in report.findings:
+        head = Text()
+        head.append(f.severity.upper(), style=SEVERITY_STYLE[f.severity])
+        head.append(f"  {f.check}", style="bold")
+        if f.columns:
+            head.append(f"  ({', '.join(f.columns)})")
+        console.print()
+        console.print(head, soft_wrap=False)
+        console.print(Text(f.message), soft_wrap=False)
+        console.print(Text("fix: ", style="bold").append(f.fix), soft_wrap=False)
+    console.print()
+
+
 def render_audit(console: Console, report: AuditReport) -> None:
     """The audit as a table sorted by severity, with the fix for every finding."""
     console.print(
         f"[bold]Audit[/] of {report.source or 'data'}: {report.rows:,} rows x {report.columns} columns, "
         f"data version [dim]{report.data_version}[/]"
     )
-    if report.findings:
+    if report.findings and console.width < TABLE_MIN_WIDTH:
+        _list_findings(console, report)
+    elif report.findings:
         table = Table(show_lines=True, expand=True)
         table.add_column("severity", no_wrap=True)
         table.add_column("check", no_wrap=True)

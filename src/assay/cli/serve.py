@@ -152,7 +152,8 @@ def serve(
 
 def predict(
     source: Annotated[
-        Optional[Path], typer.Argument(help="Records to score: .parquet, .csv or .jsonl.", show_default=False)
+        Optional[Path], typer.Argument(help="Records to score: .parquet, .csv or .jsonl.", show_default=False,
+                                 metavar="SOURCE")
     ] = None,
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Where to write (default: SOURCE.predictions.parquet).")
@@ -211,7 +212,7 @@ def predict(
 
 
 def deploy(
-    version: Annotated[Optional[int], typer.Argument(help="Model version to run beside the champion.")] = None,
+    version: Annotated[Optional[int], typer.Argument(help="Model version to run beside the champion.", metavar="VERSION")] = None,
     shadow: Annotated[bool, typer.Option("--shadow", help="Score and log every request, never answer.")] = False,
     canary: Annotated[
         Optional[float], typer.Option("--canary", help="Answer this percentage of requests (0 < P <= 100).")
@@ -278,7 +279,7 @@ def _describe(version: int, mode: str, share: float) -> str:
 
 @token_app.command("create")
 def token_create(
-    name: Annotated[str, typer.Argument(help="Who or what uses it, e.g. checkout-service.")],
+    name: Annotated[str, typer.Argument(help="Who or what uses it, e.g. checkout-service.", metavar="NAME")],
     scope: Annotated[
         Optional[list[str]], typer.Option("--scope", "-s", help="predict | feedback | admin (repeatable).")
     ] = None,
@@ -324,7 +325,7 @@ def token_list(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
 
 @token_app.command("revoke")
 def token_revoke(
-    name: Annotated[str, typer.Argument(help="The token's name.")],
+    name: Annotated[str, typer.Argument(help="The token's name.", metavar="NAME")],
     config: ConfigOpt = None,
 ) -> None:
     """Revoke a token; servers refuse it within a few seconds."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from assay.config.draft import Draft, draft_spec, infer_task, render_yaml
+from typing import TYPE_CHECKING, Any
+
 from assay.config.load import MIN_ROWS, check_spec_against_data, check_target, load_spec, parse_spec
 from assay.config.metrics import (
     CLASSIFICATION_TASKS,
@@ -12,6 +13,20 @@ from assay.config.metrics import (
     metrics_for,
 )
 from assay.config.spec import AcceptanceThreshold, ProjectSpec, parse_threshold
+
+if TYPE_CHECKING:
+    from assay.config.draft import Draft, draft_spec, infer_task, render_yaml
+
+_DRAFT_NAMES = frozenset({"Draft", "draft_spec", "infer_task", "render_yaml"})
+
+
+def __getattr__(name: str) -> Any:
+    # drafting profiles data with pandas; loading a spec must not pay for that import
+    if name in _DRAFT_NAMES:
+        from assay.config import draft
+
+        return getattr(draft, name)
+    raise AttributeError(f"module 'assay.config' has no attribute {name!r}")
 
 __all__ = [
     "AcceptanceThreshold",

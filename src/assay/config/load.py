@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.config.safe_yaml import YamlDocument, clip, dotted, read_yaml
 from assay.config.spec import ProjectSpec
 from assay.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["MIN_ROWS", "check_spec_against_data", "load_spec", "parse_spec"]
 
@@ -22,60 +26,57 @@ MAX_CLASSES = 50
 
 
 def load_spec(path: str | Path) -> ProjectSpec:
-    """Read and validate an assay.yaml file."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(
-            "file not found",
-            where=str(path),
-            fix="Run 'assay init DATA --target COLUMN' to write one, or pass --config.",
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError("is not UTF-8 text", where=str(path), fix="Re-save it as UTF-8.") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"is not valid YAML{at}: {problem}",
-            where=str(path),
-            fix="Check indentation and quoting there (values with ':' or '>' need quotes).",
-        ) from None
+    """Read and validate an assay.yaml file.
+
+    The YAML is read within bounds (:mod:`assay.config.safe_yaml`): no aliases, no
+    duplicate keys, limited size and nesting; every error names the file and line.
+    """
+    document = read_yaml(path)
+    raw = document.data
+    origin = document.origin
     if raw is None:
-        raise ConfigError("is empty", where=str(path), fix="Run 'assay init' to write a framing document.")
+        raise ConfigError(
+            "is empty", where=origin, fix="Run 'assay init' to write a framing document."
+        )
     if not isinstance(raw, dict):
         raise ConfigError(
             "must be a mapping of keys (task, data, ...)",
-            where=str(path),
+            where=origin,
             received=type(raw).__name__,
             fix="Start from the file 'assay init' writes.",
         )
-    return parse_spec(raw, origin=str(path))
+    return _validate(document)
 
 
 def parse_spec(raw: dict[str, Any], origin: str = "assay.yaml") -> ProjectSpec:
     """Validate a mapping as a :class:`ProjectSpec`, raising :class:`ConfigError`."""
+    return _validate(YamlDocument(raw, origin))
+
+
+def _validate(document: YamlDocument) -> ProjectSpec:
     try:
-        return ProjectSpec.model_validate(raw)
+        return ProjectSpec.model_validate(document.data)
     except ValidationError as exc:
-        raise _to_config_error(exc, origin) from None
+        raise _to_config_error(exc, document) from None
 
 
-def _to_config_error(exc: ValidationError, origin: str) -> ConfigError:
-    problems = []
-    first_key = None
+#: problems listed in one message; the rest are counted
+_SHOWN_PROBLEMS = 3
+#: pydantic names the member of a union (``str | float``) as the last part of the location
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|(list|dict|function-\w+)\[.*\])$")
+
+
+def _to_config_error(exc: ValidationError, document: YamlDocument) -> ConfigError:
+    by_key: dict[str, str] = {}
+    first_loc: tuple[Any, ...] | None = None
     for err in exc.errors():
         loc: tuple[Any, ...] = tuple(err["loc"])
         ctx_error = (err.get("ctx") or {}).get("error")
         message = str(ctx_error) if ctx_error is not None else err["msg"]
         if ctx_error is not None and hasattr(ctx_error, "loc"):
             loc = loc + tuple(ctx_error.loc)
-        key = ".".join(str(p) for p in loc) or "(top level)"
         kind = err["type"]
+        received = clip(repr(err.get("input")))
         if kind == "extra_forbidden":
             valid = _fields_at(ProjectSpec, loc[:-1])
             message = "unknown key" + (f"; valid keys here: {', '.join(valid)}" if valid else "")
@@ -83,15 +84,37 @@ def _to_config_error(exc: ValidationError, origin: str) -> ConfigError:
             message = "is required"
         elif kind in ("literal_error", "enum"):
             expected = (err.get("ctx") or {}).get("expected")
-            message = f"is {err['input']!r}; valid: {expected}"
+            message = f"is {received}; valid: {expected}"
+        elif kind == "finite_number":
+            message = f"must be a finite number, got {received}"
         elif kind.endswith("_type") or kind.endswith("_parsing"):
-            message = f"{err['msg'].lower()}, got {err['input']!r}"
+            message = f"{err['msg'].lower()}, got {received}"
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
-        first_key = first_key or key
-        problems.append(f"{key}: {message}")
-    extra = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
-    return ConfigError(f"{problems[0]}{extra}", key=first_key, where=origin)
+        if len(loc) > 1 and isinstance(loc[-1], str) and _UNION_MEMBER.match(loc[-1]):
+            loc = loc[:-1]
+        if first_loc is None:
+            first_loc = loc
+        key = clip(dotted(loc))
+        if key in by_key:
+            by_key[key] += f", or {clip(message, 240)}"
+        else:
+            by_key[key] = clip(message, 240)
+    problems = [f"{key}: {message}" for key, message in by_key.items()]
+    shown = problems[:_SHOWN_PROBLEMS]
+    extra = ""
+    if len(problems) > 1:
+        hidden = len(problems) - len(shown)
+        more = "; ".join(shown[1:]) + (f"; ...{hidden} not shown" if hidden else "")
+        extra = f" (and {len(problems) - 1} more: {more})"
+    loc = first_loc or ()
+    mark = document.locate(loc)
+    return ConfigError(
+        f"{shown[0]}{extra}",
+        key=dotted(loc),
+        where=document.where(loc),
+        line=mark[0] if mark else None,
+    )
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -178,7 +201,9 @@ def check_target(task: str, series: pd.Series, origin: str, column: str) -> None
             column=column,
             fix="Check the target column and the data filter: a model needs at least two outcomes.",
         )
-    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    numeric = is_numeric_dtype(values) and not is_bool_dtype(values)
     sample = ", ".join(repr(v) for v in list(distinct[:6])) + (", ..." if len(distinct) > 6 else "")
     if task == "binary" and len(distinct) != 2:
         hint = (

@@ -6,6 +6,7 @@ an error that names its key path instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import codecs
 import operator
 import re
 from dataclasses import dataclass
@@ -68,7 +69,10 @@ def parse_threshold(text: str | float | int) -> AcceptanceThreshold:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan=False: '.inf' or '.nan' is a typo for every number assay.yaml takes
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class DataSpec(_Section):
@@ -89,6 +93,18 @@ class DataSpec(_Section):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding '{value[:80]}'; use a Python codec name such as "
+                "utf-8, latin-1, cp1252 or utf-16"
+            ) from None
         return value
 
 
@@ -193,6 +209,22 @@ class MonitoringSpec(_Section):
     )
     alert_cooldown: str = Field(
         "24h", description="how long an open alert silences the same condition, e.g. '6h', '2d'"
+    )
+    log_retention_days: float | None = Field(
+        30.0, gt=0, description="delete logged predictions older than this (null: keep all); "
+        "labelled predictions are kept",
+    )
+    log_max_rows: int | None = Field(
+        1_000_000, ge=1, description="keep at most this many unlabelled predictions, the newest "
+        "(null: no bound)",
+    )
+    log_max_string: int = Field(
+        4096, ge=16, description="longest string of a logged record; longer ones are cut and "
+        "the record flagged 'truncated'",
+    )
+    log_max_input_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest logged input of one record (JSON bytes); "
+        "fields past it are left out and the record flagged 'truncated'",
     )
 
 

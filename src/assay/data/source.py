@@ -6,15 +6,17 @@ fix: a user never sees a parser traceback.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 from pathlib import Path
 
 import pandas as pd
 
-from assay.errors import DataError
+from assay.errors import ConfigError, DataError
 
-__all__ = ["is_sql_url", "read_source"]
+__all__ = ["csv_row_error", "is_sql_url", "read_source"]
 
 _SQL_SCHEMES = (
     "sqlite",
@@ -29,6 +31,12 @@ _SQL_SCHEMES = (
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _SNIFF_BYTES = 1 << 16
+#: a row quoted in an error is cut to this many characters
+_ROW_CHARS = 120
+_RAGGED_FIX = (
+    "Quote values that contain the delimiter, close every opening quote, or repair the row "
+    "(a truncated file ends with a short row)."
+)
 
 
 def is_sql_url(source: str) -> bool:
@@ -111,9 +119,28 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigError(
+            f"unknown text encoding '{encoding[:80]}'",
+            key="data.encoding",
+            where=f"{path}: data.encoding",
+            fix="Set data.encoding to a Python codec name such as utf-8 or latin-1.",
+        ) from None
+    # UTF-16 and UTF-32 text is full of zero bytes; in any other encoding they mean binary
+    wide = codec.startswith(("utf-16", "utf-32"))
     with path.open("rb") as fh:
         head = fh.read(_SNIFF_BYTES)
-    if b"\x00" in head:
+    if wide and b"\x00" not in head:
+        raise _encoding_error(path, encoding, None)
+    if not wide and head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError(
+            "is UTF-16 text (it starts with a UTF-16 byte-order mark)",
+            path=str(path),
+            fix="Set data.encoding: utf-16 in assay.yaml, or re-save the file as UTF-8.",
+        )
+    if b"\x00" in head and not wide:
         raise DataError(
             "is a binary file, not delimited text",
             path=str(path),
@@ -125,12 +152,8 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
         if len(head) < _SNIFF_BYTES or exc.start < len(head) - 4:
             raise _encoding_error(path, encoding, exc.start) from None
         head_text = head[: exc.start].decode(encoding)
-    except LookupError:
-        raise DataError(
-            f"unknown text encoding '{encoding}'",
-            path=str(path),
-            fix="Set data.encoding to a Python codec name such as utf-8 or latin-1.",
-        ) from None
+    except UnicodeError:  # not a decode error: e.g. utf-16 without a byte-order mark
+        raise _encoding_error(path, encoding, None) from None
     first_line = head_text.splitlines()[0] if head_text.strip() else ""
     if not first_line.strip():
         raise DataError("has no header line", path=str(path), fix="The first line must name the columns.")
@@ -142,17 +165,18 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
     convert = pacsv.ConvertOptions(strings_can_be_null=True)
     try:
         table = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    except UnicodeError:
+        raise _encoding_error(path, encoding, None) from None
     except pa.ArrowInvalid as exc:
         message = str(exc)
         if "UTF8" in message or "utf8" in message.lower():
             raise _encoding_error(path, encoding, None) from None
         if "Expected" in message and "columns" in message:
-            raise DataError(
+            raise csv_row_error(path, encoding, delimiter) or DataError(
                 "has a ragged row: " + _first_line(message),
                 path=str(path),
                 expected=f"{len(header)} fields per row, as in the header",
-                fix="Quote values that contain the delimiter, or repair the row (a truncated "
-                "file ends with a short row).",
+                fix=_RAGGED_FIX,
             ) from None
         raise DataError(
             "cannot be parsed as CSV: " + _first_line(message),
@@ -164,6 +188,60 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
     if table.num_rows == 0:
         raise DataError("has a header but no rows", path=str(path), fix="Add data rows to the file.")
     return table.to_pandas()
+
+
+def csv_row_error(path: Path, encoding: str = "utf-8", delimiter: str = ",") -> DataError | None:
+    """The first row of a CSV file whose field count differs from the header's, as an error.
+
+    The error names the file, the line the row starts on, both field counts and the
+    row itself (cut to 120 characters). None when every row has the header's width.
+    Blank lines are skipped, as the readers skip them; a quoted value may span lines.
+    """
+    with path.open(encoding=encoding, errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except (StopIteration, csv.Error):
+            return None
+        width = len(header)
+        start = reader.line_num + 1
+        try:
+            for row in reader:
+                if row and len(row) != width:
+                    text = delimiter.join(row)
+                    if '"' in text or "\n" in text:
+                        text = _row_text(path, encoding, start, reader.line_num)
+                    what = f"has a ragged row at line {start}"
+                    if text.count('"') % 2:
+                        what += " (a quote opened there is never closed)"
+                    return DataError(
+                        f"{what}: {len(row)} fields where the header has {width}",
+                        path=str(path),
+                        expected=f"{width} fields per row, as in the header",
+                        received=f"the row '{_cut(text)}'",
+                        fix=_RAGGED_FIX,
+                        line=start,
+                    )
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            return DataError(
+                f"cannot be parsed as CSV at line {reader.line_num}: {exc}",
+                path=str(path),
+                fix="Check quoting and line endings, or export the data again.",
+                line=reader.line_num,
+            )
+    return None
+
+
+def _row_text(path: Path, encoding: str, first: int, last: int) -> str:
+    """Lines ``first`` to ``last`` of a file, as written (quotes and line breaks kept)."""
+    with path.open(encoding=encoding, errors="replace", newline="") as handle:
+        return "".join(itertools.islice(handle, first - 1, last)).rstrip("\r\n")
+
+
+def _cut(text: str) -> str:
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= _ROW_CHARS else text[: _ROW_CHARS - 3] + "..."
 
 
 def _read_sql(url: str, query: str | None) -> pd.DataFrame:
@@ -237,8 +315,17 @@ def _check_names(names: list[str], where: str) -> None:
         )
 
 
-def _encoding_error(path: Path, encoding: str, offset: int | None) -> DataError:
+def _encoding_error(path: Path, encoding: str, offset: int | None) -> DataError | ConfigError:
     at = f" at byte {offset}" if offset is not None else ""
+    if encoding.replace("_", "-").lower() not in ("utf-8", "utf8"):
+        # a codec other than the default was chosen in assay.yaml, and it is the wrong one
+        return ConfigError(
+            f"is not valid {encoding} text{at}",
+            key="data.encoding",
+            where=f"{path}: data.encoding",
+            fix=f"data.encoding is '{encoding}': set it to the file's encoding (utf-8, "
+            "latin-1, cp1252, ...), or remove it to read UTF-8.",
+        )
     return DataError(
         f"is not valid {encoding} text{at}",
         path=str(path),

@@ -45,7 +45,9 @@ class ShadowComparison:
 
     Attributes:
         since: when the shadow deployment started.
-        n_champion: requests the champion answered since then.
+        n_champion: records the champion answered since then on a server that ran the
+            candidate in shadow (each server picks a deployment up a moment after it is
+            recorded; answers before that are not the candidate's to cover).
         n_shadow: shadow predictions of the candidate.
         n_paired: records scored by both (matched by request and input).
         coverage: ``n_paired / n_champion`` (the candidate failing on inputs shows here).
@@ -110,14 +112,22 @@ def shadow_comparison(
     """Compare the candidate's shadow predictions with the champion's answers since ``since``.
 
     Each shadow prediction is matched with the champion's answer to the same record
-    (same request, same input). Labels are those sent for the champion's answers.
+    (same request, same input). Coverage counts the champion answers logged as shadowed
+    by the candidate (``shadowed_by``), so the moments before each server picked the
+    deployment up do not count against it; for a log written before servers marked
+    their answers (no marked answer at all), every champion answer since ``since``
+    counts. Labels are those sent for the champion's answers.
     """
     from assay.evaluate import paired_bootstrap
     from assay.serve.log import read_predictions
 
     store = registry.store
-    champ = read_predictions(store, since=since, version=champion, route="champion")
     shadow = read_predictions(store, since=since, version=candidate, route="shadow")
+    champ = read_predictions(
+        store, since=since, version=champion, route="champion", shadowed_by=candidate
+    )
+    if champ.empty and not shadow.empty:  # logged by servers that did not mark their answers
+        champ = read_predictions(store, since=since, version=champion, route="champion")
     champ["_key"] = _pair_keys(champ)
     shadow["_key"] = _pair_keys(shadow)
     shadow_cols = shadow[["_key", "prediction", "probabilities"]].rename(

@@ -20,6 +20,7 @@ from assay.registry.records import (
     RunStatus,
     TestAccess,
 )
+from assay.registry.open import open_registry
 from assay.registry.registry import CHALLENGER, CHAMPION, ModelRegistry, current_user
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "RunStatus",
     "TestAccess",
     "current_user",
+    "open_registry",
 ]

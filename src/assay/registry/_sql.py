@@ -142,6 +142,8 @@ def to_run(row: Row[Any]) -> Run:
         user=m["created_by"],
         seeds=m["seeds"],
         summary=m["summary"],
+        pid=m["pid"],
+        host=m["host"],
     )
 
 

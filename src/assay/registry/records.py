@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 ModelStatus = Literal["registered", "champion", "challenger", "rejected", "archived"]
-RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+RunStatus = Literal["running", "succeeded", "failed", "cancelled", "abandoned"]
 MODEL_STATUSES: tuple[str, ...] = get_args(ModelStatus)
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 
@@ -96,7 +96,11 @@ class ModelVersion:
 
 @dataclass(frozen=True)
 class Run:
-    """One ``assay run``: its inputs, seeds, status and summary."""
+    """One ``assay run``: its inputs, seeds, status and summary.
+
+    ``pid`` and ``host`` name the process that ran it (None for runs recorded before
+    assay kept them); a ``running`` run whose process is gone is marked ``abandoned``.
+    """
 
     id: int
     created_at: datetime
@@ -108,6 +112,8 @@ class Run:
     user: str
     seeds: dict[str, Any]
     summary: dict[str, Any] | None = None
+    pid: int | None = None
+    host: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (timestamps as ISO strings)."""

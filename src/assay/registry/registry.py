@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from assay.errors import ConfigError, GateFailed, NotFoundError, StoreError
+from assay.errors import ConfigError, GateFailed, IntegrityError, NotFoundError, StoreError
 from assay.registry import _sql
+from assay.registry._process import process_gone, this_host
 from assay.registry.records import (
     RUN_STATUSES,
     AuditRecord,
@@ -109,8 +110,11 @@ class ModelRegistry:
         code_version: str,
         user: str | None = None,
         seeds: Mapping[str, Any] | None = None,
+        *,
+        pid: int | None = None,
+        host: str | None = None,
     ) -> int:
-        """Record a run as ``running``; return its id."""
+        """Record a run as ``running`` by this process (or ``pid`` on ``host``); return its id."""
         with self.store.transaction() as conn:
             result = conn.execute(
                 insert(runs).values(
@@ -123,9 +127,50 @@ class ModelRegistry:
                     created_by=user or current_user(),
                     seeds=_plain(seeds or {}, "seeds"),
                     summary=None,
+                    pid=os.getpid() if pid is None else pid,
+                    host=this_host() if host is None else host,
                 )
             )
             return _sql.new_id(result)
+
+    def abandon_dead_runs(self, *, actor: str | None = None) -> builtins.list[Run]:
+        """Mark ``abandoned`` the running runs of this host whose process is gone.
+
+        A process killed outright (SIGKILL, power loss) cannot close its run, which would
+        otherwise stay ``running`` for ever. Runs of other hosts are left alone: their
+        processes cannot be checked from here. Each run marked gets an ``abandon`` event
+        in the audit trail. Returns the runs marked.
+        """
+        host = this_host()
+        query = select(runs).where(runs.c.status == "running", runs.c.host == host)
+        with self.store.connect() as conn:
+            candidates = [_sql.to_run(row) for row in conn.execute(query)]
+        marked: builtins.list[Run] = []
+        for run in candidates:
+            if run.pid is None or not process_gone(run.pid, run.created_at):
+                continue
+            why = (
+                f"run {run.id}: its process {run.pid} on {host} ended without closing it "
+                "(killed or crashed)"
+            )
+            with self.store.transaction() as conn:
+                done = conn.execute(
+                    update(runs)
+                    .where(runs.c.id == run.id, runs.c.status == "running")
+                    .values(
+                        status="abandoned",
+                        finished_at=utcnow(),
+                        summary={"error": why, "pid": run.pid, "host": host},
+                    )
+                )
+                if done.rowcount != 1:
+                    continue  # another process closed or marked it first
+                _sql.insert_event(
+                    conn, "abandon", actor or current_user(), None, why,
+                    {"run_id": run.id, "pid": run.pid, "host": host},
+                )
+                marked.append(self._run(conn, run.id))
+        return marked
 
     def finish_run(
         self, run_id: int, status: RunStatus, summary: Mapping[str, Any] | None = None
@@ -283,6 +328,9 @@ class ModelRegistry:
         needs a ``reason`` and writes an ``override`` event beside the ``promote``.
         The previous champion becomes ``archived``; a promoted challenger leaves the
         challenger alias.
+
+        ``force`` overrides gates, never integrity: the artifact's signature and hash
+        are verified first, and an :class:`IntegrityError` leaves the champion as it was.
         """
         actor = actor or current_user()
         reason = (reason or "").strip() or None
@@ -303,9 +351,13 @@ class ModelRegistry:
                 received="nothing",
                 fix="Pass --reason '...' with --force; it is kept in the audit trail.",
             )
+        digest = self.get(version).artifact_digest
+        self._verify_artifact(version, digest, "promoted")
         with self.store.transaction() as conn:
             _sql.lock(conn)
             target = self._version(conn, version)
+            if target.artifact_digest != digest:  # changed while it was being verified
+                self._verify_artifact(version, target.artifact_digest, "promoted")
             current = _sql.alias(conn, CHAMPION)
             if current == version:
                 raise StoreError(
@@ -334,8 +386,9 @@ class ModelRegistry:
     def rollback(self, *, actor: str | None = None, reason: str | None = None) -> ModelVersion:
         """Put the previous champion back (exactly the one before the current reign).
 
-        Raises :class:`NotFoundError` when there is no previous champion; the store
-        is unchanged on any error.
+        Raises :class:`NotFoundError` when there is no previous champion, and
+        :class:`IntegrityError` when its artifact fails verification; the store is
+        unchanged on any error.
         """
         actor = actor or current_user()
         with self.store.transaction() as conn:
@@ -359,6 +412,9 @@ class ModelRegistry:
                     fix="Promote the intended version explicitly.",
                 )
             previous = stack[-2]
+            self._verify_artifact(
+                previous, self._version(conn, previous).artifact_digest, "rolled back to"
+            )
             _sql.set_alias(conn, CHAMPION, previous)
             _sql.set_status(conn, current, "archived")
             if _sql.alias(conn, CHALLENGER) == previous:
@@ -542,8 +598,74 @@ class ModelRegistry:
     # -- artifacts ------------------------------------------------------------
 
     def load_model(self, version: int) -> Any:
-        """The model object of ``version``, loaded only after its bytes match the recorded hash."""
+        """The model object of ``version``, unpickled only after its signature and hash verify.
+
+        Raises:
+            IntegrityError: the artifact is unsigned, signed with another key, or its
+                bytes do not match the recorded hash (nothing is unpickled).
+        """
         return self.store.artifacts.load_model(self.get(version).artifact_digest)
+
+    def verify(self, version: int) -> ModelVersion:
+        """Check the artifact of ``version`` (signature and hash) without loading it.
+
+        Raises:
+            IntegrityError: naming the version and what failed.
+        """
+        record = self.get(version)
+        self._verify_artifact(version, record.artifact_digest, "loaded")
+        return record
+
+    def sign(self, version: int, *, reason: str, actor: str | None = None) -> ModelVersion:
+        """Sign the artifact of ``version`` with this machine's key, recorded as a ``sign`` event.
+
+        For a store written before artifacts were signed, by someone who knows its
+        files are genuine: a signature is what lets a pickle be loaded. The bytes
+        must still match the recorded hash.
+        """
+        reason = (reason or "").strip()
+        if not reason:
+            raise ConfigError(
+                "signing an artifact needs a reason",
+                key="reason",
+                expected="a non-empty reason",
+                received="nothing",
+                fix="Pass --reason '...'; it is kept in the audit trail.",
+            )
+        record = self.get(version)
+        try:
+            key_id = self.store.artifacts.sign(record.artifact_digest)
+        except (StoreError, NotFoundError) as exc:
+            raise IntegrityError(
+                f"model version {version} cannot be signed: {exc.what}",
+                where=exc.where,
+                expected=exc.expected,
+                received=exc.received,
+                fix=exc.fix,
+                version=version,
+            ) from exc
+        self.record_event(
+            "sign",
+            actor=actor,
+            version=version,
+            reason=reason,
+            details={"artifact": record.artifact_digest, "key_id": key_id},
+        )
+        return record
+
+    def _verify_artifact(self, version: int, digest: str, action: str) -> None:
+        try:
+            self.store.artifacts.verify_model(digest)
+        except (StoreError, NotFoundError) as exc:
+            raise IntegrityError(
+                f"model version {version} cannot be {action}: {exc.what}",
+                where=exc.where,
+                expected=exc.expected,
+                received=exc.received,
+                fix=exc.fix,
+                version=version,
+                digest=digest,
+            ) from exc
 
     def store_json(self, obj: Any) -> str:
         """Keep a large report (evaluation, audit, search history) as a JSON artifact."""

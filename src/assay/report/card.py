@@ -31,6 +31,12 @@ from assay.report.inputs import ReportInput
 __all__ = ["render_model_card"]
 
 _SPECIAL = re.compile(r"([\\`*\[\]|])")
+_TRUST = (
+    "the signing key, kept outside the store, is the trust root. The model file is a pickle "
+    "and is unpickled only after its HMAC-SHA256 signature, made with that key at "
+    "registration, verifies; whoever can write the store's database and artifact folder "
+    "without the key cannot get code run by loading it. The SHA-256 hash detects corruption."
+)
 
 
 def _md(value: Any) -> str:
@@ -241,6 +247,8 @@ def _lineage(report: ReportInput) -> list[str]:
             else "")
          + (f" (limit {num(v['max_test_uses'])})" if v.get("max_test_uses") is not None else "")),
         ("Created", " by ".join(_md(x) for x in (v.get("created_at"), v.get("user")) if x) or DASH),
+        ("Artifact", _code(v["artifact"]) if v.get("artifact") else DASH),
+        ("Trust", _TRUST),
     ]
     if search:
         trials = search.get("trials") or []

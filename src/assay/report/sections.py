@@ -475,7 +475,8 @@ def _latency(r: ReportInput) -> list[Block]:
             _cells("Single row p50", fixed(latency.get("single_p50_ms"), 3, "ms")),
             _cells("Single row p99", Cell(p99_text, "fail" if over else "")),
             _cells("Single row mean", fixed(latency.get("single_mean_ms"), 3, "ms")
-                   + f" ({num(latency.get('n_single'))} calls)"),
+                   + f" ({num(latency.get('n_single'))} rows, the fastest of "
+                     f"{num(latency.get('single_repeats', 1))} calls each)"),
             _cells("Batch throughput", fixed(latency.get("batch_rows_per_s"), 0, "rows/s")
                    + f" (batches of {num(latency.get('batch_size'))})"),
             _cells("Batch time per row", fixed(latency.get("batch_ms_per_row"), 4, "ms")),

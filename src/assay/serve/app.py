@@ -48,6 +48,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -60,9 +61,10 @@ from assay.registry import ModelRegistry
 from assay.serve import protocols as proto
 from assay.serve.auth import TokenVerifier
 from assay.serve.lane import PredictLane
-from assay.serve.log import Drain, PredictionLog, record_feedback
+from assay.serve.log import Drain, LabelConflict, LabelError, PredictionLog, record_feedback
 from assay.serve.metrics import ServerMetrics
 from assay.serve.protocols import RequestError, RequestLimits
+from assay.serve.retention import LogRetention
 from assay.serve.runtime import LoadedModel, ModelRuntime
 from assay.serve.scoring import (
     Answer,
@@ -160,7 +162,9 @@ def create_app(
         registry=registry,
         runtime=ModelRuntime(registry, poll_seconds=poll_seconds, seed=seed),
         log=PredictionLog(registry.store, wal_dir if wal_dir is not None else project.state_dir / "wal",
-                          drain=log_drain),
+                          drain=log_drain, retention=LogRetention.from_monitoring(project.spec.monitoring),
+                          max_string=project.spec.monitoring.log_max_string,
+                          max_input_bytes=project.spec.monitoring.log_max_input_bytes),
         verifier=TokenVerifier(registry) if auth else None,
         metrics=ServerMetrics(),
         model_name=model_name(project),
@@ -192,6 +196,19 @@ def create_app(
     app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
     app.add_middleware(_Observe, metrics=state.metrics)
     return app
+
+
+def _overwrite_flag(value: str | None) -> bool:
+    """The ``overwrite`` query parameter of ``/v1/feedback`` (absent means false)."""
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise RequestError(422, "invalid_query", f"query parameter 'overwrite' must be true or false, got {value!r}.",
+                       [{"field": "overwrite", "reason": "expected true or false", "code": "type"}])
 
 
 class _AssayAPI(FastAPI):
@@ -302,7 +319,11 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         "/v1/feedback",
         summary="Send true labels",
         description="Attach the true label to logged predictions (by the prediction id /v1/predict returned). "
-        "Ids of no logged prediction are listed in `unknown_ids`, not stored.",
+        "Ids of no logged prediction are listed in `unknown_ids`, not stored. A label must be one of the "
+        "model's classes (classification) or a finite number (regression), else 422 naming the item and "
+        "the allowed values. A prediction has one label: sending the same one again changes nothing "
+        "(`unchanged`), a different one is 409 unless the query has `overwrite=true` (recorded in the audit "
+        "trail). Nothing is stored when any label is refused.",
         tags=["predict"],
         response_class=Response,
         openapi_extra={
@@ -316,10 +337,25 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             actor = _authorized(state, request, "feedback")
             proto.check_content_type(request.headers.get("content-type"))
             body = await _body(state, request)
-            pairs = proto.parse_feedback(proto.parse_json(body), max_labels=state.max_records)
+            pairs = await offload(len(body), _feedback_pairs, state, body)
+            overwrite = _overwrite_flag(request.query_params.get("overwrite"))
+            result = await run_in_threadpool(
+                record_feedback, state.registry.store, pairs, actor, log=state.log, overwrite=overwrite
+            )
         except RequestError as exc:
             return _error(request, exc)
-        result = await run_in_threadpool(record_feedback, state.registry.store, pairs, actor, log=state.log)
+        except LabelError as exc:
+            problems = [{k: p.get(k) for k in ("index", "field", "reason", "code", "allowed")}
+                        for p in exc.fields.get("problems") or []]
+            return _error(request, RequestError(422, "invalid_labels", exc.render(), problems))
+        except LabelConflict as exc:
+            return _error(request, RequestError(409, "label_conflict", exc.render(),
+                                                exc.fields.get("conflicts") or []))
+        except OperationalError as exc:  # the store cannot be written (a full disk, a lock held too long)
+            logger.error("feedback not stored: %s", exc)
+            return _error(request, RequestError(
+                503, "store_unavailable", "the labels could not be stored (the store cannot be written "
+                "now); nothing was stored. Retry later.", headers={"Retry-After": "5"}))
         return _json(result.to_dict())
 
     @app.post(
@@ -440,11 +476,18 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         return {"status": "ok"}
 
     @app.get("/readyz", summary="Readiness: a verified champion is loaded", tags=["health"],
-             response_class=Response, responses={"503": _error_doc("No verified champion loaded yet.")})
+             response_class=Response,
+             responses={"503": _error_doc("No verified champion loaded yet, or the registry's "
+                                          "champion failed to load (degraded).")})
     async def readyz(request: Request) -> Response:
         routing = state.runtime.routing
         if not state.runtime.ready or routing.champion is None:
             return _error(request, not_ready(state))
+        degraded = state.runtime.degraded
+        if degraded is not None:  # an older version serves: traffic works, the release did not
+            detail = {"champion": routing.champion.version,
+                      "registry_champion": state.runtime.registry_champion}
+            return _error(request, RequestError(503, "degraded", f"degraded: {degraded}.", [detail]))
         challenger = routing.challenger.version if routing.challenger is not None else None
         return _json({"status": "ready", "champion": routing.champion.version, "challenger": challenger,
                       "mode": routing.mode, "share": routing.share})
@@ -459,6 +502,12 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         )
         text, content_type = state.metrics.render()
         return Response(text, media_type=content_type)
+
+
+def _feedback_pairs(state: ServerState, body: bytes) -> Any:
+    # a label is {"prediction_id": ..., "label": ...}: a few values each, plus the envelope
+    payload = proto.parse_json(body, proto.json_values_limit(state.max_records, 4))
+    return proto.parse_feedback(payload, max_labels=state.max_records)
 
 
 def _mlflow_records(state: ServerState, media: str, body: bytes, features: list[str]) -> list[Any]:
@@ -633,7 +682,9 @@ def _schemas(state: ServerState) -> dict[str, Any]:
                                 "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 128},
                                                "label": label}}}}},
         "FeedbackResponse": {"type": "object", "properties": {
-            "accepted": {"type": "integer"}, "unknown_ids": {"type": "array", "items": {"type": "string"}}}},
+            "accepted": {"type": "integer"}, "unknown_ids": {"type": "array", "items": {"type": "string"}},
+            "unchanged": {"type": "integer", "description": "labels already stored as sent"},
+            "overwritten": {"type": "integer", "description": "labels that replaced another (overwrite=true)"}}},
         "MlflowRequest": {"type": "object", "description": "exactly one of the four formats", "oneOf": [
             {"required": ["dataframe_split"], "properties": {"dataframe_split": {
                 "type": "object", "required": ["columns", "data"],

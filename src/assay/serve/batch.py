@@ -22,7 +22,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from assay.errors import DataError, NotFoundError
+from assay.data.source import csv_row_error
+from assay.errors import ConfigError, DataError, NotFoundError
 from assay.registry import CHAMPION, ModelRegistry
 from assay.serve.runtime import LoadedModel, Prediction
 from assay.serve.validation import ValidatedBatch
@@ -134,6 +135,12 @@ def predict_file(
     if not output.parent.is_dir():
         raise DataError("the output folder does not exist", path=str(output.parent),
                         fix="Create it first, or write elsewhere with -o.")
+    if _same_file(source, output):
+        other = source.with_name(f"{source.stem}.predictions{source.suffix}").name
+        raise ConfigError(
+            "is the input file; writing the predictions there would replace the records",
+            key="--output", where=str(output), fix=f"Write elsewhere, e.g. -o {other}.",
+        )
     if chunk_size < 1:
         raise DataError("the chunk size must be positive", path=str(source), received=chunk_size,
                         fix="Pass --chunk-size 10000 (the default) or another positive number.")
@@ -194,12 +201,13 @@ def predict_stream(
         parsed: list[Any] = []
         out: list[dict[str, Any] | None] = []
         for number, line in chunk:
-            try:
-                parsed.append(orjson.loads(line))
+            problem, record = _json_line_problem(number, line)
+            if problem:
+                out.append({"error": "invalid_json", "message": f"{problem}: '{_excerpt(line)}'; send one JSON "
+                            "object per line.", "details": [{"line": number}]})
+            else:
+                parsed.append(record)
                 out.append(None)
-            except orjson.JSONDecodeError as exc:
-                out.append({"error": "invalid_json", "message": f"line {number} is not valid JSON ({exc}); "
-                            "send one JSON object per line.", "details": [{"line": number}]})
         positions = [i for i, item in enumerate(out) if item is None]
         batch = model.validate(parsed)
         predictions = model.predict(batch) if batch.valid_index else []
@@ -238,6 +246,16 @@ def predict_stream(
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def _same_file(source: Path, output: Path) -> bool:
+    """Whether ``output`` names ``source``: the same path, a symlink to it or a hard link."""
+    if output.resolve() == source.resolve():
+        return True
+    try:
+        return os.path.samefile(source, output)
+    except OSError:  # the output does not exist yet
+        return False
+
+
 def _check_suffix(path: Path, role: str) -> None:
     if path.suffix.lower() not in FORMATS:
         raise DataError(
@@ -260,14 +278,54 @@ def _read(source: Path, chunk_size: int) -> tuple[pa.Schema, Iterator[pa.Table],
                        for b in handle.iter_batches(batch_size=chunk_size))
             return schema, batches, total
         if suffix == ".csv":
-            frame = pd.read_csv(source)
+            try:
+                frame = pd.read_csv(source)
+            except pd.errors.ParserError:
+                located = csv_row_error(source)
+                if located is None:
+                    raise
+                raise located from None
         else:
-            frame = pd.read_json(source, lines=True)
+            frame = pd.DataFrame(_read_json_lines(source))
     except (OSError, ValueError, pa.ArrowException, pd.errors.ParserError) as exc:
         raise DataError(f"the input file cannot be read ({str(exc).splitlines()[0][:200]})", path=str(source),
                         fix="Check that the file is complete and in the format its name says.") from None
     table = pa.Table.from_pandas(frame, preserve_index=False)
     return table.schema, (table.slice(i, chunk_size) for i in range(0, table.num_rows, chunk_size)), len(frame)
+
+
+def _json_line_problem(number: int, line: str | bytes) -> tuple[str, Any]:
+    """Parse one JSON line: ("", record), or (a message naming the line, None)."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return f"line {number} is not valid JSON ({exc})", None
+    if not isinstance(record, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(record), "a number")
+        return f"line {number} holds {kind}, not a JSON object", None
+    return "", record
+
+
+def _excerpt(line: str | bytes, limit: int = 120) -> str:
+    text = (line.decode("utf-8", "replace") if isinstance(line, bytes) else line).strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_json_lines(source: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file; the first bad line stops the read, named by number."""
+    records: list[dict[str, Any]] = []
+    with source.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            problem, record = _json_line_problem(number, line)
+            if problem:
+                raise DataError(problem, path=str(source), received=f"the line '{_excerpt(line)}'",
+                                fix="Write one JSON object per line, e.g. {\"age\": 41, \"plan\": \"pro\"}; "
+                                "repair or remove the line.", line=number)
+            records.append(record)
+    return records
 
 
 def _label_type(model: LoadedModel) -> pa.DataType:

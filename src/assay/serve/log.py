@@ -27,12 +27,31 @@ is skipped. Each live segment holds an exclusive ``flock``, released by the kern
 when its process dies, so two servers sharing a WAL folder never replay each other's
 live segments.
 
-Feedback labels (:func:`record_feedback`) and the reading side used by monitoring
-(:func:`read_predictions`) live here too.
+Bounds. What is logged of a record is capped, whatever the request carried: a
+string (value or field name) longer than :data:`MAX_LOGGED_STRING` characters is cut
+to that length, and the fields of ``inputs`` past :data:`MAX_LOGGED_INPUT_BYTES` bytes
+of JSON are left out; such a record carries the flag ``truncated``. Both caps are
+settings of assay.yaml's ``monitoring`` section (``log_max_string``,
+``log_max_input_bytes``). Old rows are deleted by the retention policy
+(``monitoring.log_retention_days`` and ``log_max_rows``, :mod:`assay.serve.retention`),
+applied by whoever drains the log; labelled predictions are kept.
+
+A full disk. When a segment cannot be written (``ENOSPC``, an I/O error),
+:meth:`PredictionLog.append` cuts the segment back to its last whole line and raises
+:class:`LogUnavailable`: the server refuses the request (``503 log_unavailable``)
+rather than answer a prediction it could not log - an answer always has a logged
+prediction behind it, which feedback and monitoring rely on. The next append tries
+again, so serving resumes on its own once space is freed.
+
+Feedback labels (:func:`record_feedback`: checked against the model's classes, one
+label per prediction unless overwritten on purpose) and the reading side used by
+monitoring (:func:`read_predictions`) live here too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import random
 import threading
@@ -45,10 +64,12 @@ from typing import Any, Literal, Self
 
 import orjson
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 
-from assay.errors import ConfigError, StoreError
-from assay.serve.drain import DrainerProcess
+from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.errors import ConfigError, DataError, StoreError
+from assay.serve.drain import DrainerProcess, sweep_status_files
+from assay.serve.retention import RETENTION_SECONDS, LogRetention, apply_retention
 from assay.serve.wal import (
     CAN_LOCK,
     ORJSON_OPTIONS,
@@ -56,7 +77,6 @@ from assay.serve.wal import (
     DrainCounts,
     describe_error,
     drain_segments,
-    existing_ids,
     insert_rows,
     open_segment,
     parse_lines,
@@ -65,15 +85,21 @@ from assay.serve.wal import (
 )
 from assay.store.database import Store, as_utc, utcnow
 from assay.store.serialize import dumps, to_jsonable
-from assay.store.tables import feedback, predictions
+from assay.store.tables import events, feedback, model_versions, predictions
 
 __all__ = [
     "DRAINS",
     "LOG_COLUMNS",
     "ROUTES",
     "Drain",
+    "MAX_LOGGED_INPUT_BYTES",
+    "MAX_LOGGED_STRING",
+    "TRUNCATED_FLAG",
     "FeedbackResult",
+    "LabelConflict",
+    "LabelError",
     "LogEntry",
+    "LogUnavailable",
     "PredictionLog",
     "new_prediction_id",
     "read_predictions",
@@ -94,6 +120,28 @@ LOG_COLUMNS = (
 )  # fmt: skip
 
 _COUNTERS = ("appended", "written", "replayed", "torn", "rejected", "errors")
+
+#: the longest string (a value or a field name) a logged record keeps, in characters
+MAX_LOGGED_STRING = 4096
+#: the largest logged ``inputs`` of one record, in bytes of JSON; fields past it are left out
+MAX_LOGGED_INPUT_BYTES = 64 * 1024
+#: the flag of a record whose logged inputs were cut to the caps
+TRUNCATED_FLAG = "truncated"
+
+
+class LogUnavailable(StoreError):
+    """The prediction log cannot be written (disk full, I/O error): the prediction must not
+    be answered."""
+
+
+class LabelError(DataError):
+    """Feedback labels that are not values of the model's target; ``problems`` lists them
+    (``index``, ``field``, ``reason``, ``code``, ``allowed``)."""
+
+
+class LabelConflict(DataError):
+    """Feedback labels that differ from the label a prediction already has; ``conflicts``
+    lists them (``index``, ``id``, ``label``, ``existing``)."""
 
 
 def _seeded_ids() -> random.Random:
@@ -142,6 +190,9 @@ class LogEntry:
         confidence: the top probability (classification), else None.
         latency_ms: the time to score the request's batch, in milliseconds.
         flags: codes of problems answered anyway (``unknown_category``, ...).
+        shadowed_by: on a champion answer, the challenger version the server scored the
+            record with in shadow mode (None without a shadow): the shadow's coverage is
+            measured over these answers only, from the moment each server runs the shadow.
     """
 
     id: str
@@ -155,6 +206,7 @@ class LogEntry:
     confidence: float | None
     latency_ms: float
     flags: list[str] = field(default_factory=list)
+    shadowed_by: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (``at`` as an ISO string)."""
@@ -170,6 +222,7 @@ class LogEntry:
             "confidence": self.confidence,
             "latency_ms": float(self.latency_ms),
             "flags": list(self.flags),
+            "shadowed_by": self.shadowed_by,
         }
 
     @classmethod
@@ -188,24 +241,39 @@ class LogEntry:
             confidence=data.get("confidence"),
             latency_ms=float(data["latency_ms"]),
             flags=list(data.get("flags") or []),
+            shadowed_by=None if data.get("shadowed_by") is None else int(data["shadowed_by"]),
         )
 
 
 @dataclass(frozen=True)
 class FeedbackResult:
-    """What :func:`record_feedback` did: labels stored, and ids no prediction has."""
+    """What :func:`record_feedback` did: labels stored (``accepted``; ``overwritten`` of them
+    replaced a different label), labels already stored as sent (``unchanged``: not stored
+    twice), and ids no prediction has."""
 
     accepted: int
     unknown_ids: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    overwritten: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values."""
-        return {"accepted": self.accepted, "unknown_ids": list(self.unknown_ids)}
+        return {
+            "accepted": self.accepted,
+            "unknown_ids": list(self.unknown_ids),
+            "unchanged": self.unchanged,
+            "overwritten": self.overwritten,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeedbackResult:
         """The inverse of :meth:`to_dict`."""
-        return cls(accepted=int(data["accepted"]), unknown_ids=list(data["unknown_ids"]))
+        return cls(
+            accepted=int(data["accepted"]),
+            unknown_ids=list(data["unknown_ids"]),
+            unchanged=int(data.get("unchanged", 0)),
+            overwritten=int(data.get("overwritten", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -239,6 +307,9 @@ class PredictionLog:
             this many entries are pending.
         flush_seconds: how often pending entries are drained.
         drain: ``thread`` or ``process``.
+        retention: which old predictions the drain deletes (None: none).
+        max_string: the longest logged string (:data:`MAX_LOGGED_STRING`).
+        max_input_bytes: the largest logged inputs of a record (:data:`MAX_LOGGED_INPUT_BYTES`).
     """
 
     def __init__(
@@ -249,6 +320,9 @@ class PredictionLog:
         batch_size: int = 512,
         flush_seconds: float = 0.2,
         drain: Drain = "thread",
+        retention: LogRetention | None = None,
+        max_string: int = MAX_LOGGED_STRING,
+        max_input_bytes: int = MAX_LOGGED_INPUT_BYTES,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(
@@ -274,8 +348,20 @@ class PredictionLog:
                 received=drain,
                 fix="Pass drain='thread' (the default) or drain='process'.",
             )
+        if max_string < 1 or max_input_bytes < 1:
+            raise ConfigError(
+                "the prediction log caps must be positive",
+                key="max_string" if max_string < 1 else "max_input_bytes",
+                expected="an integer >= 1",
+                received=min(max_string, max_input_bytes),
+            )
         self.store = store
         self.wal_dir = Path(wal_dir)
+        self.retention = retention if retention is not None and retention.enabled else None
+        self.max_string = int(max_string)
+        self.max_input_bytes = int(max_input_bytes)
+        self._segment_size = 0  # bytes of whole lines in the current segment
+        self._next_retention = 0.0
         self.batch_size = int(batch_size)
         self.flush_seconds = float(flush_seconds)
         self.drain: Drain = drain if CAN_LOCK else "thread"
@@ -327,6 +413,7 @@ class PredictionLog:
         if self._thread is not None:
             return
         self.wal_dir.mkdir(parents=True, exist_ok=True)
+        sweep_status_files(self.wal_dir)  # left by servers killed together with their drainer
         self._replay()
         self._stop.clear()
         if self.drain == "process":
@@ -334,6 +421,7 @@ class PredictionLog:
             self._drainer = DrainerProcess(
                 engine_url, str(self.store.artifacts.root), self.wal_dir,
                 batch_size=self.batch_size, interval=self.flush_seconds,
+                retention=self.retention,
             )  # fmt: skip
             self._drainer.start()
             target = self._run_rotator
@@ -347,12 +435,11 @@ class PredictionLog:
         when this returns. Thread-safe."""
         if not entries:
             return
-        data = b"".join(_encode(entry) for entry in entries)
+        data = b"".join(_encode(entry, self.max_string, self.max_input_bytes) for entry in entries)
         with self._lock:
             if self._closed:
                 raise StoreError("the prediction log is closed", fix="Create a new PredictionLog.")
-            segment = self._segment or self._open_segment()
-            write_all(segment.fd, data)
+            self._write(data)
             if self.drain == "thread":
                 self._pending.append(data)
             self._pending_count += len(entries)
@@ -360,6 +447,31 @@ class PredictionLog:
             wake = self._pending_count >= self.batch_size
         if wake:
             self._wake.set()
+
+    def _write(self, data: bytes) -> None:
+        """Append ``data`` to the current segment (holding ``_lock``); on a failed write the
+        segment is cut back to its last whole line and :class:`LogUnavailable` raised."""
+        segment = self._segment
+        try:
+            if segment is None:
+                segment = self._open_segment()
+                self._segment_size = 0
+            write_all(segment.fd, data)
+        except OSError as exc:
+            if segment is not None:
+                with contextlib.suppress(OSError):  # shrinking needs no free space
+                    os.ftruncate(segment.fd, self._segment_size)
+            self._counts["errors"] += 1
+            self._last_error = f"cannot write the prediction log: {exc}"
+            raise LogUnavailable(
+                "the prediction log cannot be written, so the prediction is not answered",
+                where=str(self.wal_dir),
+                expected="a writable folder with free space",
+                received=f"{type(exc).__name__}: {exc.strerror or exc}",
+                fix="Free disk space (or lower monitoring.log_retention_days / log_max_rows); "
+                "serving resumes by itself.",
+            ) from exc
+        self._segment_size += len(data)
 
     def flush(self) -> None:
         """Write every entry appended so far to the database now (raises on a database error;
@@ -421,6 +533,7 @@ class PredictionLog:
             try:
                 with self._flush_lock:
                     self._drain()
+                    self._expire()
                 backoff = self.flush_seconds
             except Exception:  # noqa: BLE001 - kept in stats; the writer must outlive it
                 # the entries stay in the WAL and in memory; retry later, slower, even
@@ -454,6 +567,19 @@ class PredictionLog:
                 self._counts["written"] += written
                 self._counts["torn"] += torn
                 self._counts["rejected"] += rejected
+
+    def _expire(self) -> None:
+        """Apply the retention policy, at most every :data:`RETENTION_SECONDS`."""
+        if self.retention is None or time.monotonic() < self._next_retention:
+            return
+        self._next_retention = time.monotonic() + RETENTION_SECONDS
+        try:
+            apply_retention(self.store, self.retention)
+        except Exception as exc:
+            with self._lock:
+                self._counts["errors"] += 1
+                self._last_error = describe_error(exc)
+            raise
 
     # -- process drain ------------------------------------------------------------
 
@@ -552,41 +678,198 @@ def record_feedback(
     actor: str,
     *,
     log: PredictionLog | None = None,
+    overwrite: bool = False,
 ) -> FeedbackResult:
     """Store the true label of logged predictions; ids of no prediction are reported, not stored.
 
+    Each label is checked against the model version that made the prediction: one of its
+    classes for a classification task (matched by value or text: ``"1"``, ``1`` and
+    ``1.0`` all match the class ``1``, stored as the class itself), a finite number for a
+    regression. A prediction has one label: the same label sent again is not stored twice
+    (``unchanged``), and a different one is refused unless ``overwrite`` - then it
+    replaces the old one and the change is written to the audit trail
+    (``feedback_overwrite`` event). Nothing is stored when any label is refused.
+
     Args:
         store: the project store.
-        labels: ``(prediction_id, label)`` pairs; a later label for the same id wins
-            when reading.
+        labels: ``(prediction_id, label)`` pairs.
         actor: who sent them (the token name).
         log: the live :class:`PredictionLog`; when some ids are not in the table yet,
             it is flushed and they are looked up again (a label may follow its
             prediction within the writer's interval).
+        overwrite: replace labels that differ from the stored ones (audited).
+
+    Raises:
+        LabelError: a label is not a value of the model's target (422 over HTTP).
+        LabelConflict: a prediction already has a different label, or one request sends
+            two different labels for it, without ``overwrite`` (409 over HTTP).
     """
     pairs = [(pid if isinstance(pid, str) else str(pid), label) for pid, label in labels]
-    plain = [to_jsonable(label, f"labels[{i}]") for i, (_, label) in enumerate(pairs)]
     wanted = sorted({pid for pid, _ in pairs})
     with store.connect() as conn:
-        known = existing_ids(conn, wanted)
+        known = _prediction_versions(conn, wanted)
     if log is not None and len(known) < len(wanted):
         log.flush()
         with store.connect() as conn:
-            known = existing_ids(conn, wanted)
-    rows = [
-        {"prediction_id": pid, "label": label, "actor": actor}
-        for (pid, _), label in zip(pairs, plain, strict=True)
-        if pid in known
-    ]
-    if rows:
-        now = utcnow()
-        with store.transaction() as conn:
-            conn.execute(insert(feedback), [{**row, "at": now} for row in rows])
+            known = _prediction_versions(conn, wanted)
+    with store.connect() as conn:
+        targets = _targets(conn, set(known.values()))
+    checked: list[tuple[int, str, Any]] = []  # (index, id, label as the target's value)
+    problems: list[dict[str, Any]] = []
+    for i, (pid, label) in enumerate(pairs):
+        if pid not in known:
+            continue
+        target = targets.get(known[pid])
+        if target is None:  # a version the registry does not hold: nothing to check against
+            checked.append((i, pid, label))
+            continue
+        value, problem = _check_label(label, *target)
+        if problem is not None:
+            problems.append({"index": i, "field": "label", **problem})
+        else:
+            checked.append((i, pid, value))
+    if problems:
+        first = problems[0]
+        raise LabelError(
+            f"{len(problems)} label(s) are not values of the model's target, nothing was stored",
+            where=f"labels[{first['index']}].label",
+            expected=first["expected"],
+            received=pairs[first["index"]][1],
+            fix="Send the true label as one of the allowed values.",
+            problems=problems,
+        )
     unknown: list[str] = []
     for pid, _ in pairs:
         if pid not in known and pid not in unknown:
             unknown.append(pid)
-    return FeedbackResult(accepted=len(rows), unknown_ids=unknown)
+    with store.transaction() as conn:
+        stored = _latest_labels(conn, {pid for _, pid, _ in checked})
+        rows, overwrites, conflicts, unchanged = _plan_labels(checked, stored, overwrite)
+        if conflicts:
+            first = conflicts[0]
+            raise LabelConflict(
+                f"{len(conflicts)} prediction(s) already have a different label, "
+                "nothing was stored",
+                where=f"labels[{first['index']}]",
+                expected=f"the label {first['existing']!r} already stored for {first['id']}",
+                received=first["label"],
+                fix="Send each prediction's label once; to correct one, send it again with "
+                "overwrite (POST /v1/feedback?overwrite=true), which is audited.",
+                conflicts=conflicts,
+            )
+        if rows:
+            now = utcnow()
+            conn.execute(
+                insert(feedback),
+                [{"prediction_id": pid, "label": v, "actor": actor, "at": now} for pid, v in rows],
+            )
+        if overwrites:
+            conn.execute(
+                insert(events).values(
+                    at=utcnow(), actor=actor, action="feedback_overwrite", version=None,
+                    reason="feedback sent with overwrite",
+                    details=to_jsonable({"labels": overwrites}, "details"),
+                )
+            )  # fmt: skip
+    return FeedbackResult(
+        accepted=len(rows), unknown_ids=unknown, unchanged=unchanged, overwritten=len(overwrites)
+    )
+
+
+def _prediction_versions(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    """prediction id -> the model version that made it, for the ids in the table."""
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        query = select(predictions.c.id, predictions.c.version).where(predictions.c.id.in_(chunk))
+        found.update({pid: int(version) for pid, version in conn.execute(query)})
+    return found
+
+
+def _targets(conn: Connection, versions: set[int]) -> dict[int, tuple[str, list[Any] | None]]:
+    """model version -> (task, its classes or None)."""
+    if not versions:
+        return {}
+    query = select(model_versions.c.version, model_versions.c.task, model_versions.c.lineage)
+    out: dict[int, tuple[str, list[Any] | None]] = {}
+    for version, task, lineage in conn.execute(query.where(model_versions.c.version.in_(versions))):
+        classes = (lineage or {}).get("classes") if isinstance(lineage, dict) else None
+        out[int(version)] = (str(task), list(classes) if classes else None)
+    return out
+
+
+def _label_key(value: Any) -> str:
+    # as assay.monitor.performance matches labels to classes: 1, 1.0 and "1" are one class
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _check_label(
+    label: Any, task: str, classes: list[Any] | None
+) -> tuple[Any, dict[str, Any] | None]:
+    """(the label as the target's value, None) or (None, the problem)."""
+    if task in CLASSIFICATION_TASKS:
+        if classes:
+            lookup = {_label_key(c): c for c in classes}
+            if label is not None and _label_key(label) in lookup:
+                return lookup[_label_key(label)], None
+            shown = ", ".join(repr(c) for c in classes[:20])
+            more = f" (and {len(classes) - 20} more)" if len(classes) > 20 else ""
+            return None, {
+                "reason": f"{label!r} is not a class of the model; allowed: {shown}{more}",
+                "code": "unknown_class", "expected": f"one of {shown}{more}",
+                "allowed": list(classes),
+            }  # fmt: skip
+        if label is None:
+            return None, {"reason": "missing; expected the true class", "code": "missing",
+                          "expected": "the true class", "allowed": None}  # fmt: skip
+        return label, None
+    if isinstance(label, (int, float)) and not isinstance(label, bool) and math.isfinite(label):
+        return label, None
+    return None, {
+        "reason": f"expected a finite number (a regression target), got {label!r}",
+        "code": "not_a_number", "expected": "a finite number", "allowed": None,
+    }  # fmt: skip
+
+
+def _latest_labels(conn: Connection, ids: set[str]) -> dict[str, Any]:
+    """prediction id -> its latest stored label, for the ids that have one."""
+    found: dict[str, Any] = {}
+    wanted = sorted(ids)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        query = (
+            select(feedback.c.prediction_id, feedback.c.label)
+            .where(feedback.c.prediction_id.in_(chunk))
+            .order_by(feedback.c.id)
+        )
+        found.update({pid: label for pid, label in conn.execute(query)})
+    return found
+
+
+def _plan_labels(
+    checked: Sequence[tuple[int, str, Any]], stored: Mapping[str, Any], overwrite: bool
+) -> tuple[list[tuple[str, Any]], list[dict[str, Any]], list[dict[str, Any]], int]:
+    """(rows to insert, overwrites to audit, conflicts, labels already stored as sent)."""
+    current = dict(stored)
+    rows: list[tuple[str, Any]] = []
+    overwrites: list[dict[str, Any]] = []
+    conflicts: list[dict[str, Any]] = []
+    unchanged = 0
+    for index, pid, label in checked:
+        if pid not in current:
+            current[pid] = label
+            rows.append((pid, label))
+        elif _label_key(current[pid]) == _label_key(label):
+            unchanged += 1
+        elif overwrite:
+            overwrites.append({"id": pid, "previous": current[pid], "label": label})
+            current[pid] = label
+            rows.append((pid, label))
+        else:
+            conflicts.append({"index": index, "id": pid, "label": label, "existing": current[pid]})
+    return rows, overwrites, conflicts, unchanged
 
 
 def read_predictions(
@@ -596,6 +879,7 @@ def read_predictions(
     version: int | None = None,
     route: str | None = None,
     limit: int | None = None,
+    shadowed_by: int | None = None,
 ) -> pd.DataFrame:
     """The logged predictions as a frame, oldest first, one row per prediction.
 
@@ -610,6 +894,8 @@ def read_predictions(
         version: only this model version.
         route: only this route (``champion``, ``canary``, ``shadow``).
         limit: only the newest ``limit`` predictions (still returned oldest first).
+        shadowed_by: only champion answers the server also scored with this challenger
+            version in shadow mode.
     """
     if route is not None and route not in ROUTES:
         raise ConfigError(
@@ -654,6 +940,8 @@ def read_predictions(
         query = query.where(predictions.c.version == int(version))
     if route is not None:
         query = query.where(predictions.c.route == route)
+    if shadowed_by is not None:
+        query = query.where(predictions.c.shadowed_by == int(shadowed_by))
     query = query.order_by(predictions.c.at.desc(), predictions.c.id.desc())
     if limit is not None:
         query = query.limit(int(limit))
@@ -666,7 +954,63 @@ def read_predictions(
 # -- helpers ------------------------------------------------------------------------
 
 
-def _encode(entry: LogEntry) -> bytes:
+def _encode(
+    entry: LogEntry,
+    max_string: int = MAX_LOGGED_STRING,
+    max_input_bytes: int = MAX_LOGGED_INPUT_BYTES,
+) -> bytes:
+    """The entry's WAL line, its inputs cut to the caps (and then flagged ``truncated``)."""
+    line = _encode_whole(entry)
+    # a line this short holds no string and no inputs past the caps: the common case
+    if len(line) <= min(max_string, max_input_bytes):
+        return line
+    record = orjson.loads(line)
+    inputs, cut = _cut_strings(record["inputs"], max_string)
+    if not isinstance(inputs, dict):
+        inputs = {"value": inputs}
+    inputs, dropped = _cut_fields(inputs, max_input_bytes)
+    if not (cut or dropped):
+        return line
+    flags = list(record.get("flags") or [])
+    record.update(inputs=inputs, flags=[*flags, TRUNCATED_FLAG])
+    return orjson.dumps(record, option=ORJSON_OPTIONS | orjson.OPT_APPEND_NEWLINE)
+
+
+def _cut_strings(value: Any, limit: int) -> tuple[Any, bool]:
+    """``value`` with every string (dictionary keys included) cut to ``limit`` characters."""
+    if isinstance(value, str):
+        return (value[:limit], True) if len(value) > limit else (value, False)
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        cut = False
+        for key, item in value.items():
+            new_key, key_cut = _cut_strings(key, limit)
+            out[new_key], item_cut = _cut_strings(item, limit)
+            cut = cut or key_cut or item_cut
+        return out, cut
+    if isinstance(value, list):
+        items = [_cut_strings(item, limit) for item in value]
+        return [item for item, _ in items], any(flag for _, flag in items)
+    return value, False
+
+
+def _cut_fields(inputs: dict[str, Any], limit: int) -> tuple[dict[str, Any], bool]:
+    """The fields of ``inputs`` that fit in ``limit`` bytes of JSON, in key order (the order of
+    the WAL line); True if some were left out."""
+    kept: dict[str, Any] = {}
+    used = 2  # the braces
+    dropped = False
+    for key, value in inputs.items():
+        size = len(orjson.dumps({key: value}, option=ORJSON_OPTIONS)) - 1  # its comma, no braces
+        if used + size > limit:
+            dropped = True
+            continue
+        kept[key] = value
+        used += size
+    return kept, dropped
+
+
+def _encode_whole(entry: LogEntry) -> bytes:
     at = entry.at
     if at.tzinfo is not UTC:
         at = as_utc(at)
@@ -682,6 +1026,7 @@ def _encode(entry: LogEntry) -> bytes:
         "confidence": entry.confidence,
         "latency_ms": float(entry.latency_ms),
         "flags": entry.flags,
+        "shadowed_by": entry.shadowed_by,
     }
     try:
         return orjson.dumps(record, option=ORJSON_OPTIONS | orjson.OPT_APPEND_NEWLINE)

@@ -8,7 +8,8 @@ reads the registry's aliases and the active deployment, loads any new version
 (its artifact hash verified) *before* building the next snapshot, and replaces
 the snapshot with one assignment. A version that fails to load or verify never
 becomes live: the previous one keeps serving and the reason is kept in
-``last_error``.
+``last_error``; :attr:`ModelRuntime.degraded` then says that the registry's champion
+is not the one served.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from assay.data.schema import ColumnSchema
-from assay.errors import DataError, NotFoundError, StoreError
+from assay.errors import AssayError, DataError, NotFoundError, StoreError
 from assay.serve.validation import RecordValidator, ValidatedBatch, build_frame, frame_records
 
 if TYPE_CHECKING:
@@ -145,8 +146,9 @@ class LoadedModel:
 
         Raises:
             NotFoundError: the version (or its artifact file) does not exist.
-            StoreError: the artifact does not match its hash (tampered or corrupted),
-                or it cannot be unpickled.
+            IntegrityError: the artifact is unsigned, signed with another key, or does
+                not match its hash (nothing is unpickled then).
+            StoreError: the verified artifact cannot be unpickled.
         """
         record = registry.get(version)
         try:
@@ -347,8 +349,10 @@ class ModelRuntime:
         seed: seed of the canary draws.
 
     Attributes:
-        last_error: why the last refresh could not load something (None when all loaded).
+        last_error: why the last refresh could not load something (None when all loaded);
+            it names versions and reasons, never file paths.
         last_refresh: ``time.time()`` of the last completed refresh, or None.
+        registry_champion: the champion alias read by the last refresh.
     """
 
     def __init__(
@@ -358,6 +362,7 @@ class ModelRuntime:
         self.poll_seconds = float(poll_seconds)
         self.last_error: str | None = None
         self.last_refresh: float | None = None
+        self.registry_champion: int | None = None
         self._routing = _EMPTY
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
@@ -376,6 +381,18 @@ class ModelRuntime:
         """True when a verified champion is loaded."""
         return self._routing.champion is not None
 
+    @property
+    def degraded(self) -> str | None:
+        """Why the served champion is not the registry's champion, or None when it is."""
+        wanted = self.registry_champion
+        served = self._routing.champion
+        if wanted is None or served is None or served.version == wanted:
+            return None
+        reason = (
+            f"the registry's champion is version {wanted} but version {served.version} is served"
+        )
+        return f"{reason} ({self.last_error})" if self.last_error else reason
+
     def refresh(self) -> bool:
         """Read the aliases and the active deployment; swap in what changed. True if swapped.
 
@@ -388,6 +405,7 @@ class ModelRuntime:
             errors: list[str] = []
             champion_version = self.registry.alias("champion")
             challenger_version = self.registry.alias("challenger")
+            self.registry_champion = champion_version
             champion = self._resolve(champion_version, current.champion, errors)
             challenger, mode, share = current.challenger, current.mode, current.share
             try:
@@ -454,9 +472,8 @@ class ModelRuntime:
         try:
             loaded = LoadedModel.load(self.registry, version)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
-            message = f"model version {version} was not loaded: {exc}"
-            errors.append(message)
-            logger.error(message)
+            errors.append(f"model version {version} was not loaded: {_reason(exc)}")
+            logger.error("model version %s was not loaded: %s", version, exc)
             return current
         self._cache[version] = loaded
         while len(self._cache) > CACHED_VERSIONS:
@@ -487,8 +504,8 @@ class ModelRuntime:
         try:
             self.refresh()
         except Exception as exc:  # noqa: BLE001 - a store hiccup must not kill the loop
-            self.last_error = f"refresh failed: {type(exc).__name__}: {exc}"
-            logger.error(self.last_error)
+            self.last_error = f"refresh failed: {_reason(exc)}"
+            logger.error("refresh failed: %s: %s", type(exc).__name__, exc)
 
     def choose(self, routing: Routing) -> tuple[LoadedModel, Route, LoadedModel | None]:
         """Which model answers a request: ``(model, its route, model to shadow or None)``.
@@ -528,6 +545,8 @@ class ModelRuntime:
         body = routing.to_dict()
         body.update(
             ready=routing.champion is not None,
+            registry_champion=self.registry_champion,
+            degraded=self.degraded,
             last_error=self.last_error,
             last_refresh=self.last_refresh,
             fast_path={
@@ -540,6 +559,12 @@ class ModelRuntime:
             },
         )
         return body
+
+
+def _reason(exc: Exception) -> str:
+    """An error for health endpoints: an assay error without its ``where`` (which may be a file
+    path); the log keeps the full text."""
+    return exc.what if isinstance(exc, AssayError) else f"{type(exc).__name__}: {exc}"
 
 
 def _active_deployment(registry: ModelRegistry) -> Any:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from assay.serve import protocols as proto
-from assay.serve.log import LogEntry, new_prediction_id
+from assay.serve.log import LogEntry, LogUnavailable, new_prediction_id
 from assay.serve.protocols import RequestError
 from assay.serve.runtime import LoadedModel, Prediction
 from assay.serve.validation import ValidatedBatch
@@ -128,14 +128,20 @@ def score(state: ServerState, records: Sequence[Any], request_id: str) -> Scored
     state.metrics.observe_flags(model.version, batch.flags)
     latency_ms = seconds * 1000.0
     ids = [new_prediction_id() for _ in predictions]
+    shadowed_by = int(shadow.version) if shadow is not None else None
     entries = [
         LogEntry(ids[i], at, model.version, route, request_id, _inputs(records[pos]), p.prediction,
-                 p.probabilities, p.confidence, latency_ms, list(batch.flags[i]))
+                 p.probabilities, p.confidence, latency_ms, list(batch.flags[i]), shadowed_by)
         for i, (pos, p) in enumerate(zip(batch.valid_index, predictions))
     ]
     if shadow is not None:
         entries.extend(shadow_entries(state, shadow, model, batch, records, request_id, at))
-    state.log.append(entries)
+    try:
+        state.log.append(entries)
+    except LogUnavailable as exc:
+        # never answer a prediction that is not logged (see assay.serve.log)
+        raise RequestError(503, "log_unavailable", exc.render() + " Retry later.",
+                           headers={"Retry-After": "5"}) from exc
     return Scored(model, predictions, ids, batch.flags)
 
 

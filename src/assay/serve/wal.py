@@ -63,7 +63,7 @@ ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_
 # the predictions table's columns in the order of a row tuple (_row)
 _COLUMNS = (
     "id", "at", "version", "route", "request_id", "inputs", "prediction", "probabilities",
-    "confidence", "latency_ms", "flags",
+    "confidence", "latency_ms", "flags", "shadowed_by",
 )  # fmt: skip
 _JSON_COLUMNS = frozenset({"inputs", "prediction", "probabilities", "flags"})
 _Row = tuple[Any, ...]
@@ -107,6 +107,7 @@ def _row(record: Mapping[str, Any]) -> _Row:
         raise ValueError("a log line without a valid id")
     probabilities = record.get("probabilities")
     confidence = record.get("confidence")
+    shadowed_by = record.get("shadowed_by")  # absent from lines written before revision 0004
     return (
         entry_id,
         as_utc(datetime.fromisoformat(record["at"])),
@@ -119,6 +120,7 @@ def _row(record: Mapping[str, Any]) -> _Row:
         None if confidence is None else float(confidence),
         float(record["latency_ms"]),
         _json(record.get("flags") or []),
+        None if shadowed_by is None else int(shadowed_by),
     )
 
 

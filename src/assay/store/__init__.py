@@ -11,9 +11,11 @@ from assay.store.artifacts import ArtifactStore, digest_of
 from assay.store.database import Store, as_utc, make_engine, utcnow
 from assay.store.migrate import alembic_config, head_revision, new_revision
 from assay.store.serialize import to_jsonable
+from assay.store.signing import SigningKey, signing_key
 
 __all__ = [
     "ArtifactStore",
+    "SigningKey",
     "Store",
     "alembic_config",
     "as_utc",
@@ -21,6 +23,7 @@ __all__ = [
     "head_revision",
     "make_engine",
     "new_revision",
+    "signing_key",
     "to_jsonable",
     "utcnow",
 ]

@@ -3,8 +3,14 @@
 An artifact is named by the SHA-256 of its bytes (``sha256:<hex>``) and stored at
 ``<root>/<hex[:2]>/<hex[2:]>``. Writes are atomic (a temporary file in the same
 folder, then ``os.replace``), so a reader never sees half a file, and equal content
-is stored once. Every read re-hashes the bytes: a file changed on disk is refused,
-and a model is unpickled only after its bytes match the digest the store recorded.
+is stored once. Every read re-hashes the bytes: a file changed on disk is refused.
+
+A model artifact is a pickle, so it is also signed: :meth:`ArtifactStore.save_model`
+writes an HMAC-SHA256 of the digest, under the signing key of
+:mod:`assay.store.signing`, to ``<path>.sig`` beside the file, and
+:meth:`ArtifactStore.load_model` unpickles only after the signature verifies and the
+bytes match the digest. The hash catches corruption; the signature, whose key is kept
+outside the store, refuses bytes written by anyone who does not hold the key.
 """
 
 from __future__ import annotations
@@ -20,16 +26,22 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
-from assay.errors import NotFoundError, StoreError
+from assay.errors import IntegrityError, NotFoundError, StoreError
 from assay.store.serialize import dumps
+from assay.store.signing import SigningKey, signing_key
 
-__all__ = ["DIGEST_PREFIX", "PICKLE_PROTOCOL", "ArtifactStore", "digest_of"]
+__all__ = ["DIGEST_PREFIX", "PICKLE_PROTOCOL", "SIGNATURE_SUFFIX", "ArtifactStore", "digest_of"]
 
 DIGEST_PREFIX = "sha256:"
 #: Protocol 5 keeps large NumPy buffers compact (PEP 574).
 PICKLE_PROTOCOL = 5
 _CHUNK = 1 << 20
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: The signature of a model artifact sits beside it, in ``<path><SIGNATURE_SUFFIX>``.
+SIGNATURE_SUFFIX = ".sig"
+_ALGORITHM = "hmac-sha256"
+_MAC = re.compile(r"^[0-9a-f]{64}$")
+_KEY_ID = re.compile(r"^[0-9a-f]{1,64}$")
 
 
 def digest_of(data: bytes) -> str:
@@ -42,11 +54,14 @@ class ArtifactStore:
 
     Args:
         root: the folder (created if missing); a path or a ``file://`` URL.
+        key: the key that signs and verifies model artifacts; default: the machine's
+            key (:func:`assay.store.signing.signing_key`), read at each use.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, key: SigningKey | None = None) -> None:
         self.root = _local_root(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._key = key
 
     def __repr__(self) -> str:
         return f"ArtifactStore({str(self.root)!r})"
@@ -114,7 +129,7 @@ class ArtifactStore:
             ) from None
         found = digest_of(data)
         if found != digest:
-            raise StoreError(
+            raise IntegrityError(
                 f"artifact {digest} is corrupted or was modified: expected {digest}, "
                 f"found {found}; restore it or re-register the model",
                 where=str(path),
@@ -131,7 +146,10 @@ class ArtifactStore:
             raise NotFoundError(f"artifact {digest} is missing", where=str(self.path_of(digest)))
 
     def save_model(self, obj: Any) -> str:
-        """Pickle ``obj`` (protocol 5) into the store; return its digest."""
+        """Pickle ``obj`` (protocol 5) into the store and sign it; return its digest.
+
+        The first model saved on a machine without a key creates the key file.
+        """
         try:
             data = pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
         except Exception as exc:  # pickling errors come in several types
@@ -141,12 +159,92 @@ class ArtifactStore:
                 received=f"{type(obj).__name__}: {exc}",
                 fix="Remove unpicklable members (open files, locks, lambdas) from the model.",
             ) from exc
-        return self.put_bytes(data)
+        key = self._signing_key(create=True)
+        digest = self.put_bytes(data)
+        self._write_signature(digest, key)
+        return digest
+
+    def sign(self, digest: str) -> str:
+        """Sign the stored artifact ``digest`` with this machine's key (its bytes verified first);
+        return the key's id.
+
+        Only for bytes this machine wrote or trusts: a signature is what lets a
+        pickle be loaded.
+        """
+        key = self._signing_key(create=True)
+        self.get_bytes(digest)
+        self._write_signature(digest, key)
+        return key.key_id
+
+    def verify_model(self, digest: str) -> bytes:
+        """The bytes of the model ``digest`` once its signature and hash both verify.
+
+        Raises:
+            IntegrityError: no key, no or a wrong signature, or bytes that do not
+                match the digest.
+            NotFoundError: the artifact file is missing.
+        """
+        self.check_signature(digest)
+        return self.get_bytes(digest)
 
     def load_model(self, digest: str) -> Any:
-        """Unpickle the model ``digest`` after verifying its bytes against the digest."""
-        data = self.get_bytes(digest)
-        return pickle.loads(data)
+        """Unpickle the model ``digest``, only after :meth:`verify_model` accepts it."""
+        return pickle.loads(self.verify_model(digest))
+
+    def check_signature(self, digest: str) -> None:
+        """Raise :class:`IntegrityError` unless ``digest`` is signed with this machine's key."""
+        key = self._signing_key(create=False)
+        path = self.signature_path(digest)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"artifact {digest} is not signed, so it is not loaded",
+                where=str(path),
+                expected=f"a signature made with the signing key ({key.source})",
+                received="no signature file",
+                fix="Re-register the model on a machine that holds the signing key; a pickle "
+                "that no key holder signed could run any code when loaded.",
+                digest=digest,
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IntegrityError(
+                f"the signature of artifact {digest} cannot be read",
+                where=str(path),
+                received=f"{type(exc).__name__}: {exc}",
+                fix="Check the file's permissions, or re-register the model.",
+                digest=digest,
+            ) from exc
+        mac, key_id = _parse_signature(text, digest)
+        if mac is None or not key.verifies(digest, mac):
+            other = (
+                f"; the signature names key {key_id}"
+                if key_id is not None and key_id != key.key_id
+                else ""
+            )
+            raise IntegrityError(
+                f"the signature of artifact {digest} does not verify, so it is not loaded",
+                where=str(path),
+                expected=f"a signature made with the signing key {key.key_id} ({key.source})",
+                received="a wrong or malformed signature" + other,
+                fix="If the model was registered on another machine, use that machine's key "
+                "here; otherwise the artifact was not written by a key holder: do not load it, "
+                "and re-register the model.",
+                digest=digest,
+            )
+
+    def signature_path(self, digest: str) -> Path:
+        """Where the signature of the artifact ``digest`` is (or would be) stored."""
+        path = self.path_of(digest)
+        return path.with_name(path.name + SIGNATURE_SUFFIX)
+
+    def _signing_key(self, *, create: bool) -> SigningKey:
+        return self._key if self._key is not None else signing_key(create=create)
+
+    def _write_signature(self, digest: str, key: SigningKey) -> None:
+        body = {"alg": _ALGORITHM, "digest": digest, "key_id": key.key_id, "mac": key.sign(digest)}
+        with _AtomicWriter(self.signature_path(digest)) as handle:
+            handle.write(dumps(body).encode("utf-8"))
 
     def put_json(self, obj: Any) -> str:
         """Store ``obj`` as canonical JSON; return its digest (equal content, equal digest)."""
@@ -193,6 +291,21 @@ class _AtomicWriter:
                 os.replace(self._tmp, self.target)
         finally:
             Path(self._tmp).unlink(missing_ok=True)
+
+
+def _parse_signature(text: str, digest: str) -> tuple[str | None, str | None]:
+    """``(mac, key_id)`` of a signature file; ``None`` for what is missing or malformed."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict) or body.get("alg") != _ALGORITHM or body.get("digest") != digest:
+        return None, None
+    mac, key_id = body.get("mac"), body.get("key_id")
+    return (
+        mac if isinstance(mac, str) and _MAC.match(mac) else None,
+        key_id if isinstance(key_id, str) and _KEY_ID.match(key_id) else None,
+    )
 
 
 def _file_digest(path: Path) -> str:

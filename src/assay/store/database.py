@@ -22,10 +22,10 @@ from typing import Any, Self, overload
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from assay.errors import MissingDependencyError, StoreError
+from assay.errors import ConfigError, StoreError
 from assay.store.artifacts import ArtifactStore
 from assay.store.migrate import current_revisions, ensure_schema
 from assay.store.serialize import dumps
@@ -73,8 +73,22 @@ def make_engine(url: str | URL, *, busy_timeout: float = 30.0) -> Engine:
             kwargs["poolclass"] = StaticPool
     try:
         engine = create_engine(parsed, **kwargs)
+    except NoSuchModuleError:
+        raise _url_error(
+            f"SQLAlchemy has no driver '{parsed.get_driver_name()}' "
+            f"for {parsed.get_backend_name()}",
+            parsed,
+        ) from None
     except ImportError as exc:
-        raise MissingDependencyError(exc.name or parsed.get_driver_name(), "postgres") from exc
+        raise ConfigError(
+            f"the database driver '{exc.name or parsed.get_driver_name()}' is not installed",
+            key="store.url",
+            received=_display(parsed),
+            fix="Install it with: pip install 'assay[postgres]', or name an installed driver "
+            "(postgresql+psycopg://...)."
+            if parsed.get_backend_name() == "postgresql"
+            else "Use sqlite:///path.db: Python's own SQLite driver.",
+        ) from None
     if sqlite:
         _configure_sqlite(engine, busy_timeout)
     return engine
@@ -248,18 +262,43 @@ class Store:
         return f"Store(url={self.url!r}, artifacts={str(self.artifacts.root)!r})"
 
 
+#: the databases the store is built and tested for
+_BACKENDS = ("sqlite", "postgresql")
+_URL_EXAMPLE = (
+    "a database URL such as sqlite:///.assay/assay.db or postgresql+psycopg://user@host/db"
+)
+
+
 def _parse_url(url: str | URL) -> URL:
     try:
-        return make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(
+        parsed = make_url(url)
+    except ArgumentError:
+        # what follows '@' only: the part before it may hold a password
+        shown = str(url).rsplit("@", 1)[-1]
+        raise ConfigError(
             "the store URL cannot be parsed",
-            where="store.url",
-            expected="a database URL such as sqlite:///.assay/assay.db or "
-            "postgresql+psycopg://user@host/db",
-            received=str(url),
+            key="store.url",
+            expected=_URL_EXAMPLE,
+            received=shown[:80],
             fix="Correct store.url in assay.yaml.",
-        ) from exc
+        ) from None
+    if parsed.get_backend_name() not in _BACKENDS:
+        raise _url_error(
+            "the store runs on SQLite or PostgreSQL (sqlite:// or postgresql://), "
+            f"not '{parsed.get_backend_name()[:40]}'",
+            parsed,
+        )
+    return parsed
+
+
+def _url_error(what: str, url: URL) -> ConfigError:
+    return ConfigError(
+        what,
+        key="store.url",
+        expected=_URL_EXAMPLE,
+        received=_display(url)[:120],
+        fix="Correct store.url in assay.yaml, or remove it to keep the store in .assay/.",
+    )
 
 
 def _is_memory(url: URL) -> bool:

@@ -10,16 +10,19 @@ Adding a revision: :func:`new_revision` (see :mod:`assay.store.migrations`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from assay.errors import StoreError
 from assay.store.tables import metadata
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -45,6 +48,8 @@ def alembic_config(
     Pass ``connection`` to run commands on it (inside its transaction), or ``url``
     for commands that connect by themselves (``alembic.command.upgrade(cfg, "head")``).
     """
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location or MIGRATIONS_DIR))
     cfg.set_main_option("path_separator", "os")
@@ -58,6 +63,8 @@ def alembic_config(
 
 
 def _script(script_location: Path | None = None) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(script_location=script_location))
 
 
@@ -77,6 +84,8 @@ def head_revision(script_location: Path | None = None) -> str:
 
 def current_revisions(connection: Connection) -> tuple[str, ...]:
     """The revisions recorded in the database (empty for a database never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
     return tuple(MigrationContext.configure(connection).get_current_heads())
 
 
@@ -88,6 +97,12 @@ def ensure_schema(
     Raises :class:`StoreError` when the database carries a revision this code does
     not know, or holds store tables without any revision record.
     """
+    if script_location is None:
+        settled = _settled_head(connection)
+        if settled is not None:
+            return settled
+    from alembic import command
+
     script = _script(script_location)
     head = head_revision(script_location)
     known = {rev.revision for rev in script.walk_revisions()}
@@ -120,6 +135,34 @@ def ensure_schema(
     return head
 
 
+_REVISION_FILE = re.compile(r"v(\d{4})_\w+\.py")
+
+
+def _settled_head(connection: Connection) -> str | None:
+    """The head revision when the database already records it, else None.
+
+    Every open of the store asks this first: it reads the recorded revision with one query
+    and takes the head from the packaged revision files' names (``v0003_monitoring.py`` is
+    revision ``0003``, the template :func:`new_revision` writes), so a store at head opens
+    without importing Alembic. Anything else goes the full way through Alembic.
+    """
+    numbers = [
+        match.group(1)
+        for path in (MIGRATIONS_DIR / "versions").glob("v*.py")
+        if (match := _REVISION_FILE.fullmatch(path.name))
+    ]
+    if not numbers:
+        return None
+    head = max(numbers)
+    try:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except SQLAlchemyError:
+        return None
+    return head if [row[0] for row in rows] == [head] else None
+
+
 def new_revision(message: str, *, script_location: Path | None = None) -> Path:
     """Write the next revision file (``v0002_<slug>.py``) chained to the head; return its path.
 
@@ -143,6 +186,8 @@ def new_revision(message: str, *, script_location: Path | None = None) -> Path:
         )
     rev_id = f"{number:04d}"
     cfg = alembic_config(script_location=script_location)
+    from alembic import command
+
     script = command.revision(cfg, message=message, rev_id=rev_id)
     if script is None or isinstance(script, list):
         raise StoreError("alembic did not write a single revision file", received=repr(script))

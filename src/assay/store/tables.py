@@ -93,6 +93,9 @@ runs = Table(
     Column("created_by", String(255), nullable=False),
     Column("seeds", JSON, nullable=False),
     Column("summary", JSON(none_as_null=True), nullable=True),
+    # the process running it (revision 0004): a run whose process is gone was abandoned
+    Column("pid", Integer, nullable=True),
+    Column("host", String(255), nullable=True),
 )
 
 model_versions = Table(
@@ -181,6 +184,8 @@ predictions = Table(
     Column("confidence", Float, nullable=True),
     Column("latency_ms", Float, nullable=False),
     Column("flags", JSON, nullable=False),
+    # revision 0004: on a champion answer, the challenger version the server shadowed it with
+    Column("shadowed_by", Integer, nullable=True),
     Index("ix_predictions_at", "at"),
     Index("ix_predictions_version", "version"),
 )

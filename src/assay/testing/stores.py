@@ -33,15 +33,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, func, select, text
 
-from assay.errors import ConfigError, GateFailed, NotFoundError, StoreError
+from assay.errors import ConfigError, GateFailed, IntegrityError, NotFoundError, StoreError
 from assay.registry import ModelRegistry, ModelVersion
 from assay.store import Store, head_revision, make_engine
 from assay.store.tables import aliases, counters, events, metadata, model_versions
 
 __all__ = [
     "POSTGRES_URL_ENV",
+    "MarkerPayload",
     "StoreContract",
     "Tripwire",
+    "forge_artifact",
     "open_test_store",
     "register_example",
     "reset_database",
@@ -108,6 +110,31 @@ class Tripwire:
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return (_trip, ("unpickled",))
+
+
+class MarkerPayload:
+    """A hostile pickle: unpickling it creates the folder ``marker`` (a stand-in for a shell
+    command), so a test proves no code ran by checking that ``marker`` does not exist."""
+
+    def __init__(self, marker: str | Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.mkdir, (self.marker,))
+
+
+def forge_artifact(registry: ModelRegistry, version: int, marker: str | Path) -> str:
+    """Do what a writer of the store without the signing key can: store a hostile pickle
+    under its own SHA-256 and point ``version`` at it in the database. Return its digest."""
+    data = pickle.dumps(MarkerPayload(marker), protocol=5)
+    digest = registry.store.artifacts.put_bytes(data)
+    with registry.store.transaction() as conn:
+        conn.execute(
+            model_versions.update()
+            .where(model_versions.c.version == version)
+            .values(artifact_digest=digest, artifact_size=len(data))
+        )
+    return digest
 
 
 def register_example(
@@ -380,6 +407,45 @@ class StoreContract:
         assert TRIPPED == []
         register_example(registry)  # re-registering the same model repairs the file
         assert registry.load_model(model.version) == {"coef": [0.5, -1.25], "intercept": 0.1}
+
+    def test_a_forged_model_is_never_unpickled(self, store: Store, tmp_path: Path) -> None:
+        """A pickle stored under its own hash with the database pointing at it (all a writer
+        of the store can do without the key) is refused: its code never runs."""
+        registry = ModelRegistry(store)
+        model = register_example(registry)
+        marker = tmp_path / "pwned"
+        digest = forge_artifact(registry, model.version, marker)
+        assert registry.get(model.version).artifact_digest == digest
+        assert store.artifacts.get_bytes(digest)  # the hash matches: only the key stops it
+        with pytest.raises(IntegrityError, match=f"artifact {digest} is not signed"):
+            registry.load_model(model.version)
+        # a signature copied from a genuine artifact does not carry over
+        genuine = store.artifacts.signature_path(model.artifact_digest)
+        store.artifacts.signature_path(digest).write_bytes(genuine.read_bytes())
+        with pytest.raises(IntegrityError, match=f"signature of artifact {digest} does not verify"):
+            registry.load_model(model.version)
+        with pytest.raises(IntegrityError, match=f"model version {model.version} cannot be "):
+            registry.promote(model.version, gate_passed=False, force=True, reason="trust me")
+        assert registry.alias("champion") is None
+        assert not marker.exists()
+
+    def test_force_never_promotes_a_corrupt_artifact(self, store: Store) -> None:
+        """``promote --force`` overrides gates, not integrity: the champion stays as it was."""
+        registry = ModelRegistry(store)
+        first = register_example(registry)
+        registry.promote(first.version, gate_passed=True)
+        second = register_example(registry, model_obj={"coef": [1.0]})
+        path = store.artifacts.path_of(second.artifact_digest)
+        path.write_bytes(path.read_bytes()[:-1])
+        with pytest.raises(
+            IntegrityError,
+            match=rf"model version {second.version} cannot be promoted: artifact "
+            rf"{second.artifact_digest} is corrupted or was modified",
+        ):
+            registry.promote(second.version, gate_passed=False, force=True, reason="hotfix")
+        assert registry.alias("champion") == first.version
+        assert registry.get(second.version).status == "registered"
+        assert [e.action for e in registry.events(action="promote")] == ["promote"]
 
     def test_json_artifacts_round_trip(self, store: Store) -> None:
         """Large reports kept as JSON artifacts read back equal; equal content, equal digest."""

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from assay.audit.checks import duplicates, fairness, quality, target  # noqa: F401
+from assay.audit.checks import codes, duplicates, fairness, quality, target  # noqa: F401

@@ -20,6 +20,7 @@ import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
 from assay.audit.base import CHECKS, AuditContext, BaseCheck, Finding, Severity
+from assay.data.keys import near_duplicate_groups
 from assay.data.schema import infer_kind
 
 __all__ = [
@@ -41,8 +42,10 @@ MISSING_DROP_SHARE = 0.5
 QUASI_CONSTANT_SHARE = 0.999
 #: distinct values over non-missing values from which a column identifies rows ...
 ID_DISTINCT_SHARE = 0.99
-#: ... given at least this many values
+#: ... given at least this many values; a column with fewer distinct values but at
+#: least this share is looked at again with exact and near copies of rows merged
 ID_MIN_ROWS = 50
+ID_REPEAT_FLOOR = 0.5
 #: a string column is "mostly numbers" or "mostly dates" from this share of its values
 MOSTLY = 0.5
 #: high_cardinality: more levels than this, and either a median below
@@ -227,9 +230,87 @@ def _is_row_counter(series: pd.Series) -> bool:
     return bool(np.all(steps == 1) or np.all(steps == -1))
 
 
+@dataclass(frozen=True)
+class _IdKeys:
+    """Identifiers as compared by a person: case, spaces and leading zeros do not count.
+
+    ``"C-0012"``, ``"c-0012 "`` and ``"C-12"`` share one key; numbers are their own
+    key. ``codes`` holds each row's key (-1 when missing), ``uniques`` the values as
+    written and ``key_of_unique`` the key of each.
+    """
+
+    codes: np.ndarray
+    uniques: np.ndarray
+    key_of_unique: np.ndarray
+
+    def variants(self, limit: int = 3) -> tuple[int, list[list[str]]]:
+        """How many keys are written in more than one way, and a few examples."""
+        sizes = np.bincount(self.key_of_unique)
+        several = np.flatnonzero(sizes > 1)
+        examples = [
+            [str(v) for v in self.uniques[self.key_of_unique == k][:3]] for k in several[:limit]
+        ]
+        return int(several.size), examples
+
+
+def _id_keys(series: pd.Series) -> _IdKeys:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not _is_string(series):
+        codes, uniques = pd.factorize(series)
+        return _IdKeys(codes.astype(np.int64), np.asarray(uniques), np.arange(len(uniques)))
+    codes, uniques = pd.factorize(_as_text(series))
+    raw = np.asarray(uniques, dtype=object)
+    text = pa.array(raw, type=pa.string())
+    text = pc.replace_substring_regex(pc.utf8_lower(text), r"\s", "")
+    text = pc.replace_substring_regex(text, r"(^|[^0-9])0+([0-9])", r"\1\2")
+    key_of_unique = pd.factorize(text.to_numpy(zero_copy_only=False))[0].astype(np.int64)
+    row_codes = np.where(codes >= 0, key_of_unique[np.maximum(codes, 0)], -1)
+    return _IdKeys(row_codes.astype(np.int64), raw, key_of_unique)
+
+
+def _unique_per_record(ctx: AuditContext, keys: _IdKeys, leave_out: list[str]) -> tuple[int, int]:
+    """Distinct identifiers, and the records they are found in.
+
+    Rows whose identifier occurs once are one record each; the rows of a repeated
+    identifier count once per group of exact or near copies (on the other columns).
+    """
+    codes = keys.codes
+    present = codes >= 0
+    distinct = int(np.unique(codes[present]).size)
+    counts = np.bincount(codes[present])
+    repeated = np.flatnonzero(present & (counts[np.maximum(codes, 0)] > 1))
+    records = int(present.sum()) - repeated.size
+    columns = [c for c in ctx.features if c not in leave_out]
+    if ctx.target is not None and ctx.target in ctx.frame.columns:
+        columns.append(ctx.target)
+    if repeated.size and columns:
+        groups = near_duplicate_groups(ctx.frame.iloc[repeated], columns, seed=ctx.seed)
+        pairs = codes[repeated] * (int(groups.max()) + 1) + groups
+        records += int(np.unique(pairs).size)
+    else:
+        records += repeated.size
+    return distinct, records
+
+
 def _id_like_columns(ctx: AuditContext) -> dict[str, dict[str, Any]]:
-    """Features that identify rows, with their evidence (shared by two checks)."""
+    """Features that identify rows, with their evidence (shared by three checks)."""
+    return ctx.shared("quality.id_like_columns", lambda: _find_id_like(ctx))
+
+
+def _find_id_like(ctx: AuditContext) -> dict[str, dict[str, Any]]:
+    """Columns >= 99% distinct, row counters, and columns whose only repeats are copied rows.
+
+    A table with duplicate rows repeats their identifiers too, so a column short of
+    99% distinct values is looked at again with copies merged: its values (case,
+    spaces and leading zeros ignored) are compared with the records, i.e. the rows
+    once exact and near copies on the other columns count as one. An identifier
+    has about as many distinct values as there are records; a category (or a name
+    shared by different people) has far fewer.
+    """
     found: dict[str, dict[str, Any]] = {}
+    repeated: list[str] = []
     for name in ctx.features:
         kind = _kind(ctx, name)
         if kind not in ("categorical", "integer"):
@@ -238,25 +319,58 @@ def _id_like_columns(ctx: AuditContext) -> dict[str, dict[str, Any]]:
         non_null = int(series.notna().sum())
         n_unique = _n_unique(ctx, name)
         counter = kind == "integer" and _is_row_counter(series)
-        if not counter and not (
-            non_null >= ID_MIN_ROWS and n_unique >= ID_DISTINCT_SHARE * non_null
-        ):
+        if not counter and non_null < ID_MIN_ROWS:
             continue
-        timestamps = False
-        if kind == "categorical" and _is_string(series):
-            profile = _profile(series, ctx.seed)
-            if profile.numeric_share >= MOSTLY and not profile.numeric_integral:
-                continue  # a measurement stored as text: mixed_types reports it
-            timestamps = profile.date_share >= MOSTLY
-        found[name] = {
-            "distinct": n_unique,
-            "values": non_null,
-            "distinct_share": round(n_unique / non_null, 4) if non_null else 0.0,
-            "row_counter": counter,
-            "timestamps": timestamps,
-            "examples": [str(v) for v in series.iloc[:100].dropna().iloc[:3].tolist()],
-        }
-    return found
+        if not counter and n_unique < ID_DISTINCT_SHARE * non_null:
+            if n_unique >= ID_REPEAT_FLOOR * non_null:
+                repeated.append(name)
+            continue
+        evidence = _id_evidence(ctx, name, n_unique, non_null, counter)
+        if evidence is not None:
+            found[name] = evidence
+    for name in repeated:
+        keys = _id_keys(ctx.frame[name])
+        distinct, records = _unique_per_record(ctx, keys, repeated)
+        if distinct < ID_MIN_ROWS or distinct < ID_DISTINCT_SHARE * records:
+            continue
+        non_null = int(ctx.frame[name].notna().sum())
+        evidence = _id_evidence(ctx, name, _n_unique(ctx, name), non_null, False, keys)
+        if evidence is not None:
+            evidence["records"] = records
+            evidence["repeats_in_copied_rows"] = non_null - records
+            found[name] = evidence
+    return {name: found[name] for name in ctx.features if name in found}
+
+
+def _id_evidence(
+    ctx: AuditContext,
+    name: str,
+    n_unique: int,
+    non_null: int,
+    counter: bool,
+    keys: _IdKeys | None = None,
+) -> dict[str, Any] | None:
+    series = ctx.frame[name]
+    timestamps = False
+    if _kind(ctx, name) == "categorical" and _is_string(series):
+        profile = _profile(series, ctx.seed)
+        if profile.numeric_share >= MOSTLY and not profile.numeric_integral:
+            return None  # a measurement stored as text: mixed_types reports it
+        timestamps = profile.date_share >= MOSTLY
+    evidence: dict[str, Any] = {
+        "distinct": n_unique,
+        "values": non_null,
+        "distinct_share": round(n_unique / non_null, 4) if non_null else 0.0,
+        "row_counter": counter,
+        "timestamps": timestamps,
+        "examples": [str(v) for v in series.iloc[:100].dropna().iloc[:3].tolist()],
+    }
+    if _is_string(series) and not timestamps:
+        n_variants, examples = (_id_keys(series) if keys is None else keys).variants()
+        if n_variants:
+            evidence["written_several_ways"] = n_variants
+            evidence["variant_examples"] = examples
+    return evidence
 
 
 # ---------------------------------------------------------------- the checks
@@ -404,11 +518,14 @@ class ConstantColumnCheck(BaseCheck):
 
 @CHECKS.register("id_like_column")
 class IdLikeColumnCheck(BaseCheck):
-    """String or integer features that identify rows (>= 99% distinct, or a row counter).
+    """String or integer features that identify rows.
 
-    A model can memorise such a column instead of learning. Continuous float
-    measurements and free text are not flagged; nor are the configured id, time and
-    group columns or the target.
+    A column identifies rows when it is >= 99% distinct, counts rows, or is unique
+    per record once exact and near copies of rows are merged and its values are
+    compared without case, spaces and leading zeros (so duplicate rows, and ids
+    written as ``"C-0012"`` and ``"c-12 "``, do not hide it). A model can memorise
+    such a column instead of learning. Continuous float measurements and free text
+    are not flagged; nor are the configured id, time and group columns or the target.
     """
 
     def run(self, ctx: AuditContext) -> list[Finding]:
@@ -421,6 +538,11 @@ class IdLikeColumnCheck(BaseCheck):
                     f"has {evidence['distinct']:,} distinct values in {evidence['values']:,} rows "
                     f"({_pct(evidence['distinct_share'])})"
                 )
+            if "records" in evidence:
+                what += (
+                    f", and is unique per record: its {evidence['repeats_in_copied_rows']:,} "
+                    "repeats are all in exact or near copies of rows"
+                )
             fix = (
                 f"Set data.id: {name} if it identifies records, or add '{name}' to data.drop; "
                 "a model would memorise it."
@@ -430,6 +552,16 @@ class IdLikeColumnCheck(BaseCheck):
                 fix = (
                     f"Set data.time: {name} if it orders the rows, or derive coarser date "
                     f"features (month, weekday) from it and add '{name}' to data.drop."
+                )
+            if "written_several_ways" in evidence:
+                shown = " / ".join(repr(v) for v in evidence["variant_examples"][0])
+                what += (
+                    f"; {evidence['written_several_ways']:,} of its values are written in more "
+                    f"than one way (case, spaces or leading zeros), e.g. {shown}"
+                )
+                fix += (
+                    f" Normalise '{name}' at the source (one case, no spaces, one zero padding) "
+                    "so that the same record is not counted twice."
                 )
             message = f"column '{name}' looks like a row identifier: it {what}."
             findings.append(_finding(self.alias, "warn", name, message, evidence, fix))

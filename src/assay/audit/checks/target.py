@@ -23,6 +23,7 @@ __all__ = [
     "LabelErrorsCheck",
     "TargetLeakageCheck",
     "label_text",
+    "leakage_findings",
     "positive_class",
 ]
 
@@ -265,7 +266,9 @@ class LabelErrorsCheck(BaseCheck):
             return []
         labels = pd.Categorical(y, categories=classes).codes.astype(np.int64)
         positions = y.index.to_numpy()
-        pred_probs, method = self._out_of_fold(ctx, positions, labels)
+        # a column that leaks the given labels lets the model reproduce every wrong one
+        leaking = [f.columns[0] for f in leakage_findings(ctx) if f.severity == "block"]
+        pred_probs, method = self._out_of_fold(ctx, positions, labels, leaking)
         if pred_probs is None:
             return []
 
@@ -321,6 +324,7 @@ class LabelErrorsCheck(BaseCheck):
             "confident_prior_disagreement": round(prior_disagreement, 6),
             "confident_rows": int(confident.size),
             "excluded_classes": {label_text(c): int(v) for c, v in too_small.items()},
+            "left_out_leaking_columns": leaking,
         }
         sample_note = f" (a seeded sample of {n:,} of {total:,} labelled rows)" if sampled else ""
         listed = ", ".join(
@@ -352,6 +356,9 @@ class LabelErrorsCheck(BaseCheck):
             severity = "info"
         if listed:
             message += f"; e.g. {listed}"
+        if leaking:
+            shown = ", ".join(f"'{c}'" for c in leaking)
+            message += f" (the model left out {shown}: target leakage would hide wrong labels)"
         return [
             Finding(
                 check=self.alias,
@@ -364,13 +371,17 @@ class LabelErrorsCheck(BaseCheck):
         ]
 
     def _out_of_fold(
-        self, ctx: AuditContext, positions: np.ndarray, labels: np.ndarray
+        self, ctx: AuditContext, positions: np.ndarray, labels: np.ndarray, leaking: list[str]
     ) -> tuple[np.ndarray | None, str]:
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
         cv = StratifiedKFold(n_splits=LABEL_ERRORS_FOLDS, shuffle=True, random_state=ctx.seed)
         rows = ctx.frame.iloc[positions]
-        text_columns = [c for c in ctx.features if ctx.kind(c) == "text"]
+        features = [c for c in ctx.features if c not in leaking]
+        left_out = (
+            f" (left out as target leakage: {', '.join(leaking)})" if leaking else ""
+        )
+        text_columns = [c for c in features if ctx.kind(c) == "text"]
         if ctx.task == "text-classification" and text_columns:
             from sklearn.feature_extraction.text import TfidfVectorizer
             from sklearn.linear_model import LogisticRegression
@@ -387,8 +398,9 @@ class LabelErrorsCheck(BaseCheck):
             return probs, (
                 f"cleanlab confident learning on {LABEL_ERRORS_FOLDS}-fold out-of-fold "
                 f"probabilities of TF-IDF + logistic regression on {', '.join(text_columns)}"
+                f"{left_out}"
             )
-        columns = [c for c in ctx.features if ctx.kind(c) != "text"]
+        columns = [c for c in features if ctx.kind(c) != "text"]
         if not columns:
             return None, ""
         from lightgbm import LGBMClassifier
@@ -406,7 +418,7 @@ class LabelErrorsCheck(BaseCheck):
         probs = cross_val_predict(model, matrix, labels, cv=cv, method="predict_proba")
         return probs, (
             f"cleanlab confident learning on {LABEL_ERRORS_FOLDS}-fold out-of-fold probabilities "
-            f"of LightGBM (100 trees) on {len(columns)} features"
+            f"of LightGBM (100 trees) on {len(columns)} features{left_out}"
         )
 
 
@@ -457,98 +469,109 @@ class TargetLeakageCheck(BaseCheck):
         return bool(pd.api.types.is_numeric_dtype(ctx.frame[str(ctx.target)].dtype))
 
     def run(self, ctx: AuditContext) -> list[Finding]:
-        target = str(ctx.target)
-        y_series = _labelled_target(ctx)
-        total = len(y_series)
-        sampled = total > LEAKAGE_MAX_ROWS
-        rng = np.random.default_rng(ctx.seed)
-        if sampled:
-            keep = np.sort(rng.choice(total, LEAKAGE_MAX_ROWS, replace=False))
-            y_series = y_series.iloc[keep]
-        n = len(y_series)
-        if n < 2 * LEAKAGE_FOLDS:
-            return []
-        rows = ctx.frame.iloc[y_series.index.to_numpy()]
-        folds = rng.permutation(n) % LEAKAGE_FOLDS
-        classification = ctx.task in CLASSIFICATION_TASKS
-        if classification:
-            classes = sorted(pd.unique(y_series), key=_sort_key)
-            if len(classes) < 2:
-                return []
-            y = pd.Categorical(y_series, categories=classes).codes.astype(np.int64)
-            positive = classes.index(positive_class(y_series)) if len(classes) == 2 else None
-            metric = "roc_auc" if len(classes) == 2 else "roc_auc_ovr_macro"
-            n_bins = 50
-        else:
-            y_float = y_series.to_numpy(dtype=np.float64)
-            metric, n_bins = "r2", 100
-        n_bins = max(2, min(n_bins, n // 20))
-        sample_note = f"a seeded sample of {n:,} of {total:,} rows" if sampled else f"{n:,} rows"
+        return leakage_findings(ctx)
 
-        findings: list[Finding] = []
-        for column in ctx.features:
-            series = rows[column]
-            codes = _bin_codes(series, n_bins)
-            if classification:
-                score = _oof_auc(codes, y, len(classes), folds, positive)
-            else:
-                score = _oof_r2(codes, y_float, folds)
-            missing = series.isna().to_numpy()
-            missing_score: float | None = None
-            if 0 < missing.sum() < n:
-                missing_score = (
-                    _missing_auc(missing, y, len(classes))
-                    if classification
-                    else _folded(_rank_auc(missing, y_float))
-                )
-            evidence: dict[str, Any] = {
-                "score": round(score, 6),
-                "metric": metric,
-                "method": (
-                    f"out-of-fold ({LEAKAGE_FOLDS} folds) target-{'rate' if classification else 'mean'}"
-                    f" encoding of up to {n_bins} bins of this column alone, on {sample_note}"
-                ),
-                "rows": n,
-                "sampled": sampled,
-            }
-            if missing_score is not None:
-                evidence["missing_indicator_auc"] = round(missing_score, 6)
-                evidence["missing_share"] = round(float(missing.mean()), 6)
-            metric_name = "R^2" if metric == "r2" else "ROC AUC"
-            severity: Severity
-            if missing_score is not None and missing_score >= MISSINGNESS_BLOCK:
-                severity = "block"
-                message = (
-                    f"whether '{column}' is missing predicts '{target}' almost perfectly "
-                    f"(ROC AUC {missing_score:.3f} of the missing indicator): the field is "
-                    "probably filled in only after the outcome"
-                )
-            elif score >= LEAKAGE_BLOCK:
-                severity = "block"
-                message = (
-                    f"feature '{column}' alone predicts '{target}' almost perfectly "
-                    f"(out-of-fold {metric_name} {score:.3f}): it is probably recorded after "
-                    "the outcome or derived from it"
-                )
-            elif score >= LEAKAGE_WARN:
-                severity = "warn"
-                message = (
-                    f"feature '{column}' alone predicts '{target}' suspiciously well "
-                    f"(out-of-fold {metric_name} {score:.3f})"
-                )
-            else:
-                continue
-            findings.append(
-                Finding(
-                    check=self.alias,
-                    severity=severity,
-                    columns=(column,),
-                    message=message,
-                    evidence=evidence,
-                    fix=_LEAK_FIX,
-                )
+
+def leakage_findings(ctx: AuditContext) -> list[Finding]:
+    """The ``target_leakage`` findings on ``ctx``, scanned once and shared with other checks."""
+    if not TargetLeakageCheck().applies(ctx):
+        return []
+    return list(ctx.shared("target.leakage", lambda: _scan_leakage(ctx)))
+
+
+def _scan_leakage(ctx: AuditContext) -> tuple[Finding, ...]:
+    target = str(ctx.target)
+    y_series = _labelled_target(ctx)
+    total = len(y_series)
+    sampled = total > LEAKAGE_MAX_ROWS
+    rng = np.random.default_rng(ctx.seed)
+    if sampled:
+        keep = np.sort(rng.choice(total, LEAKAGE_MAX_ROWS, replace=False))
+        y_series = y_series.iloc[keep]
+    n = len(y_series)
+    if n < 2 * LEAKAGE_FOLDS:
+        return ()
+    rows = ctx.frame.iloc[y_series.index.to_numpy()]
+    folds = rng.permutation(n) % LEAKAGE_FOLDS
+    classification = ctx.task in CLASSIFICATION_TASKS
+    if classification:
+        classes = sorted(pd.unique(y_series), key=_sort_key)
+        if len(classes) < 2:
+            return ()
+        y = pd.Categorical(y_series, categories=classes).codes.astype(np.int64)
+        positive = classes.index(positive_class(y_series)) if len(classes) == 2 else None
+        metric = "roc_auc" if len(classes) == 2 else "roc_auc_ovr_macro"
+        n_bins = 50
+    else:
+        y_float = y_series.to_numpy(dtype=np.float64)
+        metric, n_bins = "r2", 100
+    n_bins = max(2, min(n_bins, n // 20))
+    sample_note = f"a seeded sample of {n:,} of {total:,} rows" if sampled else f"{n:,} rows"
+
+    findings: list[Finding] = []
+    for column in ctx.features:
+        series = rows[column]
+        codes = _bin_codes(series, n_bins)
+        if classification:
+            score = _oof_auc(codes, y, len(classes), folds, positive)
+        else:
+            score = _oof_r2(codes, y_float, folds)
+        missing = series.isna().to_numpy()
+        missing_score: float | None = None
+        if 0 < missing.sum() < n:
+            missing_score = (
+                _missing_auc(missing, y, len(classes))
+                if classification
+                else _folded(_rank_auc(missing, y_float))
             )
-        return findings
+        evidence: dict[str, Any] = {
+            "score": round(score, 6),
+            "metric": metric,
+            "method": (
+                f"out-of-fold ({LEAKAGE_FOLDS} folds) target-{'rate' if classification else 'mean'}"
+                f" encoding of up to {n_bins} bins of this column alone, on {sample_note}"
+            ),
+            "rows": n,
+            "sampled": sampled,
+        }
+        if missing_score is not None:
+            evidence["missing_indicator_auc"] = round(missing_score, 6)
+            evidence["missing_share"] = round(float(missing.mean()), 6)
+        metric_name = "R^2" if metric == "r2" else "ROC AUC"
+        severity: Severity
+        if missing_score is not None and missing_score >= MISSINGNESS_BLOCK:
+            severity = "block"
+            message = (
+                f"whether '{column}' is missing predicts '{target}' almost perfectly "
+                f"(ROC AUC {missing_score:.3f} of the missing indicator): the field is "
+                "probably filled in only after the outcome"
+            )
+        elif score >= LEAKAGE_BLOCK:
+            severity = "block"
+            message = (
+                f"feature '{column}' alone predicts '{target}' almost perfectly "
+                f"(out-of-fold {metric_name} {score:.3f}): it is probably recorded after "
+                "the outcome or derived from it"
+            )
+        elif score >= LEAKAGE_WARN:
+            severity = "warn"
+            message = (
+                f"feature '{column}' alone predicts '{target}' suspiciously well "
+                f"(out-of-fold {metric_name} {score:.3f})"
+            )
+        else:
+            continue
+        findings.append(
+            Finding(
+                check=TargetLeakageCheck.alias,
+                severity=severity,
+                columns=(column,),
+                message=message,
+                evidence=evidence,
+                fix=_LEAK_FIX,
+            )
+        )
+    return tuple(findings)
 
 
 def _bin_codes(series: pd.Series, n_bins: int) -> np.ndarray:
