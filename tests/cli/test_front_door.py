@@ -48,6 +48,8 @@ def test_help_shows_flags_without_a_value(cli, tmp_path: Path) -> None:
     assert "<bool>" not in result.out
     top = cli("--help", cwd=tmp_path)
     assert top.code == 0 and "--version" in top.out and "models" in top.out
+    short = cli("models", "-h", cwd=tmp_path)
+    assert short.code == 0 and short.out == result.out
 
 
 _HEAVY = ("pandas", "numpy", "sklearn", "scipy", "lightgbm", "torch", "optuna", "matplotlib",

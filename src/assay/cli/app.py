@@ -35,6 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     # plain click-style help: flags read "--json", not "--json <bool>", and help needs no rich
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 _state: dict[str, bool] = {"debug": False}
