@@ -2,7 +2,7 @@
 
 Usage (from the repository root, assay's virtualenv)::
 
-    python benchmarks/faults.py                  # the full campaign (about 10 minutes on 2 cores)
+    python benchmarks/faults.py                  # the full campaign (10-12 minutes on 2 cores)
     python benchmarks/faults.py --quick          # a smoke run: 2 kills, 2 swaps, fewer cases
     python benchmarks/faults.py --kills 40 --swaps 20 --json faults.json --workdir /tmp/faults
 
@@ -94,7 +94,7 @@ STALL_MS = 100.0
 PING_INTERVAL_S = 0.010
 STARTUP_S = 240.0
 CLI_TIMEOUT_S = 120.0
-CONFIG_TIMEOUT_S = 60.0
+CONFIG_TIMEOUT_S = 30.0
 CONFIG_MEMORY_BYTES = 4 * 1024**3
 FUZZ_TIMEOUT_S = 60.0
 BIG_STRING = 8_000_000
@@ -291,10 +291,12 @@ class Server:
     """One ``assay serve`` process group."""
 
     count = 0
+    started: list[Server] = []
 
     def __init__(self, cli: Cli, project: Project, port: int, logdir: Path,
                  *extra: str) -> None:
         Server.count += 1
+        Server.started.append(self)
         self.port = port
         self.log = logdir / f"server-{Server.count:03d}.log"
         argv = [*cli.argv, "serve", "--port", str(port), "--poll-seconds", "0.2",
@@ -459,11 +461,19 @@ def phase_kills(cli: Cli, project: Project, logdir: Path, kills: int, report: Re
     port = free_port()
     load = Load(port, project.token, project.records, "kill").start()
     startups: list[float] = []
+    failed_starts: list[str] = []
     try:
         for round_ in range(kills):
             extra = ("--workers", "2") if round_ % 4 == 3 else ()
             server = Server(cli, project, port, logdir, *extra)
-            startups.append(server.wait_ready())
+            try:
+                startups.append(server.wait_ready())
+            except RuntimeError as exc:  # a server that cannot start after a kill is a finding
+                failed_starts.append(f"round {round_ + 1}: {exc}"[:2000])
+                server.kill()
+                if len(failed_starts) >= 3:
+                    break
+                continue
             before = load.count()
             wait_until(lambda: load.count() >= before + 40, 10.0)
             time.sleep(rng.uniform(0.0, 0.5))
@@ -482,12 +492,15 @@ def phase_kills(cli: Cli, project: Project, logdir: Path, kills: int, report: Re
         "acknowledged": len(load.acked), "missing": missing[:50],
         "missing_request_ids": [load.acked[m] for m in missing[:50]],
         "statuses": dict(load.statuses), "errors": dict(load.errors), "startup_s": startups,
+        "failed_starts": failed_starts,
     }
     report.add("kills", "SIGKILLs of the server group", kills, ">= 20",
                kills >= 20 if full else None)
     report.add("kills", "predictions acknowledged (200)", len(load.acked))
     report.add("kills", "acknowledged predictions missing from the log", len(missing), "0",
                not missing and len(load.acked) > 0)
+    report.add("kills", "servers that did not start after a kill", len(failed_starts), "0",
+               not failed_starts)
     report.add("kills", "last server stopped by SIGTERM", "yes" if graceful else "no", "yes",
                graceful)
     median = sorted(startups)[len(startups) // 2]
@@ -1198,14 +1211,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
 
     full = not args.quick
-    timed("kills", lambda: phase_kills(cli, project, logdir, kills, report, rng, full))
-    timed("swaps", lambda: phase_swaps(cli, project, logdir, swaps, report, full))
-    first_fuzz_log = Server.count + 1
-    server = timed("fuzz", lambda: phase_fuzz(cli, project, logdir, args.quick, report))
-    timed("slow", lambda: phase_slow(server, slow, args.header_timeout, report))
-    stopped = server.stop()
-    timed("config", lambda: phase_config(cli, project, workdir, args.quick, report))
-    timed("growth", lambda: phase_growth(cli, project, logdir, growth_requests, report))
+    try:
+        timed("kills", lambda: phase_kills(cli, project, logdir, kills, report, rng, full))
+        timed("swaps", lambda: phase_swaps(cli, project, logdir, swaps, report, full))
+        first_fuzz_log = Server.count + 1
+        server = timed("fuzz", lambda: phase_fuzz(cli, project, logdir, args.quick, report))
+        timed("slow", lambda: phase_slow(server, slow, args.header_timeout, report))
+        stopped = server.stop()
+        timed("config", lambda: phase_config(cli, project, workdir, args.quick, report))
+        timed("growth", lambda: phase_growth(cli, project, logdir, growth_requests, report))
+    finally:  # no server outlives the campaign, even when a phase fails
+        for leftover in Server.started:
+            if leftover.alive() or _group_alive(leftover.proc.pid):
+                leftover.kill()
     report.details["seconds"] = timings
     traced = server_tracebacks(logdir, first_fuzz_log)
     report.add("fuzz", "server logs with a traceback / internal error", len(traced), "0",
