@@ -189,7 +189,9 @@ def _cases() -> tuple[AuditCase, ...]:
             protected=("empty_text",),
             slices=("empty_float",),
         ),
-        AuditCase("blank-strings", _with(base, blank=blanks), protected=("blank",), slices=("blank",)),
+        AuditCase(
+            "blank-strings", _with(base, blank=blanks), protected=("blank",), slices=("blank",)
+        ),
         AuditCase(
             "constant",
             _with(base, same=np.ones(n), same_text=pd.Series(["x"] * n, dtype="str")),
