@@ -323,7 +323,8 @@ def _near_codes(series: pd.Series) -> np.ndarray:
     codes, uniques = _factorize_with_uniques(series)
     normal = pd.factorize(np.asarray(normalize_text(uniques), dtype=object))[0].astype(np.int64)
     # code -1 (missing) reads the appended -1; an all-missing column has no uniques at all
-    return np.append(normal, -1)[codes]
+    out: np.ndarray = np.append(normal, -1)[codes]
+    return out
 
 
 def _factorize(series: pd.Series) -> np.ndarray:
