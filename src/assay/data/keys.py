@@ -322,7 +322,9 @@ def _near_codes(series: pd.Series) -> np.ndarray:
         return _exact_codes(series)
     codes, uniques = _factorize_with_uniques(series)
     normal = pd.factorize(np.asarray(normalize_text(uniques), dtype=object))[0].astype(np.int64)
-    return np.where(codes >= 0, normal[np.maximum(codes, 0)], -1)
+    # code -1 (missing) reads the appended -1; an all-missing column has no uniques at all
+    out: np.ndarray = np.append(normal, -1)[codes]
+    return out
 
 
 def _factorize(series: pd.Series) -> np.ndarray:

@@ -101,7 +101,7 @@ class DriftStat:
     Attributes:
         test: the alias of the test (``psi``, ``ks``, ``chi2``, ``js``, ...).
         statistic: the value of the statistic; None when it cannot be computed (e.g. a
-            numeric column with no non-missing current value for KS).
+            numeric column with no non-missing current value for KS, or an empty window).
         p_value: the p-value for hypothesis tests, None for effect sizes.
     """
 
@@ -126,7 +126,8 @@ class BaseDriftTest(abc.ABC):
 
     1. the column is counted once on its profile's bins: :meth:`CurrentColumn.from_series`;
     2. for each test, :meth:`applies_to` ``(profile)``; when True,
-       :meth:`compute` ``(current)`` returns a :class:`DriftStat`.
+       :meth:`compute` ``(current)`` returns a :class:`DriftStat`, whose statistic is None
+       on an empty window (no row, so nothing to compare: not "no drift", not "drift").
 
     A test reads only the profile and the :class:`CurrentColumn`, never the training rows.
     Subclasses are small frozen dataclasses (their fields are the test's parameters) and
@@ -158,7 +159,9 @@ class PSITest(BaseDriftTest):
     epsilon: float = EPSILON
 
     def compute(self, current: CurrentColumn) -> DriftStat:
-        """PSI of the current bin shares against the reference shares."""
+        """PSI of the current bin shares against the reference shares; None on an empty window."""
+        if current.n == 0:
+            return DriftStat(self.alias, None)
         value = psi(current.profile.distribution, current.distribution, self.epsilon)
         return DriftStat(self.alias, value)
 
@@ -213,7 +216,9 @@ class ChiSquaredTest(BaseDriftTest):
     epsilon: float = EPSILON
 
     def compute(self, current: CurrentColumn) -> DriftStat:
-        """Chi-squared statistic and p-value on the pooled bins."""
+        """Chi-squared statistic and p-value on the pooled bins; None on an empty window."""
+        if current.n == 0:
+            return DriftStat(self.alias, None, None)
         statistic, p_value, _, _ = chi2_pooled(
             current.counts, current.profile.distribution, self.min_expected, self.epsilon
         )
@@ -226,7 +231,9 @@ class JSDistanceTest(BaseDriftTest):
     """Jensen-Shannon distance (base 2, between 0 and 1) of the binned distributions."""
 
     def compute(self, current: CurrentColumn) -> DriftStat:
-        """JS distance between the reference and current bin shares."""
+        """JS distance between the reference and current bin shares; None on an empty window."""
+        if current.n == 0:
+            return DriftStat(self.alias, None)
         return DriftStat(
             self.alias, js_distance(current.profile.distribution, current.distribution)
         )

@@ -263,7 +263,9 @@ class ProtectedAttributeCorrelationCheck(BaseCheck):
         samples = [g["y"].to_numpy() for _, g in frame.groupby("g", sort=True) if len(g) > 1]
         try:
             p_value = float(kruskal(*samples).pvalue) if len(samples) >= 2 else 1.0
-        except ValueError:  # every value identical
+        except ValueError:  # every value identical (older scipy)
+            p_value = 1.0
+        if not np.isfinite(p_value):  # every value identical: scipy gives NaN, not JSON
             p_value = 1.0
         low_group, high_group = str(stats["mean"].idxmin()), str(stats["mean"].idxmax())
         evidence: dict[str, Any] = {
