@@ -10,7 +10,7 @@ import pytest
 from assay.demo import POST_OUTCOME_COLUMNS, run_demo
 from assay.pipeline import open_registry
 from assay.project import Project
-from assay.serve.log import read_predictions
+from assay.model.predictions import read_predictions
 
 
 @pytest.mark.integration

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from assay.serve.auth import create_token
-from assay.serve.log import read_predictions
+from assay.model.predictions import read_predictions
 
 pytestmark = pytest.mark.integration
 
@@ -613,7 +613,7 @@ def test_shadow_gate_passes_under_steady_traffic(project: Any, token: str,
     after it is recorded, and the champion answers of that moment do not count against the
     shadow's coverage, so a candidate agreeing on every record passes the gate."""
     from assay.monitor.retrain import shadow_comparison, shadow_gates
-    from assay.serve.deployments import deploy
+    from assay.model.deployments import deploy
 
     champion = project.registry.load_model(project.champion)
     second = project.registry.load_model(project.second)

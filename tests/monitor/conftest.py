@@ -30,7 +30,7 @@ from assay.pipeline import open_registry, run_project
 from assay.project import Project
 from assay.registry import ModelRegistry
 from assay.serve.log import LogEntry, PredictionLog, record_feedback
-from assay.serve.runtime import LoadedModel
+from assay.model.loaded import LoadedModel
 from assay.store.database import utcnow
 
 FEATURES = ["x0", "x1", "x2", "x3", "plan"]

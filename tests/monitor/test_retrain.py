@@ -19,8 +19,8 @@ from assay.monitor.retrain import (
     retrain_project,
     retrain_state,
 )
-from assay.monitor.watch import ProcessLock
-from assay.serve.deployments import active_deployment
+from assay.store.lock import ProcessLock
+from assay.model.deployments import active_deployment
 
 
 class Crash(BaseException):

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from assay.cli.monitor import register_monitor_commands
 from assay.errors import StoreError
-from assay.monitor.watch import ProcessLock, WatchIteration, retrain_trigger, watch_project
+from assay.monitor.watch import WatchIteration, retrain_trigger, watch_project
+from assay.store.lock import ProcessLock
 
 
 def _cli() -> typer.Typer:
@@ -29,7 +30,7 @@ def test_a_second_watcher_exits_with_a_message_naming_the_first(monitored: Any) 
         f"""
         import sys, time
         from pathlib import Path
-        from assay.monitor.watch import ProcessLock
+        from assay.store.lock import ProcessLock
 
         lock = ProcessLock(Path({str(lock_path)!r}), "watching this project")
         lock.acquire()

@@ -10,7 +10,7 @@ import pytest
 
 from assay.cli.serve import is_loopback, register_serve_commands
 from assay.serve.auth import TokenVerifier
-from assay.serve.deployments import active_deployment
+from assay.model.deployments import active_deployment
 
 from .conftest import ServingProject
 

@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from assay.serve.app import create_app
 from assay.serve.auth import create_token, revoke_token
-from assay.serve.deployments import deploy
-from assay.serve.log import read_predictions
+from assay.model.deployments import deploy
+from assay.model.predictions import read_predictions
 
 from .conftest import ServingProject
 

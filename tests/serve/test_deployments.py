@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from assay.errors import ConfigError, NotFoundError, StoreError
 from assay.registry import ModelRegistry
-from assay.serve.deployments import (
+from assay.model.deployments import (
     Deployment,
     active_deployment,
     deploy,

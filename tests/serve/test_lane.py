@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from assay.serve.app import create_app
 from assay.serve.auth import create_token
 from assay.serve.lane import PredictLane
-from assay.serve.log import read_predictions
+from assay.model.predictions import read_predictions
 
 from .conftest import ServingProject
 

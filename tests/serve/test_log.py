@@ -27,15 +27,14 @@ import assay.serve.wal as wal_module
 from assay.errors import ConfigError, StoreError
 from assay.serve.log import (
     DRAINS,
-    LOG_COLUMNS,
     Drain,
     FeedbackResult,
     LogEntry,
     PredictionLog,
     new_prediction_id,
-    read_predictions,
     record_feedback,
 )
+from assay.model.predictions import LOG_COLUMNS, read_predictions
 from assay.store import Store, alembic_config
 from assay.store.migrate import head_revision
 from assay.store.serialize import dumps

@@ -16,7 +16,8 @@ import pytest
 
 from assay.errors import NotFoundError, StoreError
 from assay.serve import runtime as runtime_module
-from assay.serve.runtime import FAST_MAX_ROWS, LoadedModel, ModelRuntime, Prediction, Routing
+from assay.model.loaded import FAST_MAX_ROWS, LoadedModel, Prediction
+from assay.serve.runtime import ModelRuntime, Routing
 
 from .conftest import ServingProject
 
@@ -272,12 +273,12 @@ def test_a_tampered_challenger_is_not_deployed(
 def test_without_the_deployments_module_there_is_no_deployment(
     serving_project: ServingProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "assay.serve.deployments", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "assay.model.deployments", None)  # import raises ImportError
     assert runtime_module._active_deployment(serving_project.registry) is None
 
 
 def test_real_deployments_are_followed(serving_project: ServingProject) -> None:
-    deployments = pytest.importorskip("assay.serve.deployments")
+    deployments = pytest.importorskip("assay.model.deployments")
     sp = serving_project
     runtime = ModelRuntime(sp.registry)
     runtime.refresh()
@@ -366,8 +367,8 @@ def test_the_package_imports_light_and_resolves_names_lazily() -> None:
         "heavy = [m for m in ('pandas', 'sklearn', 'lightgbm', 'fastapi') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "assert s.ModelRuntime.__module__ == 'assay.serve.runtime'\n"
-        "assert s.validate_records.__module__ == 'assay.serve.validation'\n"
-        "assert s.compile_fast.__module__ == 'assay.serve.fastpath'\n"
+        "assert s.validate_records.__module__ == 'assay.model.validation'\n"
+        "assert s.compile_fast.__module__ == 'assay.model.fastpath'\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from assay.errors import IntegrityError
 from assay.serve.app import create_app
 from assay.serve.batch import load_model_for_batch
-from assay.serve.runtime import LoadedModel, ModelRuntime
+from assay.model.loaded import LoadedModel
+from assay.serve.runtime import ModelRuntime
 from assay.testing.stores import forge_artifact
 
 from .conftest import ServingProject

@@ -15,7 +15,7 @@ from sklearn.base import clone
 from assay.data.schema import infer_schema
 from assay.pipeline import open_registry, run_project
 from assay.project import Project
-from assay.serve.runtime import LoadedModel
+from assay.model.loaded import LoadedModel
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
 from assay.train.families import get_family
 from assay.train.pipeline import ModelPipeline, fit_model

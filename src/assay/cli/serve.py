@@ -224,9 +224,9 @@ def deploy(
 ) -> None:
     """Run a challenger in shadow or as a canary, or end it; without options, show the deployment."""
     from assay.registry import current_user
-    from assay.serve.deployments import active_deployment
-    from assay.serve.deployments import deploy as start_deployment
-    from assay.serve.deployments import undeploy
+    from assay.model.deployments import active_deployment
+    from assay.model.deployments import deploy as start_deployment
+    from assay.model.deployments import undeploy
 
     chosen = [name for name, on in (("--shadow", shadow), ("--canary", canary is not None), ("--off", off)) if on]
     if len(chosen) > 1:

@@ -77,7 +77,7 @@ def _assemble(
     from assay.audit.base import AuditContext
     from assay.data.keys import exact_duplicate_groups
     from assay.monitor.monitor import traffic_frame
-    from assay.serve.log import read_predictions
+    from assay.model.predictions import read_predictions
 
     spec = project.spec
     target = spec.data.target
@@ -350,7 +350,7 @@ def _reference(
 ) -> Any:
     from assay.config.metrics import CLASSIFICATION_TASKS
     from assay.monitor.reference import build_reference
-    from assay.serve.runtime import pipeline_scores
+    from assay.model.loaded import pipeline_scores
 
     try:
         with warnings.catch_warnings():

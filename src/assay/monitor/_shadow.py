@@ -119,7 +119,7 @@ def shadow_comparison(
     counts. Labels are those sent for the champion's answers.
     """
     from assay.evaluate import paired_bootstrap
-    from assay.serve.log import read_predictions
+    from assay.model.predictions import read_predictions
 
     store = registry.store
     shadow = read_predictions(store, since=since, version=candidate, route="shadow")

@@ -51,7 +51,7 @@ from assay.monitor.reference import ReferenceProfile, build_reference
 from assay.monitor.report import FlaggedInputs, MonitorReport
 from assay.project import Project
 from assay.registry import ModelRegistry, ModelVersion
-from assay.serve.log import LOG_COLUMNS, read_predictions
+from assay.model.predictions import LOG_COLUMNS, read_predictions
 from assay.store.database import Store, as_utc, utcnow
 from assay.store.serialize import to_jsonable
 from assay.store.tables import drift_reports
@@ -165,7 +165,7 @@ def reference_for(project: Project, registry: ModelRegistry, version: int) -> Re
 def _build_reference(
     registry: ModelRegistry, record: ModelVersion, rows: pd.DataFrame
 ) -> ReferenceProfile:
-    from assay.serve.runtime import pipeline_scores
+    from assay.model.loaded import pipeline_scores
 
     features, columns = model_columns(record)
     model = registry.load_model(record.version)
@@ -257,7 +257,7 @@ def traffic_frame(
     """The logged inputs of ``log`` (from ``read_predictions``) as a frame with the training
     dtypes, and the positions of ``log`` they come from (records validation refuses are
     left out)."""
-    from assay.serve.validation import validate_records
+    from assay.model.validation import validate_records
 
     input_columns = list(log.attrs.get("input_columns") or [])
     names = {
@@ -281,8 +281,8 @@ def _file_window(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A data file standing in for traffic: the validated inputs, and the model's answers
     (labelled by the target column when present)."""
-    from assay.serve.runtime import LoadedModel
-    from assay.serve.validation import validate_records
+    from assay.model.loaded import LoadedModel
+    from assay.model.validation import validate_records
 
     features, columns = model_columns(record)
     absent = [f for f in features if f not in current.columns]
@@ -458,7 +458,7 @@ def latest_reports(store: Store, limit: int = 10) -> list[MonitorReport]:
 
 
 def _open(project: Project) -> ModelRegistry:
-    from assay.pipeline import open_registry
+    from assay.registry import open_registry
 
     return open_registry(project)
 

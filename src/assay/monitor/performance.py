@@ -1,7 +1,7 @@
 """Live performance: the task's metrics on logged predictions that received a true label.
 
 Feedback labels (``POST /v1/feedback``) are joined to the logged predictions by
-:func:`assay.serve.log.read_predictions`. This module turns that frame into
+:func:`assay.model.predictions.read_predictions`. This module turns that frame into
 metrics with bootstrap intervals, compares them with the registered test metrics
 of the model version, and guards against a feedback loop: a label source whose
 labels merely copy the model's own predictions (agreement far above the model's
@@ -485,7 +485,7 @@ def live_performance(
 
     Args:
         frame: logged predictions (``prediction``, ``probabilities``, ``label``; see
-            :func:`assay.serve.log.read_predictions`), labelled or not.
+            :func:`assay.model.predictions.read_predictions`), labelled or not.
         version: the model version that made the predictions.
         task: the task.
         classes: the model's classes (classification; ``lineage["classes"]``).

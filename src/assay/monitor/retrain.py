@@ -228,10 +228,10 @@ def retrain_project(
         StoreError: another retrain holds the lock.
     """
     if registry is None:
-        from assay.pipeline import open_registry
+        from assay.registry import open_registry
 
         registry = open_registry(project)
-    from assay.monitor.watch import ProcessLock
+    from assay.store.lock import ProcessLock
 
     lock = ProcessLock(project.state_dir / "retrain.lock", "retraining this project")
     lock.acquire(wait=lock_wait)
@@ -406,7 +406,7 @@ class _Retrain:
     # -- shadow -------------------------------------------------------------------
 
     def shadow_start(self, state: RetrainState) -> RetrainResult:
-        from assay.serve.deployments import active_deployment, deploy
+        from assay.model.deployments import active_deployment, deploy
 
         rid, candidate = state.retrain_id, int(state.get("candidate"))
         if self.spec.retrain.shadow_predictions == 0:
@@ -427,7 +427,7 @@ class _Retrain:
         return self.shadow_check(self.state(rid))
 
     def shadow_check(self, state: RetrainState) -> RetrainResult:
-        from assay.serve.deployments import active_deployment
+        from assay.model.deployments import active_deployment
 
         rid, candidate = state.retrain_id, int(state.get("candidate"))
         champion = int(state.get("champion"))
@@ -493,7 +493,7 @@ class _Retrain:
         return self.apply(self.state(rid))
 
     def apply(self, state: RetrainState) -> RetrainResult:
-        from assay.serve.deployments import active_deployment, undeploy
+        from assay.model.deployments import active_deployment, undeploy
 
         rid, candidate = state.retrain_id, int(state.get("candidate"))
         passed, why = bool(state.get("passed")), str(state.get("why", ""))
@@ -515,7 +515,7 @@ class _Retrain:
     def close(self, state: RetrainState, step: str, why: str) -> None:
         """End ``state`` as ``step`` (abandoned, failed, rejected): reject its candidates,
         end their deployment, close its run; the champion is never touched."""
-        from assay.serve.deployments import active_deployment, undeploy
+        from assay.model.deployments import active_deployment, undeploy
 
         rid = state.retrain_id
         champion = self.registry.alias("champion")

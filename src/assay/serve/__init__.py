@@ -23,16 +23,16 @@ __all__ = [
 ]
 
 _LAZY: dict[str, str] = {
-    "RecordIssue": "assay.serve.validation",
-    "ValidatedBatch": "assay.serve.validation",
-    "validate_records": "assay.serve.validation",
-    "LoadedModel": "assay.serve.runtime",
+    "RecordIssue": "assay.model.validation",
+    "ValidatedBatch": "assay.model.validation",
+    "validate_records": "assay.model.validation",
+    "LoadedModel": "assay.model.loaded",
     "ModelRuntime": "assay.serve.runtime",
-    "Prediction": "assay.serve.runtime",
+    "Prediction": "assay.model.loaded",
     "Routing": "assay.serve.runtime",
-    "FastPredictor": "assay.serve.fastpath",
-    "FastPathUnsupported": "assay.serve.fastpath",
-    "compile_fast": "assay.serve.fastpath",
+    "FastPredictor": "assay.model.fastpath",
+    "FastPathUnsupported": "assay.model.fastpath",
+    "compile_fast": "assay.model.fastpath",
 }
 
 

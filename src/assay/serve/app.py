@@ -41,7 +41,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,9 @@ from assay.serve.log import Drain, LabelConflict, LabelError, PredictionLog, rec
 from assay.serve.metrics import ServerMetrics
 from assay.serve.protocols import RequestError, RequestLimits
 from assay.serve.retention import LogRetention
-from assay.serve.runtime import LoadedModel, ModelRuntime
+from assay.model.loaded import LoadedModel
+from assay.serve.runtime import ModelRuntime
+from assay.serve.state import ServerState
 from assay.serve.scoring import (
     Answer,
     PredictHead,
@@ -79,34 +81,12 @@ from assay.serve.scoring import (
     score_async,
 )
 
-__all__ = ["ServerState", "create_app", "create_app_from_env", "get_state", "model_name"]
+__all__ = ["create_app", "create_app_from_env", "model_name"]
 
 logger = logging.getLogger("assay.serve")
 
 _JSON = "application/json"
 _ERROR_CODE_KEY = "assay.error"
-
-
-@dataclass
-class ServerState:
-    """What the endpoints share: project, registry, runtime, log, verifier, metrics and limits."""
-
-    project: Project
-    registry: ModelRegistry
-    runtime: ModelRuntime
-    log: PredictionLog
-    verifier: TokenVerifier | None
-    metrics: ServerMetrics
-    model_name: str
-    max_records: int
-    max_body_bytes: int
-    limits: RequestLimits = RequestLimits()
-
-
-def get_state(request: Request) -> ServerState:
-    """FastAPI dependency: the :class:`ServerState` of the app serving ``request``."""
-    state: ServerState = request.app.state.assay
-    return state
 
 
 def model_name(project: Project) -> str:
@@ -149,7 +129,7 @@ def create_app(
             process, or a drainer ``process`` (``assay serve``'s choice: the inserts never
             take the server's GIL).
     """
-    from assay.pipeline import open_registry
+    from assay.registry import open_registry
 
     registry = registry if registry is not None else open_registry(project)
     limits = limits if limits is not None else RequestLimits()

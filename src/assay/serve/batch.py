@@ -1,7 +1,7 @@
 """Batch scoring (``assay predict``): files in chunks, or JSON lines from stdin, validated like the server.
 
 Each chunk of rows is turned into the JSON records a client would send (so
-dates, nulls and numbers reach :func:`~assay.serve.validation.validate_records`
+dates, nulls and numbers reach :func:`~assay.model.validation.validate_records`
 exactly as they would over HTTP), validated against the model's schema and
 scored with the runtime's fast path.
 
@@ -25,8 +25,8 @@ import pyarrow as pa
 from assay.data.source import csv_row_error
 from assay.errors import ConfigError, DataError, NotFoundError
 from assay.registry import CHAMPION, ModelRegistry
-from assay.serve.runtime import LoadedModel, Prediction
-from assay.serve.validation import ValidatedBatch
+from assay.model.loaded import LoadedModel, Prediction
+from assay.model.validation import ValidatedBatch
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

@@ -28,7 +28,7 @@ from assay.serve import protocols as proto
 from assay.serve.scoring import Answer, PredictHead, answer_predict
 
 if TYPE_CHECKING:
-    from assay.serve.app import ServerState
+    from assay.serve.state import ServerState
 
 __all__ = ["PREDICT_PATH", "PredictLane"]
 

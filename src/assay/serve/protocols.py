@@ -1,7 +1,7 @@
 """Wire formats of the server: assay's own, MLflow's scoring server, and Open Inference Protocol v2.
 
 Every parser turns a request body into a list of *records* (one JSON object per
-row, keyed by feature name) for :func:`assay.serve.validation.validate_records`,
+row, keyed by feature name) for :func:`assay.model.validation.validate_records`,
 and raises :class:`RequestError` (a 4xx with a stable code, a message that says
 what was expected and what was received, and structured details) for anything
 else. Nothing here touches a model, so every malformed body is refused before

@@ -31,12 +31,12 @@ from starlette.concurrency import run_in_threadpool
 from assay.serve import protocols as proto
 from assay.serve.log import LogEntry, LogUnavailable, new_prediction_id
 from assay.serve.protocols import RequestError
-from assay.serve.runtime import LoadedModel, Prediction
-from assay.serve.validation import ValidatedBatch
+from assay.model.loaded import LoadedModel, Prediction
+from assay.model.validation import ValidatedBatch
 from assay.store.database import utcnow
 
 if TYPE_CHECKING:
-    from assay.serve.app import ServerState
+    from assay.serve.state import ServerState
 
 __all__ = [
     "INLINE_BODY_BYTES",

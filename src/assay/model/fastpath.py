@@ -35,7 +35,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils.extmath import softmax
 
-from assay.serve.validation import frame_records
+from assay.model.validation import frame_records
 from assay.train.objective import ThresholdedClassifier
 from assay.train.preprocess import (
     MISSING_CATEGORY,

@@ -3,7 +3,7 @@
 An ensemble chosen by the search (:mod:`assay.train.ensemble`) is a weighted mean of
 fitted pipelines: class probabilities for a classifier, values for a regressor.
 :func:`compile_blend` compiles every member with a positive weight through
-:func:`assay.serve.fastpath.compile_fast` (each checks itself against its own
+:func:`assay.model.fastpath.compile_fast` (each checks itself against its own
 pipeline) and averages what they answer the way the ensemble does, then checks
 the whole against the ensemble on probe rows. One member the fast path cannot
 replay (a neural net, text) leaves the ensemble on its pipeline.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from assay.serve.fastpath import (
+from assay.model.fastpath import (
     FastPathUnsupported,
     FastPredictor,
     check_answers,
@@ -24,7 +24,7 @@ from assay.serve.fastpath import (
     native_scalar,
     probe_rows,
 )
-from assay.serve.validation import frame_records
+from assay.model.validation import frame_records
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
 
 __all__ = ["BlendPredictor", "compile_blend"]
@@ -116,7 +116,7 @@ def compile_blend(
         model: a fitted :class:`EnsembleClassifier` or :class:`EnsembleRegressor`.
         features: the model's input columns, in order.
         check: compare with the ensemble on probe rows; a difference above
-            :data:`assay.serve.fastpath.TOLERANCE` raises :class:`FastPathUnsupported`.
+            :data:`assay.model.fastpath.TOLERANCE` raises :class:`FastPathUnsupported`.
 
     Raises:
         FastPathUnsupported: the ensemble is not fitted, or a member has no fast path.

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from assay.data.schema import infer_schema
-from assay.serve import fastpath
-from assay.serve.fastpath import FastPathUnsupported, compile_fast
-from assay.serve.validation import frame_records, validate_records
+from assay.model import fastpath
+from assay.model.fastpath import FastPathUnsupported, compile_fast
+from assay.model.validation import frame_records, validate_records
 from assay.train.families import DummyFamily, LightGBMFamily, LinearFamily, TfidfLinearFamily
 from assay.train.objective import ThresholdedClassifier, objective_for
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from assay.data.schema import infer_schema
-from assay.serve.fastblend import BlendPredictor, compile_blend
-from assay.serve.fastpath import FastPathUnsupported
-from assay.serve.runtime import _compile
-from assay.serve.validation import frame_records
+from assay.model.fastblend import BlendPredictor, compile_blend
+from assay.model.fastpath import FastPathUnsupported
+from assay.model.loaded import _compile
+from assay.model.validation import frame_records
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
 from assay.train.families import LightGBMFamily, LinearFamily, MLPFamily
 from assay.train.objective import objective_for

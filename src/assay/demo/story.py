@@ -1,6 +1,6 @@
 """The monitored half of ``assay demo``: live traffic, drift, retraining, shadow, decision, rollback.
 
-Steps (each a :class:`assay.demo.DemoStep`):
+Steps (each a :class:`assay.demo.result.DemoStep`):
 
 1. *serve*: the champion behind the real HTTP server on a loopback port, with a token;
 2. *traffic*: flights of the months the model trained on, answered and labelled; *monitor*: no drift;
@@ -19,8 +19,8 @@ from typing import Callable
 
 import pandas as pd
 
-from assay.demo import DemoStep
-from assay.demo_loop import LoopbackServer, send_traffic
+from assay.demo.loop import LoopbackServer, send_traffic
+from assay.demo.result import DemoStep
 from assay.project import Project
 
 __all__ = ["run_loop"]
@@ -39,7 +39,7 @@ def run_loop(project: Project, *, held_back: pd.DataFrame, later: pd.DataFrame, 
     from assay.lifecycle import rollback_champion
     from assay.monitor.monitor import monitor_project
     from assay.monitor.retrain import retrain_project
-    from assay.pipeline import open_registry
+    from assay.registry import open_registry
     from assay.serve.auth import create_token
 
     registry = open_registry(project)

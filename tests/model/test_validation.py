@@ -12,7 +12,7 @@ import pytest
 
 from assay.data.schema import ColumnSchema, infer_schema
 from assay.errors import DataError
-from assay.serve.validation import (
+from assay.model.validation import (
     FLAG_CODES,
     REFUSAL_CODES,
     RecordIssue,
@@ -141,7 +141,7 @@ def test_an_unreadable_boolean_is_refused() -> None:
 
 
 def test_boolean_spellings_match_the_training_encoder() -> None:
-    from assay.serve import validation
+    from assay.model import validation
     from assay.train import preprocess
 
     assert validation._TRUE == preprocess._TRUE and validation._FALSE == preprocess._FALSE

