@@ -31,6 +31,7 @@ import pandas as pd
 from sqlalchemy import insert, select
 
 from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.config.spec import ProjectSpec
 from assay.data.schema import ColumnSchema
 from assay.errors import ConfigError, DataError, NotFoundError
 from assay.monitor.alerts import (
@@ -480,7 +481,7 @@ def _store(store: Store, report: MonitorReport) -> MonitorReport:
 
 
 def _performance(
-    record: ModelVersion, frame: pd.DataFrame, spec: Any, min_labels: int
+    record: ModelVersion, frame: pd.DataFrame, spec: ProjectSpec, min_labels: int
 ) -> LivePerformance:
     classes = (
         list(record.lineage.classes) or None if record.task in CLASSIFICATION_TASKS else None
