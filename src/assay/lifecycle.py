@@ -33,7 +33,7 @@ def registered_test_uses(registry: ModelRegistry, fingerprint: str) -> int:
 def evaluation_of(registry: ModelRegistry, version: int) -> Evaluation:
     """The stored evaluation of ``version`` on its sealed test set."""
     record = registry.get(version)
-    digest = record.lineage.get("evaluation")
+    digest = record.lineage.evaluation
     if not digest:
         raise NotFoundError(
             f"model version {version} has no stored evaluation",
@@ -77,18 +77,17 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
     lineage = record.lineage
     load = registry.load_json
 
-    def optional(key: str) -> Any:
-        digest = lineage.get(key)
+    def optional(digest: str | None) -> Any:
         return load(digest) if digest else None
 
-    evaluation = optional("evaluation") or {}
+    evaluation = optional(lineage.evaluation) or {}
     audit = None
-    if lineage.get("audit_id") is not None:
+    if lineage.audit_id is not None:
         try:
-            audit = registry.get_audit(int(lineage["audit_id"])).report
+            audit = registry.get_audit(int(lineage.audit_id)).report
         except NotFoundError:
             audit = None
-    search = optional("search")
+    search = optional(lineage.search)
     curve = None
     if search and search.get("curve"):
         curve = {**search["curve"], "diagnosis": search.get("diagnosis")}
@@ -120,9 +119,9 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
             "max_test_uses": max_uses, "artifact": record.artifact_digest,
         },
         evaluation=evaluation,
-        baseline=optional("baseline"),
+        baseline=optional(lineage.baseline),
         audit=audit,
-        split=lineage.get("split"),
+        split=lineage.split,
         search=search_summary,
         learning_curve=curve,
         gates=gates,

@@ -323,7 +323,7 @@ def test_validated_frame_scores_like_the_training_rows(serving_template) -> None
     t = serving_template
     record = t.registry.get(t.second)
     columns = [ColumnSchema.from_dict(c) for c in record.schema["columns"]]
-    batch = validate_records(t.records(40), columns, record.lineage["features"])
+    batch = validate_records(t.records(40), columns, record.lineage.features)
     assert batch.ok and len(batch.frame) == 40
     model = t.registry.load_model(t.second)
     expected = model.predict_proba(t.frame.iloc[:40][t.features])

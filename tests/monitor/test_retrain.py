@@ -49,11 +49,11 @@ def _assert_consistent(monitored: Any, champion: int) -> None:
     state = retrain_state(registry)
     in_progress = state is not None and not state.finished
     for version in registry.list():
-        if version.version == champion or in_progress and version.lineage.get("retrain_id") == (
+        if version.version == champion or in_progress and version.lineage.retrain_id == (
             state.retrain_id if state else None
         ):
             continue
-        if version.lineage.get("retrain_id"):
+        if version.lineage.retrain_id:
             assert version.status == "rejected", (version.version, version.status)
     assert all(run.status != "running" for run in registry.runs()) or in_progress
 
@@ -98,7 +98,7 @@ def test_a_retrain_that_cannot_beat_the_champion_is_rejected(monitored: Any, mak
     assert result.status == "rejected"
     assert "not clearly better than champion" in result.message
     record = monitored.registry.get(result.candidate)
-    assert record.status == "rejected" and record.lineage["retrain_id"] == result.retrain_id
+    assert record.status == "rejected" and record.lineage.retrain_id == result.retrain_id
     assert monitored.registry.alias("champion") == old
     assert monitored.registry.alias("challenger") is None
     assert active_deployment(monitored.registry) is None
@@ -133,7 +133,7 @@ def test_a_crash_at_any_step_leaves_the_champion_serving_and_the_next_retrain_co
     outcomes = [step for step in steps if step in TERMINAL_STEPS]
     assert outcomes.count("abandoned") == 2 and outcomes.count("failed") == 2
     assert all(run.status != "running" for run in registry.runs())
-    rejected = [v for v in registry.list() if v.lineage.get("retrain_id") and v.status == "rejected"]
+    rejected = [v for v in registry.list() if v.lineage.retrain_id and v.status == "rejected"]
     assert len(rejected) == 1  # the candidate of the error at "registered"
 
 

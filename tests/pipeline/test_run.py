@@ -26,16 +26,16 @@ def test_first_run_registers_and_promotes(make_project) -> None:
     registry = open_registry(project)
     record = registry.get(1)
     assert record.status == "champion"
-    assert record.lineage["features"] == ["x0", "x1", "x2", "x3", "x4", "x5", "segment"]
+    assert list(record.lineage.features) == ["x0", "x1", "x2", "x3", "x4", "x5", "segment"]
     assert record.data_version.startswith("sha256:")
     assert Path(result.report).exists() and Path(result.report).with_suffix(".md").exists()
     # the stored evaluation is what the model does on the sealed test rows
     dataset = project.load_data()
     plan = make_splits(dataset.frame, project.spec, data_version=dataset.version,
-                       features=record.lineage["features"])
+                       features=list(record.lineage.features))
     test = plan.take(dataset.frame, "test")
     model = registry.load_model(1)
-    expected = roc_auc_score(test["y"], model.predict_proba(test[record.lineage["features"]])[:, 1])
+    expected = roc_auc_score(test["y"], model.predict_proba(test[list(record.lineage.features)])[:, 1])
     assert evaluation_of(registry, 1).metrics["roc_auc"] == pytest.approx(expected)
 
 

@@ -212,7 +212,7 @@ def test_an_ensemble_runs_through_assay_run_registry_and_serving(tmp_path: Path)
     model = registry.load_model(result.version)
     assert isinstance(model, EnsembleRegressor)
     record = registry.get(result.version)
-    stored = registry.load_json(record.lineage["search"])["ensemble"]
+    stored = registry.load_json(record.lineage.search)["ensemble"]
     assert stored is not None and {m["family"] for m in stored["members"]} >= {"linear"}
     # the version says what it is: an ensemble of its members, with their weights
     names = [m["family"] for m in stored["members"]]
@@ -221,7 +221,7 @@ def test_an_ensemble_runs_through_assay_run_registry_and_serving(tmp_path: Path)
         m["weight"] for m in stored["members"]
     ]
     frame = pd.read_csv(tmp_path / "data.csv")
-    features = record.lineage["features"]
+    features = list(record.lineage.features)
     loaded = LoadedModel.load(registry, result.version)
     row = frame[features].iloc[:1]
     [one] = loaded.predict(loaded.validate([row.iloc[0].to_dict()]))

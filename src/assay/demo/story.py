@@ -51,7 +51,7 @@ def run_loop(project: Project, *, held_back: pd.DataFrame, later: pd.DataFrame, 
         say(f"  [red]✗[/] {steps[-1].summary}")
         return steps
     record = registry.get(champion)
-    features = list(record.lineage["features"])
+    features = list(record.lineage.features)
     target = project.spec.data.target
     token = create_token(registry, "demo-client", ["predict", "feedback"])
     seed = project.spec.seed

@@ -150,11 +150,10 @@ class LoadedModel:
             ) from exc
         schema = record.schema if isinstance(record.schema, Mapping) else {}
         columns = [ColumnSchema.from_dict(c) for c in schema.get("columns", [])]
-        lineage = record.lineage if isinstance(record.lineage, Mapping) else {}
-        features = list(lineage.get("features") or [c.name for c in columns])
+        features = list(record.lineage.features or [c.name for c in columns])
         classes: list[Any] | None = None
         if record.task in _CLASSIFICATION:
-            classes = list(lineage.get("classes") or [])
+            classes = list(record.lineage.classes or [])
             if not classes and getattr(model, "classes_", None) is not None:
                 classes = [_native(c) for c in model.classes_]
         fast, reason = _compile(model, features)

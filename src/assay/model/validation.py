@@ -516,7 +516,7 @@ def validate_records(
         records: the request's records (JSON objects, one per row to score).
         columns: the schema of the model's input columns (``record.schema["columns"]``
             as :class:`ColumnSchema`), at least one per feature.
-        features: the model's input columns, in order (``lineage["features"]``).
+        features: the model's input columns, in order (``lineage.features``).
 
     Returns:
         A :class:`ValidatedBatch`: the valid rows (coerced), the refusals and the flags.

@@ -6,9 +6,9 @@ The data: the project's data plus the labelled logged traffic of the last
 predictions excluded, rows validated against the training schema, traffic rows that
 duplicate another row dropped.
 
-The same stages as ``assay run`` (:mod:`assay.pipeline`: split, search, cross-validation,
-evaluation on the candidate's sealed test rows, registration), without its promotion:
-a retrain candidate is shadowed before it may become champion. The champion gate is
+The candidate stage of ``assay run`` (:func:`assay.candidate.build_candidate`: split,
+search, cross-validation, evaluation on the candidate's sealed test rows, registration),
+without its promotion: a retrain candidate is shadowed before it may become champion. The champion gate is
 computed on the *fresh holdout*: the candidate's sealed test rows that the champion
 never saw either (rows outside the champion's own training and validation rows; when
 those cannot be recovered, only traffic logged after the champion was registered).
@@ -17,8 +17,6 @@ those cannot be recovered, only traffic logged after the champion was registered
 from __future__ import annotations
 
 import io
-import pickle
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +37,7 @@ from assay.project import Project
 from assay.registry import ModelRegistry, ModelVersion
 from assay.store.database import utcnow
 
-__all__ = ["MIN_HOLDOUT", "Candidate", "assemble_training_data", "train_candidate"]
+__all__ = ["MIN_HOLDOUT", "JudgedCandidate", "assemble_training_data", "train_candidate"]
 
 #: fresh holdout rows (unseen by both models) needed to compare candidate and champion
 MIN_HOLDOUT = 30
@@ -170,7 +168,7 @@ def _as_time(at: pd.Series, like: pd.Series) -> pd.Series:
 
 
 @dataclass(frozen=True)
-class Candidate:
+class JudgedCandidate:
     """A registered retrain candidate and its offline verdict."""
 
     version: int
@@ -188,82 +186,24 @@ def train_candidate(
     reason: str,
     run_id: int,
     audit_id: int,
-) -> Candidate:
-    """Split, search, evaluate and register a candidate on ``dataset``; gate it offline."""
-    from assay.audit.base import AuditContext
-    from assay.evaluate import evaluate
+) -> JudgedCandidate:
+    """Register a candidate on ``dataset`` (the candidate stage); gate it on the fresh holdout."""
+    from assay.candidate import build_candidate, compare_with_champion
     from assay.monitor.monitor import model_columns
-    from assay.pipeline import (
-        cross_validate,
-        evaluated_metrics,
-        feature_schema,
-        metric_summary,
-        plain_value,
-        split_summary,
-        resolve_text_column,
-        search_options,
-        code_version,
-    )
-    from assay.split import make_splits
-    from assay.train import run_search
 
     spec = project.spec
     frame = dataset.frame
     target = spec.data.target
-    features = AuditContext.from_spec(dataset, spec).features
-    text_column = resolve_text_column(dataset, spec.data.text, features, spec.task)
-    plan = make_splits(frame, spec, data_version=dataset.version, features=features)
-    train, validation, test = (plan.take(frame, p) for p in ("train", "validation", "test"))
-    search = run_search(
-        train[features], train[target], validation[features], validation[target],
-        task=spec.task, schema=dataset.schema, features=features, text_column=text_column,
-        families=spec.search.families, primary_metric=spec.primary_metric,
-        trials=spec.search.trials, minutes=spec.search.minutes, sampler=spec.search.sampler,
-        pruning=spec.search.pruning, seed=spec.seed,
-        **search_options(spec, train, validation),
+    candidate = build_candidate(
+        project, registry, dataset, run_id=run_id, audit_id=audit_id, reason=reason,
+        extra_lineage={
+            "training_data": _snapshot(registry, frame),
+            "retrain_id": retrain_id,
+            "retrain": {"reason": reason, "champion": champion.version, **_counts(data)},
+        },
     )
-    cv_scores = cross_validate(search, plan, frame, features, text_column, dataset, spec)
-    model = search.estimator
-    metrics = evaluated_metrics(spec)
-    evaluation = evaluate(
-        model, test[features], test[target], task=spec.task, metrics=metrics,
-        slices=test[spec.slices] if spec.slices else None,
-        protected=test[spec.fairness.protected] if spec.fairness.protected else None,
-        min_slice_size=spec.fairness.min_slice_size, seed=spec.seed, cv_scores=cv_scores,
-        artifact_size=len(pickle.dumps(model, protocol=5)), X_reference=train[features],
-        primary=spec.primary_metric,
-    )
-    baseline = evaluate(
-        search.baseline, test[features], test[target], task=spec.task, metrics=metrics,
-        seed=spec.seed, primary=spec.primary_metric, check_robustness=False, time_latency=False,
-    )
-    reference = _reference(model, train, features, dataset, spec)
-    lineage = {
-        "audit_id": audit_id,
-        "split": split_summary(plan),
-        "split_digest": registry.store_json(plan.to_dict()),
-        "search": registry.store_json(search.to_dict()),
-        "evaluation": registry.store_json(evaluation.to_dict()),
-        "baseline": registry.store_json(baseline.to_dict()),
-        "features": features,
-        "text_column": text_column,
-        "target": target,
-        "classes": [plain_value(c) for c in evaluation.classes],
-        "diagnosis": search.diagnosis.to_dict() if search.diagnosis else None,
-        "validation_value": search.best_value,
-        "reference": registry.store_json(reference.to_dict()) if reference else None,
-        "training_data": _snapshot(registry, frame),
-        "retrain_id": retrain_id,
-        "retrain": {"reason": reason, "champion": champion.version, **_counts(data)},
-    }
-    record = registry.register(
-        run_id, model_obj=model, task=spec.task, family=search.model_family,
-        params=search.model_params, metrics=metric_summary(evaluation, baseline, search),
-        data_version=dataset.version, config=spec.to_dict(), code_version=code_version(project),
-        schema=feature_schema(dataset, features), lineage=lineage,
-        test_fingerprint=plan.test_fingerprint,
-    )
-    registry.record_test_access(plan.test_fingerprint, record.version, run_id, "register")
+    record, features, model = candidate.record, list(candidate.features), candidate.model
+    plan, evaluation, baseline = candidate.plan, candidate.evaluation, candidate.baseline
 
     holdout_pos, how = _fresh_holdout(project, registry, champion, data, plan.test, features, target)
     comparison, note = None, ""
@@ -279,7 +219,6 @@ def train_candidate(
             f"(needs {MIN_HOLDOUT}); send more feedback labels and retrain again"
         )
     else:
-        from assay.pipeline import compare_with_champion
         from assay.split.plan import fingerprint_test_set
 
         rows = frame.iloc[holdout_pos]
@@ -299,7 +238,7 @@ def train_candidate(
         champion_note=note, baseline_value=baseline.metrics.get(spec.primary_metric),
     )
     registry.record_gate(record.version, decision.passed, [g.to_dict() for g in decision.gates])
-    return Candidate(record.version, decision, holdout)
+    return JudgedCandidate(record.version, decision, holdout)
 
 
 def _counts(data: _Assembled) -> dict[str, Any]:
@@ -343,28 +282,6 @@ def _fresh_holdout(
             f"(its training rows are unknown: {why})"
         )
     return test[unseen[test]], how
-
-
-def _reference(
-    model: Any, train: pd.DataFrame, features: list[str], dataset: Dataset, spec: Any
-) -> Any:
-    from assay.config.metrics import CLASSIFICATION_TASKS
-    from assay.monitor.reference import build_reference
-    from assay.model.loaded import pipeline_scores
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            labels, proba = pipeline_scores(
-                model, train[features], classification=spec.task in CLASSIFICATION_TASKS
-            )
-        confidence = np.max(proba, axis=1) if proba is not None else None
-        return build_reference(
-            train, [dataset.schema[f] for f in features], prediction=np.asarray(labels),
-            confidence=confidence, seed=spec.seed,
-        )
-    except Exception:  # noqa: BLE001 - monitoring rebuilds it from the snapshot if needed
-        return None
 
 
 def _snapshot(registry: ModelRegistry, frame: pd.DataFrame) -> str | None:

@@ -31,6 +31,7 @@ import pandas as pd
 from sqlalchemy import insert, select
 
 from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.config.spec import ProjectSpec
 from assay.data.schema import ColumnSchema
 from assay.errors import ConfigError, DataError, NotFoundError
 from assay.monitor.alerts import (
@@ -83,7 +84,7 @@ def model_columns(record: ModelVersion) -> tuple[list[str], list[ColumnSchema]]:
     """The input features of a registered version and their training schema, in order."""
     schema = record.schema if isinstance(record.schema, Mapping) else {}
     columns = [ColumnSchema.from_dict(c) for c in schema.get("columns", [])]
-    features = list(record.lineage.get("features") or [c.name for c in columns])
+    features = list(record.lineage.features or [c.name for c in columns])
     by_name = {c.name: c for c in columns}
     return features, [by_name[f] for f in features if f in by_name]
 
@@ -106,7 +107,7 @@ def version_rows(
     record = registry.get(version)
     lineage = record.lineage
     frame: pd.DataFrame | None = None
-    snapshot = lineage.get("training_data")
+    snapshot = lineage.training_data
     if snapshot:
         import io
 
@@ -119,7 +120,7 @@ def version_rows(
                 f"{project.data_label} ({dataset.version[:19]})"
             )
         frame = dataset.frame
-    digest = lineage.get("split_digest")
+    digest = lineage.split_digest
     if not digest:
         return None, f"version {version} has no stored split plan"
     plan = SplitPlan.from_dict(registry.load_json(digest))
@@ -136,7 +137,7 @@ def reference_for(project: Project, registry: ModelRegistry, version: int) -> Re
         NotFoundError: neither a stored reference nor the training rows exist.
     """
     record = registry.get(version)
-    digest = record.lineage.get("reference")
+    digest = record.lineage.reference
     if digest:
         return ReferenceProfile.from_dict(registry.load_json(digest))
     key = (registry.store.url, int(version))
@@ -480,9 +481,11 @@ def _store(store: Store, report: MonitorReport) -> MonitorReport:
 
 
 def _performance(
-    record: ModelVersion, frame: pd.DataFrame, spec: Any, min_labels: int
+    record: ModelVersion, frame: pd.DataFrame, spec: ProjectSpec, min_labels: int
 ) -> LivePerformance:
-    classes = record.lineage.get("classes") if record.task in CLASSIFICATION_TASKS else None
+    classes = (
+        list(record.lineage.classes) or None if record.task in CLASSIFICATION_TASKS else None
+    )
     test = dict((record.metrics or {}).get("test") or {})
     loop = None
     if frame["label"].notna().any():

@@ -451,7 +451,10 @@ class _Retrain:
         shadow = shadow_comparison(
             self.registry, champion=champion, candidate=candidate,
             since=datetime.fromisoformat(state.get("since")), task=record.task,
-            classes=record.lineage.get("classes") if record.task in CLASSIFICATION_TASKS else None,
+            classes=(
+                list(record.lineage.classes) or None
+                if record.task in CLASSIFICATION_TASKS else None
+            ),
             primary=self.spec.primary_metric,
             test_accuracy=float(accuracy) if accuracy is not None else None, seed=self.spec.seed,
         )
@@ -527,7 +530,7 @@ class _Retrain:
             except AssayError:
                 pass
         candidates = [
-            v.version for v in self.registry.list() if v.lineage.get("retrain_id") == rid
+            v.version for v in self.registry.list() if v.lineage.retrain_id == rid
         ]
         for version in candidates:
             if version == champion:

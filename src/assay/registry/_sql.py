@@ -13,6 +13,7 @@ from assay.registry.records import (
     AuditRecord,
     Event,
     GateDecision,
+    Lineage,
     ModelVersion,
     Run,
     TestAccess,
@@ -123,7 +124,7 @@ def to_version(row: Row[Any]) -> ModelVersion:
         artifact_digest=m["artifact_digest"],
         artifact_size=int(m["artifact_size"]),
         schema=m["input_schema"],
-        lineage=m["lineage"],
+        lineage=Lineage.from_dict(m["lineage"]),
         status=m["status"],
         test_fingerprint=m["test_fingerprint"],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -12,6 +13,7 @@ __all__ = [
     "AuditRecord",
     "Event",
     "GateDecision",
+    "Lineage",
     "ModelStatus",
     "ModelVersion",
     "Run",
@@ -35,8 +37,86 @@ def _parse(value: str | datetime | None) -> datetime | None:
     return datetime.fromisoformat(value)
 
 
+#: lineage keys written only when set (a version from ``assay run`` has none of the retrain ones)
+_OPTIONAL_KEYS = frozenset({"reason", "training_data", "retrain_id", "retrain"})
+
+
 def _dict_of(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a registered version comes from: its audit, split, search, evaluation and data.
+
+    The ``str`` fields ending a stage (``split_digest``, ``search``, ``evaluation``,
+    ``baseline``, ``reference``, ``training_data``) are digests of JSON or Parquet
+    artifacts in the store. A retrain candidate also carries ``training_data`` (the
+    refreshed rows), ``retrain_id`` and ``retrain`` (its reason, champion and row counts).
+    Keys this class does not know (written by older versions) are kept in ``extra``.
+
+    Attributes:
+        audit_id: the data audit the version was trained after.
+        split: the split plan's summary (strategy, sizes, fingerprints).
+        split_digest: the full split plan (row positions).
+        search: the search history.
+        evaluation: the evaluation on the sealed test set.
+        baseline: the baseline's evaluation on the same rows.
+        reference: the drift reference profile (None when it could not be built).
+        features: the model's input columns, in order.
+        text_column: the free-text column, if any.
+        target: the target column.
+        classes: the classes the model predicts (classification).
+        diagnosis: the learning-curve diagnosis.
+        validation_value: the primary metric on the validation rows.
+        reason: why the version was trained (``assay run 3``, a retrain's trigger).
+        training_data: the training rows as a Parquet artifact (retrain candidates).
+        retrain_id: the retrain that registered it.
+        retrain: the retrain's reason, champion and data counts.
+        extra: keys of older records this class does not name.
+    """
+
+    audit_id: int | None = None
+    split: dict[str, Any] | None = None
+    split_digest: str | None = None
+    search: str | None = None
+    evaluation: str | None = None
+    baseline: str | None = None
+    reference: str | None = None
+    features: tuple[str, ...] = ()
+    text_column: str | None = None
+    target: str | None = None
+    classes: tuple[Any, ...] = ()
+    diagnosis: dict[str, Any] | None = None
+    validation_value: float | None = None
+    reason: str | None = None
+    training_data: str | None = None
+    retrain_id: str | None = None
+    retrain: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object the store holds (lists for tuples; unset optional keys left out)."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or (f.name in _OPTIONAL_KEYS and value is None):
+                continue
+            data[f.name] = list(value) if isinstance(value, tuple) else value
+        return {**self.extra, **data}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Lineage:
+        """The inverse of :meth:`to_dict`; missing keys take their defaults, unknown ones go
+        to ``extra`` (so rows written by any earlier version still read)."""
+        data = dict(data or {})
+        names = {f.name for f in fields(cls)} - {"extra"}
+        known = {k: v for k, v in data.items() if k in names}
+        for key in ("features", "classes"):
+            if key in known:
+                known[key] = tuple(known[key] or ())
+        extra = {k: v for k, v in data.items() if k not in names}
+        return cls(**known, extra=extra)
 
 
 @dataclass(frozen=True)
@@ -78,7 +158,7 @@ class ModelVersion:
     artifact_digest: str
     artifact_size: int
     schema: dict[str, Any]
-    lineage: dict[str, Any]
+    lineage: Lineage
     status: ModelStatus
     test_fingerprint: str | None = None
 
@@ -86,12 +166,19 @@ class ModelVersion:
         """Plain JSON values (``created_at`` as an ISO string)."""
         data = _dict_of(self)
         data["created_at"] = _iso(self.created_at)
+        data["lineage"] = self.lineage.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelVersion:
         """The inverse of :meth:`to_dict`."""
-        return cls(**{**data, "created_at": _parse(data["created_at"])})
+        return cls(
+            **{
+                **data,
+                "created_at": _parse(data["created_at"]),
+                "lineage": Lineage.from_dict(data.get("lineage")),
+            }
+        )
 
 
 @dataclass(frozen=True)

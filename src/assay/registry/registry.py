@@ -25,6 +25,7 @@ from assay.registry.records import (
     AuditRecord,
     Event,
     GateDecision,
+    Lineage,
     ModelVersion,
     Run,
     RunStatus,
@@ -232,7 +233,7 @@ class ModelRegistry:
         config: Mapping[str, Any] | Any,
         code_version: str,
         schema: Mapping[str, Any] | Any,
-        lineage: Mapping[str, Any] | None = None,
+        lineage: Lineage | Mapping[str, Any] | None = None,
         user: str | None = None,
         test_fingerprint: str | None = None,
     ) -> ModelVersion:
@@ -253,7 +254,9 @@ class ModelRegistry:
             "artifact_digest": digest,
             "artifact_size": size,
             "input_schema": _plain(schema, "schema"),
-            "lineage": _plain(lineage or {}, "lineage"),
+            "lineage": _plain(
+                lineage.to_dict() if isinstance(lineage, Lineage) else dict(lineage or {}), "lineage"
+            ),
             "status": "registered",
             "test_fingerprint": test_fingerprint,
         }
