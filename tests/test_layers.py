@@ -36,7 +36,7 @@ LAYERS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
             "assay._registry",
         ),
     ),
-    # the stages (``testing`` holds their contract tests)
+    # the stages
     (
         "stages",
         1,
@@ -48,7 +48,6 @@ LAYERS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
             "assay.gate",
             "assay.report",
             "assay.label",
-            "assay.testing",
         ),
     ),
     # load a verified version, score it, validate records; deployments; the log's read
@@ -74,6 +73,9 @@ LAYERS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
             "assay.monitor._candidate",
         ),
     ),
+    # the contract-test kit for every plug-in kind (families, splitters, stores, audit
+    # checks, drift tests): it exercises the layers below it and nothing imports it
+    ("testing", 4, ("assay.testing",)),
     # shells: parse, call, render
     (
         "shells",
