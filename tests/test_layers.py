@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
             "assay.store",
             "assay.registry",
             "assay.project",
-            "assay._registry",
+            "assay.aliases",
         ),
     ),
     # the stages
@@ -66,7 +66,7 @@ LAYERS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
         (
             "assay.pipeline",
             "assay.lifecycle",
-            "assay.workflows",
+            "assay.data_audit",
             "assay.candidate",
             "assay.monitor.retrain",
             "assay.monitor.watch",

@@ -17,7 +17,7 @@ from assay.errors import NotFoundError, StoreError
 from assay.registry import (
     AuditRecord,
     Event,
-    GateDecision,
+    GateRecord,
     ModelRegistry,
     Run,
     TestAccess,
@@ -209,7 +209,7 @@ def test_records_round_trip_through_json(registry: ModelRegistry) -> None:
     event = registry.events(limit=1)[0]
     for record, cls in (
         (run, Run),
-        (decision, GateDecision),
+        (decision, GateRecord),
         (access, TestAccess),
         (audit, AuditRecord),
         (event, Event),

@@ -9,7 +9,7 @@ import pytest
 from matplotlib.image import imread
 
 from assay.report import plots
-from assay.report._facts import fixed, interval, num, pct, running_best, size_bytes
+from assay.report.wording import fixed, interval, num, pct, running_best, size_bytes
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, TypeVar
 
 import pandas as pd
 
-from assay._registry import Registry
+from assay.aliases import AliasTable
 from assay.data.dataset import Dataset
 
 if TYPE_CHECKING:
@@ -194,4 +194,4 @@ class BaseCheck(abc.ABC):
         """The findings of this check on ``ctx``."""
 
 
-CHECKS: Registry[type[BaseCheck]] = Registry("audit check")
+CHECKS: AliasTable[type[BaseCheck]] = AliasTable("audit check")

@@ -144,7 +144,7 @@ def audit(
     json_out: JsonOpt = False,
 ) -> None:
     """Audit the data: quality, duplicates, leakage, label errors, bias. Exit 1 if a finding blocks."""
-    from assay.workflows import audit_file, audit_project
+    from assay.data_audit import audit_file, audit_project
 
     progress = _progress()
     with progress:

@@ -19,7 +19,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from assay.config.metrics import CLASSIFICATION_TASKS
-from assay.evaluate._util import as_array, as_proba, check_task, py_value, resolve_classes
+from assay.evaluate.inputs import as_array, as_proba, check_task, py_value, resolve_classes
 
 __all__ = [
     "MAX_POINTS",

@@ -19,7 +19,7 @@ import pandas as pd
 from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY, TASK_METRICS
 from assay.config.spec import AcceptanceThreshold, parse_threshold
 from assay.errors import ConfigError, DataError
-from assay.evaluate._util import as_array, check_metrics, check_task, py_value
+from assay.evaluate.inputs import as_array, check_metrics, check_task, py_value
 from assay.evaluate.curves import ConfusionMatrix, Curves, build_curves, compute_confusion
 from assay.evaluate.fairness import FAIRNESS_METRICS, FairnessResult, fairness_metrics
 from assay.evaluate.intervals import bootstrap_intervals

@@ -30,7 +30,7 @@ from fairlearn.metrics import (
 
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.errors import DataError
-from assay.evaluate._util import (
+from assay.evaluate.inputs import (
     as_array,
     check_task,
     level_labels,

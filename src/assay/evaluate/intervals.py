@@ -17,7 +17,7 @@ import numpy as np
 
 from assay.config.metrics import CLASSIFICATION_TASKS, HIGHER_IS_BETTER
 from assay.errors import DataError
-from assay.evaluate._util import as_array, as_proba, check_metrics, check_task, resolve_classes
+from assay.evaluate.inputs import as_array, as_proba, check_metrics, check_task, resolve_classes
 from assay.evaluate.metrics import PROBA_METRICS, metric_value
 
 __all__ = [

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from assay.config.metrics import CLASSIFICATION_TASKS
-from assay.evaluate._util import (
+from assay.evaluate.inputs import (
     as_array,
     as_proba,
     check_metrics,

@@ -25,7 +25,7 @@ import pandas as pd
 
 from assay.config.metrics import CLASSIFICATION_TASKS, HIGHER_IS_BETTER
 from assay.errors import DataError
-from assay.evaluate._util import as_array, check_metrics, check_task, is_numeric_column
+from assay.evaluate.inputs import as_array, check_metrics, check_task, is_numeric_column
 from assay.evaluate.metrics import metric_value
 
 __all__ = ["RobustnessCase", "RobustnessReport", "robustness"]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from assay.config.metrics import CLASSIFICATION_TASKS, HIGHER_IS_BETTER
 from assay.errors import DataError
-from assay.evaluate._util import (
+from assay.evaluate.inputs import (
     as_array,
     as_proba,
     check_metrics,

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from assay._registry import Registry
+from assay.aliases import AliasTable
 from assay.monitor.reference import ColumnProfile, ProfileKind
 
 __all__ = [
@@ -148,7 +148,7 @@ class BaseDriftTest(abc.ABC):
 
 
 #: alias -> drift test class
-DRIFT_TESTS: Registry[type[BaseDriftTest]] = Registry("drift test")
+DRIFT_TESTS: AliasTable[type[BaseDriftTest]] = AliasTable("drift test")
 
 
 @DRIFT_TESTS.register("psi")

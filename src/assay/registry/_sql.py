@@ -12,7 +12,7 @@ from assay.registry.records import (
     MODEL_STATUSES,
     AuditRecord,
     Event,
-    GateDecision,
+    GateRecord,
     Lineage,
     ModelVersion,
     Run,
@@ -159,9 +159,9 @@ def to_audit(row: Row[Any]) -> AuditRecord:
     )
 
 
-def to_gate(row: Row[Any]) -> GateDecision:
+def to_gate(row: Row[Any]) -> GateRecord:
     m = row._mapping
-    return GateDecision(
+    return GateRecord(
         id=int(m["id"]),
         version=int(m["version"]),
         created_at=as_utc(m["created_at"]),

@@ -12,7 +12,7 @@ __all__ = [
     "RUN_STATUSES",
     "AuditRecord",
     "Event",
-    "GateDecision",
+    "GateRecord",
     "Lineage",
     "ModelStatus",
     "ModelVersion",
@@ -244,8 +244,9 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
-class GateDecision:
-    """The promotion gate's verdict on one version, with each gate's outcome."""
+class GateRecord:
+    """A stored verdict of the promotion gate on one version, with each gate's outcome
+    (the record of an :class:`assay.gate.GateDecision`)."""
 
     id: int
     version: int
@@ -260,7 +261,7 @@ class GateDecision:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GateDecision:
+    def from_dict(cls, data: dict[str, Any]) -> GateRecord:
         """The inverse of :meth:`to_dict`."""
         return cls(**{**data, "created_at": _parse(data["created_at"])})
 

@@ -24,7 +24,7 @@ from assay.registry.records import (
     RUN_STATUSES,
     AuditRecord,
     Event,
-    GateDecision,
+    GateRecord,
     Lineage,
     ModelVersion,
     Run,
@@ -473,7 +473,7 @@ class ModelRegistry:
 
     def record_gate(
         self, version: int, passed: bool, gates: Iterable[Mapping[str, Any]]
-    ) -> GateDecision:
+    ) -> GateRecord:
         """Store the gate verdict of ``version`` (and a ``gate`` event)."""
         plain = _plain([dict(g) for g in gates], "gates")
         with self.store.transaction() as conn:
@@ -498,13 +498,13 @@ class ModelRegistry:
             ).one()
             return _sql.to_gate(row)
 
-    def gate_decisions(self, version: int) -> builtins.list[GateDecision]:
+    def gate_decisions(self, version: int) -> builtins.list[GateRecord]:
         """The gate verdicts of ``version``, oldest first."""
         query = select(gate_decisions).where(gate_decisions.c.version == version)
         with self.store.connect() as conn:
             return [_sql.to_gate(row) for row in conn.execute(query.order_by(gate_decisions.c.id))]
 
-    def latest_gate(self, version: int) -> GateDecision | None:
+    def latest_gate(self, version: int) -> GateRecord | None:
         """The newest gate verdict of ``version``, or None if it was never gated."""
         decisions = self.gate_decisions(version)
         return decisions[-1] if decisions else None

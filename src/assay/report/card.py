@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from assay.evaluate.fairness import FAIRNESS_METRICS
-from assay.report._facts import (
+from assay.report.wording import (
     DASH,
     compact,
     failed_gates,

@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 
 from assay.errors import DataError
-from assay.report._facts import (
+from assay.report.wording import (
     DASH,
     compact,
     failed_gates,

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from assay.report._facts import running_best
+from assay.report.wording import running_best
 
 __all__ = [
     "calibration_plot",

@@ -15,7 +15,7 @@ from typing import Any
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.evaluate.fairness import FAIRNESS_METRICS
 from assay.report import plots
-from assay.report._facts import (
+from assay.report.wording import (
     DASH,
     MISSING,
     compact,

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from assay._registry import Registry
+from assay.aliases import AliasTable
 from assay.data.keys import exact_duplicate_groups
 from assay.errors import ConfigError, DataError
 
@@ -222,7 +222,7 @@ class BaseSplitter(abc.ABC):
         """Assign rows to the three parts; rows of one ``request.blocks`` id stay together."""
 
 
-SPLITTERS: Registry[type[BaseSplitter]] = Registry("splitter")
+SPLITTERS: AliasTable[type[BaseSplitter]] = AliasTable("splitter")
 
 
 def union_groupings(*groupings: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Ensembles of cross-validated candidates: greedy selection on out-of-fold predictions.
 
 On small data the search scores its best configurations by K-fold cross-validation
-(:meth:`assay.train._schedule.Runner.cross_validate`), which leaves one out-of-fold
+(:meth:`assay.train.scheduler.SearchScheduler.cross_validate`), which leaves one out-of-fold
 prediction per row and candidate: class probabilities for a classifier, values for
 a regressor. :func:`select_blend` builds a weighted average of candidates from
 them by greedy forward selection with replacement: start empty, add at each step the

@@ -30,7 +30,7 @@ import optuna
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.linear_model import HuberRegressor, LogisticRegression, Ridge
 
-from assay._registry import Registry
+from assay.aliases import AliasTable
 from assay.config.metrics import CLASSIFICATION_TASKS, TASK_METRICS
 from assay.data.schema import Schema
 from assay.errors import ConfigError
@@ -51,7 +51,7 @@ __all__ = [
     "get_family",
 ]
 
-FAMILIES: Registry[type[BaseModelFamily]] = Registry("model family")
+FAMILIES: AliasTable[type[BaseModelFamily]] = AliasTable("model family")
 
 _TABULAR = frozenset({"binary", "multiclass", "regression"})
 

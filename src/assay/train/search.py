@@ -47,7 +47,7 @@ Design choices:
   best parameters and the same model (a time budget makes the trial count vary).
 
 The search never sees a test set: it is given training and validation rows only.
-The schedule, the cross-validation and the refit live in :mod:`assay.train._schedule`.
+The schedule, the cross-validation and the refit live in :mod:`assay.train.scheduler`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from assay.config.metrics import CLASSIFICATION_TASKS, HIGHER_IS_BETTER
 from assay.data.schema import Schema
 from assay.errors import AssayError, ConfigError, DataError
-from assay.train._schedule import Reporter, Runner, join_rows
+from assay.train.scheduler import Reporter, SearchScheduler, join_rows
 from assay.train.curves import Diagnosis, LearningCurve, diagnose, learning_curve_for
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
 from assay.train.families import FAMILIES, get_family
@@ -314,7 +314,7 @@ def run_search(
         )
 
     cross = bool(n_train < cv_rows and not time_ordered)
-    runner = Runner(
+    runner = SearchScheduler(
         (X_train, y_train, X_val, y_val),
         task=task,
         primary=primary_metric,

@@ -1,7 +1,7 @@
 """Stable aliases for components named in assay.yaml (checks, splitters, model families).
 
 Config never names an import path: it names an alias that a class registered with
-the ``register`` decorator of the role's :class:`Registry`.
+the ``register`` decorator of the role's :class:`AliasTable`.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from typing import Callable, Generic, TypeVar
 
 from assay.errors import ConfigError
 
-__all__ = ["Registry"]
+__all__ = ["AliasTable"]
 
 T = TypeVar("T", bound=type)
 
 
-class Registry(Generic[T]):
+class AliasTable(Generic[T]):
     """An alias -> class table for one role (e.g. ``"check"``)."""
 
     def __init__(self, role: str) -> None:

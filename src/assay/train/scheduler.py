@@ -1,9 +1,9 @@
 """The search's machinery: the families' studies on one adaptive schedule, selection, refit.
 
 :func:`assay.train.search.run_search` validates its inputs, then drives a
-:class:`Runner`: :meth:`Runner.add` per family, :meth:`Runner.search`, then
-:meth:`Runner.cv_candidates` / :meth:`Runner.cross_validate` on small data (and
-:meth:`Runner.blend` for an ensemble of the candidates), and :meth:`Runner.refit` for
+:class:`SearchScheduler`: :meth:`SearchScheduler.add` per family, :meth:`SearchScheduler.search`, then
+:meth:`SearchScheduler.cv_candidates` / :meth:`SearchScheduler.cross_validate` on small data (and
+:meth:`SearchScheduler.blend` for an ensemble of the candidates), and :meth:`SearchScheduler.refit` for
 the final model. The module notes of
 :mod:`assay.train.search` describe the schedule.
 """
@@ -48,7 +48,7 @@ from assay.train.result import (
 )
 from assay.train.scoring import score_estimator
 
-__all__ = ["Arm", "Config", "CrossValidation", "Reporter", "Runner", "join_rows"]
+__all__ = ["Arm", "Config", "CrossValidation", "Reporter", "SearchScheduler", "join_rows"]
 
 _STATES: dict[optuna.trial.TrialState, TrialState] = {
     optuna.trial.TrialState.COMPLETE: "complete",
@@ -110,7 +110,7 @@ def _make_sampler(
 
 @dataclass
 class CrossValidation:
-    """What :meth:`Runner.cross_validate` found, per candidate (``None``: not scored).
+    """What :meth:`SearchScheduler.cross_validate` found, per candidate (``None``: not scored).
 
     Attributes:
         means: the mean fold score.
@@ -165,7 +165,7 @@ class Arm:
         return self.seconds / self.trials if self.trials else 0.0
 
 
-class Runner:
+class SearchScheduler:
     """Runs the families' studies on one schedule and keeps each family's best models.
 
     Call order: :meth:`add` per family, :meth:`search`, then :meth:`ranked`,
