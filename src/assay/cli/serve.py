@@ -139,13 +139,12 @@ def serve(
                          log_drain=cast(Literal["process", "thread"], log_drain))
         uvicorn.run(app, http=protocol_class(limits), **common)
         return
-    os.environ.update({
-        "ASSAY_SERVE_CONFIG": str(project.config_path),
-        "ASSAY_SERVE_AUTH": "0" if insecure_no_auth else "1",
-        "ASSAY_SERVE_POLL_SECONDS": str(poll_seconds),
-        "ASSAY_SERVE_LOG_DRAIN": log_drain,
-        **limits.to_env(),
-    })
+    from assay.serve.settings import ServeSettings
+
+    settings = ServeSettings(config=project.config_path, auth=not insecure_no_auth,
+                             poll_seconds=poll_seconds,
+                             log_drain=cast(Literal["process", "thread"], log_drain), limits=limits)
+    os.environ.update(settings.to_env())
     uvicorn.run("assay.serve.app:create_app_from_env", factory=True, workers=workers, http=PROTOCOL_PATH,
                 **common)
 

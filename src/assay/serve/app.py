@@ -203,18 +203,16 @@ class _AssayAPI(FastAPI):
 
 def create_app_from_env() -> FastAPI:
     """The app for each worker of ``assay serve --workers N`` (uvicorn's factory), configured by
-    ``ASSAY_SERVE_CONFIG``, ``ASSAY_SERVE_AUTH`` (1/0), ``ASSAY_SERVE_POLL_SECONDS``,
-    ``ASSAY_SERVE_LOG_DRAIN`` (process/thread) and the request limits
-    (:meth:`RequestLimits.from_env`: ``ASSAY_SERVE_MAX_RECORDS``, ``ASSAY_SERVE_MAX_BODY_BYTES``, ...)."""
-    import os
+    the ``ASSAY_SERVE_*`` variables of :class:`assay.serve.settings.ServeSettings`."""
+    from assay.serve.settings import ServeSettings
 
-    project = Project.open(os.environ.get("ASSAY_SERVE_CONFIG") or None)
+    settings = ServeSettings.from_env()
     return create_app(
-        project,
-        auth=os.environ.get("ASSAY_SERVE_AUTH", "1") != "0",
-        poll_seconds=float(os.environ.get("ASSAY_SERVE_POLL_SECONDS", "1.0")),
-        limits=RequestLimits.from_env(),
-        log_drain="process" if os.environ.get("ASSAY_SERVE_LOG_DRAIN") == "process" else "thread",
+        Project.open(settings.config),
+        auth=settings.auth,
+        poll_seconds=settings.poll_seconds,
+        limits=settings.limits,
+        log_drain=settings.log_drain,
     )
 
 
