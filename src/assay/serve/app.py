@@ -68,25 +68,17 @@ from assay.serve.retention import LogRetention
 from assay.model.loaded import LoadedModel
 from assay.serve.runtime import ModelRuntime
 from assay.serve.state import ServerState
-from assay.serve.scoring import (
-    Answer,
-    PredictHead,
-    answer_predict,
-    authorize,
-    max_fields,
-    not_ready,
-    offload,
-    read_body,
-    request_id_of,
-    score_async,
-)
+from assay.serve.routes import add_routes
+from assay.serve.scoring import max_fields
+from assay.serve.web import ERROR_CODE_KEY as _ERROR_CODE_KEY
+from assay.serve.web import JSON as _JSON
+from assay.serve.web import error_response as _error
+from assay.serve.web import json_response as _json
 
 __all__ = ["create_app", "create_app_from_env", "model_name"]
 
 logger = logging.getLogger("assay.serve")
 
-_JSON = "application/json"
-_ERROR_CODE_KEY = "assay.error"
 
 
 def model_name(project: Project) -> str:
@@ -172,23 +164,12 @@ def create_app(
     app.state.assay = state
     app.lane = lane
     _add_error_handlers(app)
-    _add_routes(app, state)
+    add_routes(app, state)
     app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
     app.add_middleware(_Observe, metrics=state.metrics)
     return app
 
 
-def _overwrite_flag(value: str | None) -> bool:
-    """The ``overwrite`` query parameter of ``/v1/feedback`` (absent means false)."""
-    if value is None:
-        return False
-    text = value.strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no", ""):
-        return False
-    raise RequestError(422, "invalid_query", f"query parameter 'overwrite' must be true or false, got {value!r}.",
-                       [{"field": "overwrite", "reason": "expected true or false", "code": "type"}])
 
 
 class _AssayAPI(FastAPI):
@@ -220,300 +201,6 @@ _DESCRIPTION = """Predictions from the champion model (a challenger may answer a
 score in shadow), every one logged before it is answered. Send `Authorization: Bearer <token>`
 (create one with `assay token create NAME --scope predict`). Every 4xx body is
 `{"error": code, "message": text, "details": [...]}`."""
-
-
-# -- responses ---------------------------------------------------------------------------------
-
-
-def _authorized(state: ServerState, request: Request, scope: str) -> str:
-    return authorize(state, request.headers.get("authorization"), scope)
-
-
-async def _body(state: ServerState, request: Request) -> bytes:
-    return await read_body(request.stream(), request.headers.get("content-length"), state.max_body_bytes,
-                           state.limits.body_timeout)
-
-
-def _request_id(request: Request) -> str:
-    return request_id_of(request.headers.get("x-request-id"))
-
-
-def _head(request: Request) -> PredictHead:
-    headers = request.headers
-    return PredictHead(headers.get("authorization"), headers.get("content-type"),
-                       headers.get("content-length"), headers.get("x-request-id"))
-
-
-def _respond(request: Request, answer: Answer) -> Response:
-    if answer.error is not None:
-        request.scope[_ERROR_CODE_KEY] = answer.error
-    return Response(answer.body, status_code=answer.status, media_type=_JSON, headers=answer.headers or None)
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(proto.dumps(body), status_code=status, media_type=_JSON, headers=headers)
-
-
-def _error(request: Request, exc: RequestError) -> Response:
-    request.scope[_ERROR_CODE_KEY] = exc.code
-    return _json(exc.to_dict(), exc.status, exc.headers or None)
-
-
-# -- routes ------------------------------------------------------------------------------------
-
-
-def _add_routes(app: FastAPI, state: ServerState) -> None:
-    secured: list[dict[str, list[str]]] = [{"bearer": []}] if state.verifier is not None else []
-    errors = {str(code): _error_doc(text) for code, text in (
-        (401, "Missing, malformed, unknown or revoked token."),
-        (403, "The token lacks the scope this endpoint needs."),
-        (413, "More records or bytes than one request may carry."),
-        (415, "Unsupported Content-Type."),
-        (422, "Malformed body or refused records (index, field, reason)."),
-        (503, "No verified champion loaded yet."),
-    )}
-
-    @app.post(
-        "/v1/predict",
-        summary="Predict records",
-        description="Score each record with the champion (or the canary challenger); every prediction "
-        "is logged before the answer. Records that cannot be scored refuse the whole request with 422 "
-        "naming index, field and reason; unknown categories and out-of-range values are answered and flagged.",
-        tags=["predict"],
-        response_class=Response,
-        openapi_extra={
-            "requestBody": _body_doc("#/components/schemas/PredictRequest"),
-            "responses": {"200": _ok_doc("#/components/schemas/PredictResponse"), **errors},
-            "security": secured,
-        },
-    )
-    async def predict(request: Request) -> Response:
-        # the lane (assay.serve.lane) answers this path first; this route documents it and
-        # answers when the app runs without the lane
-        answer = await answer_predict(state, _head(request), request.stream())
-        return _respond(request, answer)
-
-    @app.post(
-        "/v1/feedback",
-        summary="Send true labels",
-        description="Attach the true label to logged predictions (by the prediction id /v1/predict returned). "
-        "Ids of no logged prediction are listed in `unknown_ids`, not stored. A label must be one of the "
-        "model's classes (classification) or a finite number (regression), else 422 naming the item and "
-        "the allowed values. A prediction has one label: sending the same one again changes nothing "
-        "(`unchanged`), a different one is 409 unless the query has `overwrite=true` (recorded in the audit "
-        "trail). Nothing is stored when any label is refused.",
-        tags=["predict"],
-        response_class=Response,
-        openapi_extra={
-            "requestBody": _body_doc("#/components/schemas/FeedbackRequest"),
-            "responses": {"200": _ok_doc("#/components/schemas/FeedbackResponse"), **errors},
-            "security": secured,
-        },
-    )
-    async def feedback(request: Request) -> Response:
-        try:
-            actor = _authorized(state, request, "feedback")
-            proto.check_content_type(request.headers.get("content-type"))
-            body = await _body(state, request)
-            pairs = await offload(len(body), _feedback_pairs, state, body)
-            overwrite = _overwrite_flag(request.query_params.get("overwrite"))
-            result = await run_in_threadpool(
-                record_feedback, state.registry.store, pairs, actor, log=state.log, overwrite=overwrite
-            )
-        except RequestError as exc:
-            return _error(request, exc)
-        except LabelError as exc:
-            problems = [{k: p.get(k) for k in ("index", "field", "reason", "code", "allowed")}
-                        for p in exc.fields.get("problems") or []]
-            return _error(request, RequestError(422, "invalid_labels", exc.render(), problems))
-        except LabelConflict as exc:
-            return _error(request, RequestError(409, "label_conflict", exc.render(),
-                                                exc.fields.get("conflicts") or []))
-        except OperationalError as exc:  # the store cannot be written (a full disk, a lock held too long)
-            logger.error("feedback not stored: %s", exc)
-            return _error(request, RequestError(
-                503, "store_unavailable", "the labels could not be stored (the store cannot be written "
-                "now); nothing was stored. Retry later.", headers={"Retry-After": "5"}))
-        return _json(result.to_dict())
-
-    @app.post(
-        "/invocations",
-        summary="Predict (MLflow scoring-server format)",
-        description="Compatible with MLflow's scoring server: a JSON body with one of `dataframe_split`, "
-        "`dataframe_records`, `instances`, `inputs` (or a CSV body with a header row); the answer is "
-        '`{"predictions": [...]}` (class labels or values).',
-        tags=["compatibility"],
-        response_class=Response,
-        openapi_extra={
-            "requestBody": {"required": True, "content": {
-                _JSON: {"schema": {"$ref": "#/components/schemas/MlflowRequest"}},
-                "text/csv": {"schema": {"type": "string"}},
-            }},
-            "responses": {"200": _ok_doc("#/components/schemas/MlflowResponse"), **errors},
-            "security": secured,
-        },
-    )
-    async def invocations(request: Request) -> Response:
-        try:
-            _authorized(state, request, "predict")
-            media = proto.check_content_type(request.headers.get("content-type"), (_JSON, "text/csv"))
-            body = await _body(state, request)
-            routing = state.runtime.routing
-            if routing.champion is None:
-                raise not_ready(state)
-            records = await offload(len(body), _mlflow_records, state, media, body,
-                                    routing.champion.features)
-            request_id = _request_id(request)
-            scored = await score_async(state, records, request_id, len(body))
-        except RequestError as exc:
-            return _error(request, exc)
-        return _json({"predictions": [p.prediction for p in scored.predictions]},
-                     headers={"X-Request-ID": request_id})
-
-    @app.get("/v2", summary="OIP v2 server metadata", tags=["oip-v2"])
-    async def oip_server() -> dict[str, Any]:
-        return {"name": "assay", "version": assay.__version__, "extensions": ["binary_tensor_data"]}
-
-    @app.get("/v2/health/live", summary="OIP v2 liveness", tags=["oip-v2"])
-    async def oip_live() -> dict[str, Any]:
-        return {"live": True}
-
-    @app.get("/v2/health/ready", summary="OIP v2 readiness", tags=["oip-v2"], response_class=Response,
-             responses={"503": _error_doc("No verified champion loaded yet.")})
-    async def oip_ready(request: Request) -> Response:
-        if not state.runtime.ready:
-            return _error(request, not_ready(state))
-        return _json({"ready": True})
-
-    @app.get("/v2/models/{name}", summary="OIP v2 model metadata", tags=["oip-v2"], response_class=Response,
-             openapi_extra={"responses": {"200": _ok_doc("#/components/schemas/OipModelMetadata"), **errors},
-                            "security": secured})
-    async def oip_metadata(name: str, request: Request) -> Response:
-        try:
-            _authorized(state, request, "predict")
-            model = _oip_model(state, name)
-        except RequestError as exc:
-            return _error(request, exc)
-        kinds = {c.name: c.kind for c in model.columns}
-        return _json(proto.oip_model_metadata(state.model_name, model.version, task=model.task,
-                                              features=model.features, kinds=kinds, classes=model.classes))
-
-    @app.get("/v2/models/{name}/ready", summary="OIP v2 model readiness", tags=["oip-v2"],
-             response_class=Response, openapi_extra={"responses": errors, "security": secured})
-    async def oip_model_ready(name: str, request: Request) -> Response:
-        try:
-            _authorized(state, request, "predict")
-            _oip_model(state, name)
-        except RequestError as exc:
-            return _error(request, exc)
-        return _json({"name": state.model_name, "ready": True})
-
-    @app.post(
-        "/v2/models/{name}/infer",
-        summary="OIP v2 inference",
-        description="One input tensor per feature (shape [N] or [N, 1]; JSON data or the binary tensor "
-        "extension). Outputs: `prediction`, `probabilities` [N, classes] and `confidence` "
-        "(classification), `prediction_id`.",
-        tags=["oip-v2"],
-        response_class=Response,
-        openapi_extra={
-            "requestBody": _body_doc("#/components/schemas/OipInferRequest"),
-            "responses": {"200": _ok_doc("#/components/schemas/OipInferResponse"), **errors},
-            "security": secured,
-        },
-    )
-    async def oip_infer(name: str, request: Request) -> Response:
-        try:
-            _authorized(state, request, "predict")
-            _oip_model(state, name)
-            header = request.headers.get("inference-header-content-length")
-            header_length = proto.ascii_int(header)
-            if header is None:
-                proto.check_content_type(request.headers.get("content-type"))
-            elif header_length is None:
-                raise RequestError(
-                    400, "invalid_header",
-                    f"Inference-Header-Content-Length must be a whole number of bytes in the digits 0-9; "
-                    f"got '{proto._clip(header, 40)}'.",
-                    [{"field": "Inference-Header-Content-Length", "received": proto._clip(header, 40)}],
-                )
-            body = await _body(state, request)
-            parsed = await offload(len(body), _oip_request, state, body, header_length)
-            request_id = _request_id(request)
-            scored = await score_async(state, parsed.records, request_id, len(body))
-            model = scored.model
-            out = proto.oip_infer_response(state.model_name, model.version, parsed.id,
-                                           predictions=scored.predictions, ids=scored.ids, task=model.task,
-                                           classes=model.classes, outputs=parsed.outputs)
-        except RequestError as exc:
-            return _error(request, exc)
-        return _json(out, headers={"X-Request-ID": request_id})
-
-    @app.get("/healthz", summary="Liveness", tags=["health"])
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", summary="Readiness: a verified champion is loaded", tags=["health"],
-             response_class=Response,
-             responses={"503": _error_doc("No verified champion loaded yet, or the registry's "
-                                          "champion failed to load (degraded).")})
-    async def readyz(request: Request) -> Response:
-        routing = state.runtime.routing
-        if not state.runtime.ready or routing.champion is None:
-            return _error(request, not_ready(state))
-        degraded = state.runtime.degraded
-        if degraded is not None:  # an older version serves: traffic works, the release did not
-            detail = {"champion": routing.champion.version,
-                      "registry_champion": state.runtime.registry_champion}
-            return _error(request, RequestError(503, "degraded", f"degraded: {degraded}.", [detail]))
-        challenger = routing.challenger.version if routing.challenger is not None else None
-        return _json({"status": "ready", "champion": routing.champion.version, "challenger": challenger,
-                      "mode": routing.mode, "share": routing.share})
-
-    @app.get("/metrics", summary="Prometheus metrics", tags=["health"], response_class=Response)
-    async def metrics() -> Response:
-        routing = state.runtime.routing
-        state.metrics.set_models(
-            routing.champion.version if routing.champion is not None else None,
-            routing.challenger.version if routing.challenger is not None else None,
-            state.runtime.ready,
-        )
-        text, content_type = state.metrics.render()
-        return Response(text, media_type=content_type)
-
-
-def _feedback_pairs(state: ServerState, body: bytes) -> Any:
-    # a label is {"prediction_id": ..., "label": ...}: a few values each, plus the envelope
-    payload = proto.parse_json(body, proto.json_values_limit(state.max_records, 4))
-    return proto.parse_feedback(payload, max_labels=state.max_records)
-
-
-def _mlflow_records(state: ServerState, media: str, body: bytes, features: list[str]) -> list[Any]:
-    if media == "text/csv":
-        return proto.parse_csv(body, max_records=state.max_records, max_columns=max_fields(state))
-    widest = max_fields(state)
-    payload = proto.parse_json(body, proto.json_values_limit(state.max_records, widest))
-    return proto.parse_mlflow(payload, features, max_records=state.max_records, max_fields=widest)
-
-
-def _oip_request(state: ServerState, body: bytes, header_length: int | None) -> proto.OipRequest:
-    widest = max_fields(state)
-    values = proto.json_values_limit(state.max_records, widest)
-    return proto.parse_oip_infer(body, header_length=header_length, max_records=state.max_records,
-                                 max_fields=widest, max_values=values)
-
-
-def _oip_model(state: ServerState, name: str) -> LoadedModel:
-    if name != state.model_name:
-        raise RequestError(
-            404, "unknown_model",
-            f"no model named '{proto._clip(name, 60)}' is served here; this server serves "
-            f"'{state.model_name}' (GET /v2/models/{state.model_name}).",
-        )
-    champion = state.runtime.routing.champion
-    if champion is None:
-        raise not_ready(state)
-    return champion
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -592,18 +279,6 @@ class _Observe:
 
 
 # -- OpenAPI -----------------------------------------------------------------------------------
-
-
-def _body_doc(ref: str) -> dict[str, Any]:
-    return {"required": True, "content": {_JSON: {"schema": {"$ref": ref}}}}
-
-
-def _ok_doc(ref: str) -> dict[str, Any]:
-    return {"description": "Successful response", "content": {_JSON: {"schema": {"$ref": ref}}}}
-
-
-def _error_doc(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 def _openapi(app: FastAPI, state: ServerState) -> dict[str, Any]:
