@@ -27,6 +27,7 @@ from assay.audit.base import AuditContext
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
+from assay.data.values import native
 from assay.errors import AssayError
 from assay.evaluate import Evaluation, PairedComparison, evaluate, paired_bootstrap
 from assay.monitor.reference import ReferenceProfile, build_reference
@@ -52,7 +53,6 @@ __all__ = [
     "evaluated_metrics",
     "feature_schema",
     "metric_summary",
-    "plain_value",
     "resolve_text_column",
     "search_options",
     "split_summary",
@@ -212,7 +212,7 @@ def build_candidate(
         features=tuple(features),
         text_column=text_column,
         target=target,
-        classes=tuple(plain_value(c) for c in evaluation.classes),
+        classes=tuple(native(c) for c in evaluation.classes),
         diagnosis=search.diagnosis.to_dict() if search.diagnosis else None,
         validation_value=search.best_value,
         reason=reason,
@@ -320,11 +320,6 @@ def resolve_text_column(
         return None
     texts = [c for c in features if dataset.schema[c].kind == "text"]
     return texts[0] if texts else None
-
-
-def plain_value(value: Any) -> Any:
-    """A numpy scalar as the Python value (JSON-ready); anything else unchanged."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def split_summary(plan: SplitPlan) -> dict[str, Any]:

@@ -140,11 +140,17 @@ def test_an_unreadable_boolean_is_refused() -> None:
     assert "expected true or false, got the string 'maybe'" in issue.reason
 
 
-def test_boolean_spellings_match_the_training_encoder() -> None:
-    from assay.model import validation
-    from assay.train import preprocess
+def test_validation_and_the_training_encoder_read_the_same_boolean_words() -> None:
+    from assay.data.values import FALSE_WORDS, TRUE_WORDS
+    from assay.train.preprocess import BooleanEncoder
 
-    assert validation._TRUE == preprocess._TRUE and validation._FALSE == preprocess._FALSE
+    words = [*sorted(TRUE_WORDS), *sorted(FALSE_WORDS)]
+    words += [w.upper() for w in words]
+    truth = [w.lower() in TRUE_WORDS for w in words]
+    batch = check(*(good(active=w) for w in words))
+    assert batch.ok and [r["active"] for r in batch.records] == truth
+    encoded = BooleanEncoder().fit_transform(pd.DataFrame({"active": words}))
+    assert encoded[:, 0].tolist() == [float(t) for t in truth]
 
 
 @pytest.mark.parametrize(

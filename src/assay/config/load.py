@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.config.safe_yaml import YamlDocument, clip, dotted, read_yaml
 from assay.config.spec import ProjectSpec
+from assay.data.values import native
 from assay.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def check_spec_against_data(spec: ProjectSpec, frame: pd.DataFrame, origin: str 
         if key.startswith(("slices", "fairness.protected")):
             levels = frame[column].dropna().unique()
             if len(levels) < 2:
-                first = levels[0].item() if len(levels) and hasattr(levels[0], "item") else None
+                first = native(levels[0]) if len(levels) else None
                 shown_level = repr(first if first is not None else levels[0]) if len(levels) else "none"
                 raise ConfigError(
                     f"column '{column}' has a single level ({shown_level}), so it cannot be sliced",
@@ -193,7 +194,7 @@ def check_target(task: str, series: pd.Series, origin: str, column: str) -> None
             column=column,
             fix="Point data.target at the labelled column.",
         )
-    distinct = [v.item() if hasattr(v, "item") else v for v in values.unique()]
+    distinct = [native(v) for v in values.unique()]
     if len(distinct) < 2:
         raise DataError(
             f"the target has a single value ({distinct[0]!r}); there is nothing to predict",

@@ -19,7 +19,8 @@ from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from assay.config.metrics import CLASSIFICATION_TASKS
-from assay.evaluate.inputs import as_array, as_proba, check_task, py_value, resolve_classes
+from assay.data.values import native
+from assay.evaluate.inputs import as_array, as_proba, check_task, resolve_classes
 
 __all__ = [
     "MAX_POINTS",
@@ -193,7 +194,7 @@ def compute_confusion(y_true: Any, y_pred: Any, classes: Sequence[Any]) -> Confu
     labels = [*classes, *(v for v in dict.fromkeys([*yt.tolist(), *yp.tolist()]) if v not in known)]
     matrix = sk_confusion_matrix(yt, yp, labels=labels)
     return ConfusionMatrix(
-        tuple(py_value(v) for v in labels), tuple(tuple(int(v) for v in row) for row in matrix)
+        tuple(native(v, iso_timestamps=True) for v in labels), tuple(tuple(int(v) for v in row) for row in matrix)
     )
 
 
@@ -260,7 +261,7 @@ def build_curves(
 
 def _curve(kind: str, x: np.ndarray, y: np.ndarray, label: Any) -> Curve:
     x, y = downsample(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
-    return Curve(kind, tuple(float(v) for v in x), tuple(float(v) for v in y), py_value(label))
+    return Curve(kind, tuple(float(v) for v in x), tuple(float(v) for v in y), native(label, iso_timestamps=True))
 
 
 def _calibration(positive: np.ndarray, prob: np.ndarray, kind: str) -> Calibration:

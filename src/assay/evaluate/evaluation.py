@@ -18,8 +18,9 @@ import pandas as pd
 
 from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY, TASK_METRICS
 from assay.config.spec import AcceptanceThreshold, parse_threshold
+from assay.data.values import native
 from assay.errors import ConfigError, DataError
-from assay.evaluate.inputs import as_array, check_metrics, check_task, py_value
+from assay.evaluate.inputs import as_array, check_metrics, check_task
 from assay.evaluate.curves import ConfusionMatrix, Curves, build_curves, compute_confusion
 from assay.evaluate.fairness import FAIRNESS_METRICS, FairnessResult, fairness_metrics
 from assay.evaluate.intervals import bootstrap_intervals
@@ -365,7 +366,7 @@ def evaluate(
                 "the task is binary but the model knows another number of classes",
                 key="task",
                 expected="2 classes",
-                received=f"{len(classes)}: {[py_value(c) for c in classes[:10]]}",
+                received=f"{len(classes)}: {[native(c, iso_timestamps=True) for c in classes[:10]]}",
                 fix="Set task to multiclass, or check the target column.",
             )
     pred = np.asarray(model.predict(X))
@@ -400,7 +401,7 @@ def evaluate(
     return Evaluation(
         task=task,
         n_rows=len(X),
-        classes=tuple(py_value(c) for c in classes),
+        classes=tuple(native(c, iso_timestamps=True) for c in classes),
         primary=primary,
         metrics=values,
         intervals=intervals,

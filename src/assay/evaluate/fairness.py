@@ -29,13 +29,13 @@ from fairlearn.metrics import (
 )
 
 from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.data.values import native
 from assay.errors import DataError
 from assay.evaluate.inputs import (
     as_array,
     check_task,
     level_labels,
     none_if_nan,
-    py_value,
     resolve_classes,
 )
 
@@ -183,12 +183,12 @@ def fairness_metrics(
         if len(labels) == 2:
             pos = labels[1]
             dpd, eod, di, rates = _binary_fairness(yt == pos, yp == pos, sf, min_group_size)
-            results.append(FairnessResult(str(column), py_value(pos), dpd, eod, di, rates))
+            results.append(FairnessResult(str(column), native(pos, iso_timestamps=True), dpd, eod, di, rates))
             continue
         per_class = []
         for label in labels:
             dpd, eod, di, rates = _binary_fairness(yt == label, yp == label, sf, min_group_size)
-            per_class.append(ClassFairness(py_value(label), dpd, eod, di, rates))
+            per_class.append(ClassFairness(native(label, iso_timestamps=True), dpd, eod, di, rates))
         results.append(
             FairnessResult(
                 attribute=str(column),

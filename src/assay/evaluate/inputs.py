@@ -20,7 +20,6 @@ __all__ = [
     "is_numeric_column",
     "level_labels",
     "none_if_nan",
-    "py_value",
     "resolve_classes",
 ]
 
@@ -140,15 +139,6 @@ def none_if_nan(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
-
-
-def py_value(value: Any) -> Any:
-    """A JSON-friendly Python scalar for a numpy/pandas scalar (labels, counts)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value
 
 
 def is_numeric_column(series: pd.Series) -> bool:

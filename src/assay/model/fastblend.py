@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from assay.data.values import native
 from assay.model.fastpath import (
     FastPathUnsupported,
     FastPredictor,
     check_answers,
     compile_fast,
-    native_scalar,
     probe_rows,
 )
 from assay.model.validation import frame_records
@@ -55,12 +55,12 @@ class BlendPredictor:
         self.members = list(members)
         self.classes = classes
         self.threshold = threshold
-        self._labels_native = [native_scalar(c) for c in classes] if classes is not None else []
+        self._labels_native = [native(c) for c in classes] if classes is not None else []
         # for each member, the column of each ensemble class in its probabilities (-1: absent)
         self._columns: list[list[int]] = []
         if classes is not None:
             for _, member in self.members:
-                own = [native_scalar(c) for c in np.asarray(member.classes)]
+                own = [native(c) for c in np.asarray(member.classes)]
                 self._columns.append([own.index(c) if c in own else -1 for c in self._labels_native])
 
     def score(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:

@@ -35,6 +35,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils.extmath import softmax
 
+from assay.data.values import native
 from assay.model.validation import frame_records
 from assay.train.objective import ThresholdedClassifier
 from assay.train.preprocess import (
@@ -53,7 +54,6 @@ __all__ = [
     "FastPredictor",
     "check_answers",
     "compile_fast",
-    "native_scalar",
     "probe_rows",
 ]
 
@@ -77,11 +77,6 @@ class FastPathUnsupported(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def native_scalar(value: Any) -> Any:
-    """A NumPy scalar as the Python value (JSON-native labels); other values unchanged."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _missing(value: Any) -> bool:
@@ -258,7 +253,7 @@ class FastPredictor:
         self._affine = affine
         self._categorical = categorical
         self._constant = constant
-        self._labels_native = [native_scalar(c) for c in classes] if classes is not None else []
+        self._labels_native = [native(c) for c in classes] if classes is not None else []
         self._booster: lgb.Booster | None = None
         self._single: _SingleRow | None = None
         self._iterations = -1
@@ -338,7 +333,7 @@ class FastPredictor:
         """
         if self._constant is not None or (self._booster is not None and self._single is None):
             labels, probs = self.score([record])
-            return native_scalar(labels[0]), None if probs is None else probs[0].tolist()
+            return native(labels[0]), None if probs is None else probs[0].tolist()
         row = self.transform(record)
         if self._single is not None:
             out = self._single.predict(row)
@@ -640,7 +635,7 @@ def check_answers(
     for i, record in enumerate(records):
         value, probs = predictor.score_one(record)
         if classifier:
-            same = value == native_scalar(labels[i]) and _close(
+            same = value == native(labels[i]) and _close(
                 probs, None if proba is None else proba[i]
             )
         else:

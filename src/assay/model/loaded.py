@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from assay.data.schema import ColumnSchema
+from assay.data.values import native
 from assay.errors import DataError, NotFoundError, StoreError
 from assay.model.validation import RecordValidator, ValidatedBatch, build_frame, frame_records
 
@@ -114,7 +115,7 @@ class LoadedModel:
         self.fast_reason = fast_reason
         model_classes = getattr(model, "classes_", None) if task in _CLASSIFICATION else None
         order = list(model_classes) if model_classes is not None else (self.classes or [])
-        self._class_keys = [str(_native(c)) for c in order]
+        self._class_keys = [str(native(c)) for c in order]
         self._validator: RecordValidator | None = None
 
     def __repr__(self) -> str:
@@ -155,7 +156,7 @@ class LoadedModel:
         if record.task in _CLASSIFICATION:
             classes = list(record.lineage.classes or [])
             if not classes and getattr(model, "classes_", None) is not None:
-                classes = [_native(c) for c in model.classes_]
+                classes = [native(c) for c in model.classes_]
         fast, reason = _compile(model, features)
         return cls(
             version=record.version,
@@ -234,7 +235,7 @@ class LoadedModel:
     def _prediction(self, value: Any, probs: list[float] | None) -> Prediction:
         if probs is None:
             return Prediction(float(value), None, None)
-        return Prediction(_native(value), dict(zip(self._class_keys, probs)), max(probs))
+        return Prediction(native(value), dict(zip(self._class_keys, probs)), max(probs))
 
 
 def pipeline_scores(model: Any, frame: pd.DataFrame, *, classification: bool) -> tuple[Any, Any]:
@@ -280,9 +281,5 @@ def _compile(
     except Exception as exc:  # noqa: BLE001 - the pipeline still serves; say why
         logger.warning("fast path compilation failed: %s: %s", type(exc).__name__, exc)
         return None, f"compilation failed: {type(exc).__name__}: {exc}"
-
-
-def _native(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 

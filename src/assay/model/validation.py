@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from assay.data.schema import ColumnSchema
+from assay.data.values import parse_bool
 from assay.errors import DataError
 
 __all__ = [
@@ -76,9 +77,6 @@ FLAG_CODES: tuple[str, ...] = (
 #: the field named by a problem with the record as a whole
 RECORD_FIELD = "(record)"
 
-# the spellings assay.train.preprocess.BooleanEncoder reads (kept equal by a test)
-_TRUE = frozenset({"true", "1", "1.0", "yes", "y", "t"})
-_FALSE = frozenset({"false", "0", "0.0", "no", "n", "f"})
 _MISSING_LEVEL = "__missing__"
 _UTC = UTC
 
@@ -257,11 +255,9 @@ def _boolean(value: Any) -> bool:
     if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
         return bool(value)
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
+        parsed = parse_bool(value)
+        if parsed is not None:
+            return parsed
     raise _Refused(f"expected true or false, got {_type_name(value)}")
 
 

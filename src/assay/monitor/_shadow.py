@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.data.values import native, native_array
 from assay.errors import AssayError, DataError
 from assay.gate import GateResult
 from assay.monitor.performance import (
@@ -27,7 +28,6 @@ from assay.monitor.performance import (
     attach_label_sources,
     coerce_labels,
     detect_feedback_loop,
-    native_array,
     proba_matrix,
 )
 from assay.registry import ModelRegistry
@@ -200,7 +200,7 @@ def _pair_keys(frame: pd.DataFrame) -> list[str]:
         frame[columns].itertuples(index=False, name=None) if columns else [()] * len(frame),
     ):
         record = {
-            c: (v.item() if isinstance(v, np.generic) else v)
+            c: native(v)
             for c, v in zip(columns, values)
             if not (v is None or (isinstance(v, float) and np.isnan(v)))
         }

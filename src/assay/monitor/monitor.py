@@ -33,6 +33,7 @@ from sqlalchemy import insert, select
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.config.spec import ProjectSpec
 from assay.data.schema import ColumnSchema
+from assay.data.values import native
 from assay.errors import ConfigError, DataError, NotFoundError
 from assay.monitor.alerts import (
     AlertDraft,
@@ -270,7 +271,7 @@ def traffic_frame(
         log[input_columns].itertuples(index=False, name=None) if input_columns else [()] * len(log)
     )
     records = [
-        {names[c]: _plain(v) for c, v in zip(input_columns, values) if not _missing(v)}
+        {names[c]: native(v) for c, v in zip(input_columns, values) if not _missing(v)}
         for values in rows
     ]
     batch = validate_records(records, list(columns), list(features))
@@ -296,7 +297,7 @@ def _file_window(
             fix="Pass a file with the model's input columns (the target is optional).",
         )
     records = [
-        {k: _plain(v) for k, v in row.items() if not _missing(v)}
+        {k: native(v) for k, v in row.items() if not _missing(v)}
         for row in current[features].to_dict("records")
     ]
     batch = validate_records(records, columns, features)
@@ -304,7 +305,7 @@ def _file_window(
     answers = model.predict(batch.frame) if len(batch.frame) else []
     positions = list(batch.valid_index)
     labels = (
-        [_plain(current[target].iloc[i]) for i in positions]
+        [native(current[target].iloc[i]) for i in positions]
         if target in current.columns
         else [None] * len(positions)
     )
@@ -319,12 +320,6 @@ def _file_window(
         }
     )
     return batch.frame.reset_index(drop=True), outputs
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _missing(value: Any) -> bool:

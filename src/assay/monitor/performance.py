@@ -28,6 +28,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from assay.config.metrics import CLASSIFICATION_TASKS, HIGHER_IS_BETTER, metrics_for
+from assay.data.values import native, native_array
 from assay.evaluate import bootstrap_intervals, compute_metrics
 from assay.store.database import Store
 from assay.store.tables import feedback
@@ -45,7 +46,6 @@ __all__ = [
     "detect_feedback_loop",
     "live_performance",
     "metric_drop",
-    "native_array",
     "proba_matrix",
 ]
 
@@ -290,8 +290,7 @@ class LivePerformance:
 
 
 def _key(value: Any) -> str:
-    if isinstance(value, np.generic):
-        value = value.item()
+    value = native(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -335,12 +334,6 @@ def coerce_labels(
             labels[i] = value
             valid[i] = True
     return labels, valid
-
-
-def native_array(values: np.ndarray) -> np.ndarray:
-    """An object array of labels as the array NumPy infers for them (int, float, str, bool),
-    as scikit-learn's metrics expect."""
-    return np.asarray(values.tolist()) if values.dtype == object else values
 
 
 def proba_matrix(probabilities: Sequence[Any], classes: Sequence[Any] | None) -> np.ndarray | None:

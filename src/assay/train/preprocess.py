@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from assay.data.schema import Schema
+from assay.data.values import parse_bool
 from assay.errors import DataError
 
 __all__ = [
@@ -36,9 +37,6 @@ __all__ = [
 
 #: the level that stands for a missing categorical value
 MISSING_CATEGORY = "__missing__"
-
-_TRUE = {"true", "1", "1.0", "yes", "y", "t"}
-_FALSE = {"false", "0", "0.0", "no", "n", "f"}
 
 
 def _as_frame(X: Any) -> pd.DataFrame:
@@ -92,8 +90,8 @@ class BooleanEncoder(NumericCoercer):
 
 
 def _boolean_value(value: Any) -> float:
-    text = str(value).strip().lower()
-    return 1.0 if text in _TRUE else 0.0 if text in _FALSE else np.nan
+    parsed = parse_bool(str(value))
+    return np.nan if parsed is None else float(parsed)
 
 
 def _map_levels(series: pd.Series, func: Any, missing: Any) -> np.ndarray:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-
+from assay.data.values import native
 from assay.train.curves import Diagnosis, LearningCurve
 from assay.train.objective import ObjectiveHints
 
@@ -19,21 +18,11 @@ __all__ = [
     "TrialInfo",
     "TrialRecord",
     "TrialState",
-    "plain",
 ]
 
 SamplerName = Literal["tpe", "random", "grid"]
 TrialState = Literal["complete", "pruned", "failed"]
 Selection = Literal["validation", "cross_validation"]
-
-
-def plain(value: Any) -> Any:
-    """``value`` with numpy scalars turned into Python ones (for JSON)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -63,7 +52,7 @@ class TrialRecord:
         return {
             "number": self.number,
             "family": self.family,
-            "params": {k: plain(v) for k, v in self.params.items()},
+            "params": {k: native(v, sequences=True) for k, v in self.params.items()},
             "value": self.value,
             "state": self.state,
             "seconds": self.seconds,
@@ -97,10 +86,10 @@ class EnsembleMember:
         """A JSON-serialisable dict."""
         return {
             "family": self.family,
-            "params": {k: plain(v) for k, v in self.params.items()},
+            "params": {k: native(v, sequences=True) for k, v in self.params.items()},
             "weight": self.weight,
             "cv_value": self.cv_value,
-            "refit_params": {k: plain(v) for k, v in self.refit_params.items()},
+            "refit_params": {k: native(v, sequences=True) for k, v in self.refit_params.items()},
         }
 
     @classmethod
@@ -256,7 +245,7 @@ class SearchResult:
             "seed": self.seed,
             "objective": self.objective.to_dict(),
             "best_family": self.best_family,
-            "best_params": {k: plain(v) for k, v in self.best_params.items()},
+            "best_params": {k: native(v, sequences=True) for k, v in self.best_params.items()},
             "best_value": self.best_value,
             "baseline_value": self.baseline_value,
             "trials": [t.to_dict() for t in self.trials],
@@ -267,7 +256,7 @@ class SearchResult:
             "selection": self.selection,
             "cv_values": {k: float(v) for k, v in self.cv_values.items()},
             "refitted": self.refitted,
-            "refit_params": {k: plain(v) for k, v in self.refit_params.items()},
+            "refit_params": {k: native(v, sequences=True) for k, v in self.refit_params.items()},
             "fit_rows": self.fit_rows,
             "ensemble": None if self.ensemble is None else self.ensemble.to_dict(),
         }

@@ -24,6 +24,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
 from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.data.values import native
 from assay.errors import AssayError
 from assay.train.curves import final_model
 from assay.train.ensemble import (
@@ -44,7 +45,6 @@ from assay.train.result import (
     TrialInfo,
     TrialRecord,
     TrialState,
-    plain,
 )
 from assay.train.scoring import score_estimator
 
@@ -400,7 +400,7 @@ class SearchScheduler:
         rec = TrialRecord(
             number=len(self.records),
             family=arm.alias,
-            params={k: plain(v) for k, v in frozen.params.items()},
+            params={k: native(v, sequences=True) for k, v in frozen.params.items()},
             value=value,
             state=state,
             seconds=round(seconds, 4),
@@ -585,10 +585,10 @@ class SearchScheduler:
             records.append(
                 EnsembleMember(
                     family=arm.alias,
-                    params={k: plain(v) for k, v in config.params.items()},
+                    params={k: native(v, sequences=True) for k, v in config.params.items()},
                     weight=weight,
                     cv_value=float(cv.means[i] or 0.0),
-                    refit_params={k: plain(v) for k, v in extra.items()},
+                    refit_params={k: native(v, sequences=True) for k, v in extra.items()},
                 )
             )
         threshold = scorer.threshold(blended)

@@ -63,6 +63,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from assay.config.metrics import CLASSIFICATION_TASKS, HIGHER_IS_BETTER
 from assay.data.schema import Schema
+from assay.data.values import native
 from assay.errors import AssayError, ConfigError, DataError
 from assay.train.scheduler import Reporter, SearchScheduler, join_rows
 from assay.train.curves import Diagnosis, LearningCurve, diagnose, learning_curve_for
@@ -78,7 +79,6 @@ from assay.train.result import (
     TrialInfo,
     TrialRecord,
     TrialState,
-    plain,
 )
 from assay.train.scoring import score_estimator
 
@@ -418,7 +418,7 @@ def run_search(
         seed=seed,
         objective=hints,
         best_family=best_family,
-        best_params={k: plain(v) for k, v in best_params.items()},
+        best_params={k: native(v, sequences=True) for k, v in best_params.items()},
         best_value=float(best_value),
         baseline_value=float(baseline_value),
         trials=tuple(runner.records),
@@ -429,7 +429,7 @@ def run_search(
         selection=selection,
         cv_values={k: float(v) for k, v in cv_values.items()},
         refitted=refitted,
-        refit_params={k: plain(v) for k, v in refit_params.items()},
+        refit_params={k: native(v, sequences=True) for k, v in refit_params.items()},
         fit_rows=n_all if refitted else n_train,
         ensemble=chosen_ensemble,
         estimator=estimator,

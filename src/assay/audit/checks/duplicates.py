@@ -15,6 +15,7 @@ import pandas as pd
 
 from assay.audit.base import CHECKS, AuditContext, BaseCheck, Finding, Severity
 from assay.data.keys import exact_duplicate_groups, near_duplicate_groups
+from assay.data.values import native
 
 __all__ = ["WARN_SHARE", "DuplicateRowsCheck", "NearDuplicateRowsCheck"]
 
@@ -260,15 +261,10 @@ def _missing(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-serialisable form of one cell."""
-    if _missing(value):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
+    """A JSON-serialisable form of one cell: missing is None, inf and others are text."""
+    value = native(value, missing_as_none=True, iso_timestamps=True)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, (bool, int, str)):
         return value
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
     return str(value)

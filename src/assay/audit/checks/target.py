@@ -17,6 +17,7 @@ import pandas as pd
 
 from assay.audit.base import CHECKS, AuditContext, BaseCheck, Finding, Severity
 from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.data.values import native
 
 __all__ = [
     "ClassImbalanceCheck",
@@ -102,9 +103,7 @@ def label_text(label: Any) -> str:
     """A label for display: ``1`` rather than ``1.0`` when a float holds an integer."""
     if isinstance(label, (float, np.floating)) and float(label).is_integer():
         return str(int(label))
-    if isinstance(label, np.generic):
-        return str(label.item())
-    return str(label)
+    return str(native(label))
 
 
 def _labelled_target(ctx: AuditContext) -> pd.Series:
