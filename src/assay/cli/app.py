@@ -35,7 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     # plain click-style help: flags read "--json", not "--json <bool>", and help needs no rich
     rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["--help", "-h"]},
 )
 
 _state: dict[str, bool] = {"debug": False}

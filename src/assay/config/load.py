@@ -12,7 +12,6 @@ from pydantic import BaseModel, ValidationError
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.config.safe_yaml import YamlDocument, clip, dotted, read_yaml
 from assay.config.spec import ProjectSpec
-from assay.data.values import native
 from assay.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -162,6 +161,8 @@ def check_spec_against_data(spec: ProjectSpec, frame: pd.DataFrame, origin: str 
             path=origin,
             fix="Provide more labelled rows.",
         )
+    from assay.data.values import native  # with the data: loading a spec needs no pandas
+
     for key, column in named:
         if key.startswith(("slices", "fairness.protected")):
             levels = frame[column].dropna().unique()
@@ -194,6 +195,8 @@ def check_target(task: str, series: pd.Series, origin: str, column: str) -> None
             column=column,
             fix="Point data.target at the labelled column.",
         )
+    from assay.data.values import native
+
     distinct = [native(v) for v in values.unique()]
     if len(distinct) < 2:
         raise DataError(
