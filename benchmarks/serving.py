@@ -146,7 +146,7 @@ def build_model(workdir: Path, seed: int = 0) -> Model:
         run = run_project(project, registry=registry, write_report=False)
         record = registry.get(run.version)
         model = registry.load_model(run.version)
-        features = list(record.lineage["features"])
+        features = list(record.lineage.features)
         dataset = project.load_data()
         plan = make_splits(dataset.frame, project.spec, data_version=dataset.version, features=features)
         train, test = plan.take(dataset.frame, "train"), plan.take(dataset.frame, "test")
@@ -156,7 +156,7 @@ def build_model(workdir: Path, seed: int = 0) -> Model:
                 raise RuntimeError(f"expected assay's ModelPipeline, got {type(model).__name__}")
             model = clone(model).set_params(model__n_estimators=N_TREES)
             model.fit(train[features], train["y"])
-            lineage = {**record.lineage, "note": f"serving benchmark: run {run.run_id}'s pipeline "
+            lineage = {**record.lineage.to_dict(), "note": f"serving benchmark: run {run.run_id}'s pipeline "
                        f"refitted with {N_TREES} trees on its training rows"}
             version = registry.register(
                 record.run_id, model_obj=model, task=record.task, family=record.family,
