@@ -639,14 +639,7 @@ class ModelRegistry:
         try:
             key_id = self.store.artifacts.sign(record.artifact_digest)
         except (StoreError, NotFoundError) as exc:
-            raise IntegrityError(
-                f"model version {version} cannot be signed: {exc.what}",
-                where=exc.where,
-                expected=exc.expected,
-                received=exc.received,
-                fix=exc.fix,
-                version=version,
-            ) from exc
+            raise _integrity_error(exc, version, "signed") from exc
         self.record_event(
             "sign",
             actor=actor,
@@ -660,15 +653,7 @@ class ModelRegistry:
         try:
             self.store.artifacts.verify_model(digest)
         except (StoreError, NotFoundError) as exc:
-            raise IntegrityError(
-                f"model version {version} cannot be {action}: {exc.what}",
-                where=exc.where,
-                expected=exc.expected,
-                received=exc.received,
-                fix=exc.fix,
-                version=version,
-                digest=digest,
-            ) from exc
+            raise _integrity_error(exc, version, action, digest=digest) from exc
 
     def store_json(self, obj: Any) -> str:
         """Keep a large report (evaluation, audit, search history) as a JSON artifact."""
@@ -721,3 +706,19 @@ def _listing(values: builtins.list[int], limit: int = 20) -> str:
 
 def _plain(value: Any, name: str) -> Any:
     return to_jsonable(value, name)
+
+
+def _integrity_error(
+    exc: StoreError | NotFoundError, version: int, action: str, **fields: Any
+) -> IntegrityError:
+    """``exc`` (an artifact that failed to sign or verify) as the refusal of ``action`` on
+    ``version``, keeping its where, expected, received and fix."""
+    return IntegrityError(
+        f"model version {version} cannot be {action}: {exc.what}",
+        where=exc.where,
+        expected=exc.expected,
+        received=exc.received,
+        fix=exc.fix,
+        version=version,
+        **fields,
+    )

@@ -48,8 +48,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy.exc import OperationalError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,7 +59,7 @@ from assay.registry import ModelRegistry
 from assay.serve import protocols as proto
 from assay.serve.auth import TokenVerifier
 from assay.serve.lane import PredictLane
-from assay.serve.log import Drain, LabelConflict, LabelError, PredictionLog, record_feedback
+from assay.serve.log import Drain, PredictionLog
 from assay.serve.metrics import ServerMetrics
 from assay.serve.protocols import RequestError, RequestLimits
 from assay.serve.retention import LogRetention
@@ -71,7 +69,6 @@ from assay.serve.state import ServerState
 from assay.serve.routes import add_routes
 from assay.serve.scoring import max_fields
 from assay.serve.web import ERROR_CODE_KEY as _ERROR_CODE_KEY
-from assay.serve.web import JSON as _JSON
 from assay.serve.web import error_response as _error
 from assay.serve.web import json_response as _json
 
