@@ -34,6 +34,9 @@ LAYERS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
             "assay.registry",
             "assay.project",
             "assay.aliases",
+            # pretrained checkpoints, tokenizers and encoders: what the text families, the
+            # text audit checks and text drift all stand on
+            "assay.text",
         ),
     ),
     # the stages
