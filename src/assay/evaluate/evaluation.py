@@ -295,6 +295,25 @@ def _criterion(
     return Criterion(name, str(threshold), observed, interval, passed, attribute, conclusive)
 
 
+def _with_length_slices(
+    slices: pd.DataFrame | None, X: pd.DataFrame, text_columns: Sequence[str]
+) -> pd.DataFrame | None:
+    """``slices`` plus a ``length:<col>`` column (``short``/``long``) per text column."""
+    extra: dict[str, Any] = {}
+    for col in text_columns:
+        if col not in X.columns:
+            continue
+        words = X[col].map(lambda v: len(v.split()) if isinstance(v, str) else 0)
+        cut = float(np.median(words.to_numpy())) if len(words) else 0.0
+        extra[f"length:{col}"] = np.where(words.to_numpy() <= cut, "short", "long")
+    if not extra:
+        return slices
+    added = pd.DataFrame(extra, index=range(len(X)))
+    if slices is None:
+        return added
+    return pd.concat([slices.reset_index(drop=True), added], axis=1)
+
+
 def evaluate(
     model: Any,
     X: pd.DataFrame,
@@ -313,6 +332,7 @@ def evaluate(
     primary: str | None = None,
     check_robustness: bool = True,
     time_latency: bool = True,
+    text_columns: Sequence[str] = (),
 ) -> Evaluation:
     """Evaluate a fitted model on the rows ``X`` with labels ``y``.
 
@@ -326,6 +346,10 @@ def evaluate(
             when reported, else the first of ``metrics``).
         n_boot: bootstrap resamples for the intervals (0 to skip them).
         check_robustness, time_latency: switch off the slower probes.
+        text_columns: free-text columns of ``X``. Each adds a slice by length (texts up to
+            the median word count are ``short``, the rest ``long``), the text cases of
+            robustness (typos, casing, punctuation, truncation), and latency is timed on
+            batches of 32 texts, the size a server gathers, rather than 1,000 rows.
     """
     check_task(task)
     names = check_metrics(task, metrics)
@@ -382,6 +406,7 @@ def evaluate(
     )
     confusion = compute_confusion(yt, pred, classes) if classes else None
     curves = build_curves(task, yt, pred, proba, classes or None, seed=seed)
+    slices = _with_length_slices(slices, X, text_columns)
     slice_reports: tuple[SliceReport, ...] = ()
     if slices is not None and len(slices.columns):
         slice_reports = slice_metrics(
@@ -392,12 +417,16 @@ def evaluate(
         fair = fairness_metrics(task, yt, pred, protected, classes or None, min_slice_size)
     robust = (
         robustness(
-            model, X, yt, task, primary, seed=seed, classes=classes or None, X_reference=X_reference
+            model, X, yt, task, primary, seed=seed, classes=classes or None,
+            X_reference=X_reference, text_columns=text_columns,
         )
         if check_robustness and len(X)
         else None
     )
-    latency = measure_latency(model, X, seed=seed) if time_latency and len(X) else None
+    latency = None
+    if time_latency and len(X):
+        sizes = {"n_single": 50, "batch_size": 32} if text_columns else {}
+        latency = measure_latency(model, X, seed=seed, **sizes)
     return Evaluation(
         task=task,
         n_rows=len(X),

@@ -7,7 +7,12 @@ Three families of cases, each scored with the same metric as the clean rows:
 * ``missing:<feature>`` - one feature missing in every row, one feature at a time;
 * ``out_of_range_high`` / ``out_of_range_low`` - every numeric feature pushed ten
   times beyond the reference maximum (or minimum). Only whether the model still
-  answers matters here; if it does not, each feature is tried alone to name it.
+  answers matters here; if it does not, each feature is tried alone to name it;
+* for each free-text column (``text_columns``), the ways real text differs from
+  curated text: ``typos:<col>`` (one in ten words gets two neighbouring letters
+  swapped, seeded), ``lowercase:<col>``, ``uppercase:<col>``,
+  ``no_punctuation:<col>`` and ``truncated:<col>`` (only the first half of the
+  words). They count toward the worst case like noise and missing values.
 
 A case is ``answered`` when predict (and predict_proba for classifiers) returns
 without an exception and with finite outputs. A model that fails is recorded,
@@ -16,7 +21,8 @@ never allowed to crash the evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,7 +36,9 @@ from assay.evaluate.metrics import metric_value
 
 __all__ = ["RobustnessCase", "RobustnessReport", "robustness"]
 
-CaseKind = Literal["noise", "missing", "out_of_range"]
+CaseKind = Literal["noise", "missing", "out_of_range", "text"]
+
+_PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -132,11 +140,13 @@ def robustness(
     noise_fraction: float = 0.05,
     max_rows: int = 2000,
     top_k: int = 5,
+    text_columns: Sequence[str] = (),
 ) -> RobustnessReport:
     """Score ``model`` on perturbed copies of ``X`` (at most ``max_rows`` rows, picked by ``seed``).
 
     ``X_reference`` (the training features) sets the noise scales and the ranges;
-    ``X`` itself is used when it is None.
+    ``X`` itself is used when it is None. ``text_columns`` are free text: they get the
+    text cases and none of the numeric ones.
     """
     check_task(task)
     check_metrics(task, [metric], key="metric")
@@ -163,7 +173,10 @@ def robustness(
     clean_case = scorer.case("clean", "noise", None, X)
     clean = clean_case.value
     scorer.clean = clean
-    numeric = [c for c in X.columns if is_numeric_column(X[c]) and c in ref.columns]
+    texts = [c for c in text_columns if c in X.columns]
+    numeric = [
+        c for c in X.columns if is_numeric_column(X[c]) and c in ref.columns and c not in texts
+    ]
     cases: list[RobustnessCase] = []
 
     if numeric:
@@ -199,6 +212,12 @@ def robustness(
                 case = scorer.case(f"out_of_range_{side}:{col}", "out_of_range", str(col), single)
                 if not case.answered:
                     cases.append(case)
+
+    for col in texts:
+        for name, change in _text_changes(seed).items():
+            changed = X.copy()
+            changed[col] = X[col].map(lambda v, f=change: f(v) if isinstance(v, str) else v)
+            cases.append(scorer.case(f"{name}:{col}", "text", str(col), changed))
 
     scored = [c for c in cases if c.kind != "out_of_range" and c.relative_drop is not None]
     worst = max(scored, key=lambda c: c.relative_drop or 0.0, default=None)
@@ -265,6 +284,31 @@ def _non_finite(pred: np.ndarray, proba: np.ndarray | None, task: str, n: int) -
     elif pd.isna(pd.Series(pred, dtype=object)).any():
         return "predict returned missing labels"
     return None
+
+
+def _text_changes(seed: int) -> dict[str, Callable[[str], str]]:
+    """The text perturbations by case name; typos are seeded per text, so reproducible."""
+
+    def typos(text: str) -> str:
+        words = text.split(" ")
+        rng = np.random.default_rng([seed, len(text), sum(map(ord, text[:64]))])
+        for i, word in enumerate(words):
+            if len(word) >= 4 and rng.random() < 0.1:
+                j = int(rng.integers(1, len(word) - 2))
+                words[i] = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
+        return " ".join(words)
+
+    def truncated(text: str) -> str:
+        words = text.split()
+        return " ".join(words[: max(1, (len(words) + 1) // 2)])
+
+    return {
+        "typos": typos,
+        "lowercase": str.lower,
+        "uppercase": str.upper,
+        "no_punctuation": lambda text: _PUNCTUATION.sub("", text),
+        "truncated": truncated,
+    }
 
 
 def _describe(exc: Exception) -> str:
