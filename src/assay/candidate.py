@@ -23,7 +23,6 @@ from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
 
 import assay
-from assay.audit.base import AuditContext
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
@@ -145,7 +144,7 @@ def build_candidate(
     spec = project.spec
     frame = dataset.frame
     target = spec.data.target
-    features = AuditContext.from_spec(dataset, spec).features
+    features = spec.feature_columns(dataset.frame.columns)
     text_column = resolve_text_column(dataset, spec.data.text, features, spec.task)
     warnings: list[str] = []
     seconds: dict[str, float] = {}
