@@ -71,7 +71,6 @@ import pandas as pd
 import yaml
 from sklearn import datasets as skdatasets
 
-from assay.audit.base import AuditContext
 from assay.config.metrics import CLASSIFICATION_TASKS, HIGHER_IS_BETTER
 from assay.config.spec import SearchSpec
 from assay.demo import POST_OUTCOME_COLUMNS, flights_frame
@@ -274,7 +273,7 @@ def same_splits(project: Project, result: RunResult) -> Splits:
     spec = project.spec
     dataset = project.load_data()
     frame = dataset.frame
-    features = AuditContext.from_spec(dataset, spec).features
+    features = spec.feature_columns(dataset.frame.columns)
     plan = make_splits(frame, spec, data_version=dataset.version, features=features)
     if plan.test_fingerprint != result.test_fingerprint:
         raise RuntimeError(

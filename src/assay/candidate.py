@@ -13,7 +13,8 @@ from __future__ import annotations
 import pickle
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,7 +24,6 @@ from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
 
 import assay
-from assay.audit.base import AuditContext
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
@@ -143,46 +143,136 @@ def build_candidate(
     """
     say = listener or (lambda event: None)
     spec = project.spec
-    frame = dataset.frame
-    target = spec.data.target
-    features = AuditContext.from_spec(dataset, spec).features
-    text_column = resolve_text_column(dataset, spec.data.text, features, spec.task)
+    inputs = _inputs(spec, dataset)
     warnings: list[str] = []
     seconds: dict[str, float] = {}
 
-    t = time.perf_counter()
-    say(StageEvent("split", f"{spec.split_strategy} split"))
-    plan = make_splits(frame, spec, data_version=dataset.version, features=features)
-    train_rows = _ordered(plan.take(frame, "train"), spec)
-    val_rows = _ordered(plan.take(frame, "validation"), spec)
-    X_train = train_rows[features]
-    seconds["split"] = time.perf_counter() - t
+    with _timed(seconds, "split"):
+        say(StageEvent("split", f"{spec.split_strategy} split"))
+        rows = _split(inputs)
 
-    t = time.perf_counter()
-    say(StageEvent("search", f"searching {', '.join(spec.search.families)}"))
-    search = run_search(
-        X_train, train_rows[target], val_rows[features], val_rows[target],
-        task=spec.task, schema=dataset.schema, features=features, text_column=text_column,
-        families=spec.search.families, primary_metric=spec.primary_metric,
-        trials=spec.search.trials, minutes=spec.search.minutes, sampler=spec.search.sampler,
-        pruning=spec.search.pruning, seed=spec.seed,
-        progress=lambda info: say(StageEvent("trial", "", trial=info)),
-        **search_options(spec, train_rows, val_rows),
-    )
-    seconds["search"] = time.perf_counter() - t
-    if search.diagnosis is not None and search.diagnosis.verdict != "good":
-        warnings.append(f"learning curve: {search.diagnosis.verdict}: {search.diagnosis.action}")
+    with _timed(seconds, "search"):
+        say(StageEvent("search", f"searching {', '.join(spec.search.families)}"))
+        search = _search(inputs, rows, say)
+    warnings.extend(_curve_warnings(search))
 
-    t = time.perf_counter()
-    say(StageEvent("cv", f"{spec.search.cv_folds}-fold cross-validation of {search.best_family}"))
-    cv_scores = cross_validate(search, plan, frame, features, text_column, dataset, spec)
-    seconds["cv"] = time.perf_counter() - t
+    with _timed(seconds, "cv"):
+        folds = spec.search.cv_folds
+        say(StageEvent("cv", f"{folds}-fold cross-validation of {search.best_family}"))
+        cv_scores = cross_validate(
+            search, rows.plan, dataset.frame, inputs.features, inputs.text_column, dataset, spec
+        )
 
     # The sealed test set is opened here, once, for the chosen candidate.
+    with _timed(seconds, "evaluate"):
+        say(StageEvent("evaluate", "scoring the sealed test set"))
+        evaluation, baseline = _evaluate_on_test(inputs, rows, search, cv_scores)
+
+    with _timed(seconds, "register"):
+        reference = _reference_profile(
+            search.estimator, rows.X_train, dataset, inputs.features, spec, warnings
+        )
+        lineage = _lineage(
+            inputs, registry, rows.plan, search, evaluation, baseline, reference,
+            audit_id=audit_id, reason=reason, extra=extra_lineage,
+        )
+        record = _register(
+            inputs, registry, rows.plan, search, evaluation, baseline, lineage,
+            run_id=run_id, code=code if code is not None else code_version(project),
+        )
+    return Candidate(
+        record=record, model=search.estimator, plan=rows.plan, search=search,
+        evaluation=evaluation, baseline=baseline, features=tuple(inputs.features),
+        warnings=tuple(warnings), seconds=seconds,
+    )
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What a candidate learns from: the data, its feature and text columns, under the spec."""
+
+    spec: ProjectSpec
+    dataset: Dataset
+    features: list[str]
+    text_column: str | None
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The split and its training and validation rows (in time order when chronological).
+
+    ``X_train`` is the training rows' feature columns, taken once: the search fits on
+    it, the evaluation compares the test rows with it and the drift reference profiles it.
+    """
+
+    plan: SplitPlan
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    X_train: pd.DataFrame
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the wall time of the ``with`` block as ``seconds[stage]`` (when it finishes)."""
     t = time.perf_counter()
-    say(StageEvent("evaluate", "scoring the sealed test set"))
-    test = plan.take(frame, "test")
-    X_test, y_test = test[features], test[target]
+    yield
+    seconds[stage] = time.perf_counter() - t
+
+
+def _inputs(spec: ProjectSpec, dataset: Dataset) -> _Inputs:
+    """The feature columns of ``dataset`` under ``spec``, and its free-text column if any."""
+    features = spec.feature_columns(dataset.frame.columns)
+    text_column = resolve_text_column(dataset, spec.data.text, features, spec.task)
+    return _Inputs(spec, dataset, features, text_column)
+
+
+def _split(inputs: _Inputs) -> _Rows:
+    """Split the rows as the spec says; training and validation rows in time order if chronological.
+
+    The split's duplicate check compares rows on the feature columns (and the target).
+    """
+    spec, dataset, frame = inputs.spec, inputs.dataset, inputs.dataset.frame
+    plan = make_splits(frame, spec, data_version=dataset.version, features=inputs.features)
+    train = _ordered(plan.take(frame, "train"), spec)
+    validation = _ordered(plan.take(frame, "validation"), spec)
+    return _Rows(plan, train, validation, train[inputs.features])
+
+
+def _search(inputs: _Inputs, rows: _Rows, say: Listener) -> SearchResult:
+    """Search the spec's families on the training and validation rows; ``say`` hears each trial."""
+    spec, features, target = inputs.spec, inputs.features, inputs.spec.data.target
+    train, validation = rows.train, rows.validation
+    return run_search(
+        rows.X_train, train[target], validation[features], validation[target],
+        task=spec.task, schema=inputs.dataset.schema, features=features,
+        text_column=inputs.text_column, families=spec.search.families,
+        primary_metric=spec.primary_metric, trials=spec.search.trials,
+        minutes=spec.search.minutes, sampler=spec.search.sampler,
+        pruning=spec.search.pruning, seed=spec.seed,
+        progress=lambda info: say(StageEvent("trial", "", trial=info)),
+        **search_options(spec, train, validation),
+    )
+
+
+def _curve_warnings(search: SearchResult) -> list[str]:
+    """A warning when the chosen model's learning curve is not ``good``, with its remedy."""
+    diagnosis = search.diagnosis
+    if diagnosis is not None and diagnosis.verdict != "good":
+        return [f"learning curve: {diagnosis.verdict}: {diagnosis.action}"]
+    return []
+
+
+def _evaluate_on_test(
+    inputs: _Inputs, rows: _Rows, search: SearchResult, cv_scores: list[float] | None
+) -> tuple[Evaluation, Evaluation]:
+    """The candidate and the baseline, scored on the sealed test rows.
+
+    Only the candidate gets the slices, the fairness groups, robustness and latency;
+    the baseline is the yardstick of its headline metrics.
+    """
+    spec, features = inputs.spec, inputs.features
+    test = rows.plan.take(inputs.dataset.frame, "test")
+    X_test, y_test = test[features], test[spec.data.target]
     model = search.estimator
     metrics = evaluated_metrics(spec)
     evaluation = evaluate(
@@ -190,17 +280,26 @@ def build_candidate(
         slices=test[spec.slices] if spec.slices else None,
         protected=test[spec.fairness.protected] if spec.fairness.protected else None,
         min_slice_size=spec.fairness.min_slice_size, seed=spec.seed, cv_scores=cv_scores,
-        artifact_size=len(pickle.dumps(model, protocol=5)), X_reference=X_train,
+        artifact_size=len(pickle.dumps(model, protocol=5)), X_reference=rows.X_train,
         primary=spec.primary_metric,
     )
     baseline = evaluate(
         search.baseline, X_test, y_test, task=spec.task, metrics=metrics,
         seed=spec.seed, primary=spec.primary_metric, check_robustness=False, time_latency=False,
     )
-    seconds["evaluate"] = time.perf_counter() - t
+    return evaluation, baseline
 
-    t = time.perf_counter()
-    reference = _reference_profile(model, X_train, dataset, features, spec, warnings)
+
+def _lineage(
+    inputs: _Inputs, registry: ModelRegistry, plan: SplitPlan, search: SearchResult,
+    evaluation: Evaluation, baseline: Evaluation, reference: ReferenceProfile | None, *,
+    audit_id: int, reason: str, extra: Mapping[str, Any] | None,
+) -> Lineage:
+    """Where the version came from: its documents stored in the registry, by digest.
+
+    ``extra`` adds further :class:`Lineage` fields (an unknown name is a ``TypeError``).
+    """
+    search_diagnosis = search.diagnosis
     lineage = Lineage(
         audit_id=audit_id,
         split=split_summary(plan),
@@ -209,30 +308,32 @@ def build_candidate(
         evaluation=registry.store_json(evaluation.to_dict()),
         baseline=registry.store_json(baseline.to_dict()),
         reference=registry.store_json(reference.to_dict()) if reference is not None else None,
-        features=tuple(features),
-        text_column=text_column,
-        target=target,
+        features=tuple(inputs.features),
+        text_column=inputs.text_column,
+        target=inputs.spec.data.target,
         classes=tuple(native(c) for c in evaluation.classes),
-        diagnosis=search.diagnosis.to_dict() if search.diagnosis else None,
+        diagnosis=search_diagnosis.to_dict() if search_diagnosis else None,
         validation_value=search.best_value,
         reason=reason,
     )
-    if extra_lineage:
-        lineage = replace(lineage, **extra_lineage)
+    return replace(lineage, **extra) if extra else lineage
+
+
+def _register(
+    inputs: _Inputs, registry: ModelRegistry, plan: SplitPlan, search: SearchResult,
+    evaluation: Evaluation, baseline: Evaluation, lineage: Lineage, *, run_id: int, code: str,
+) -> ModelVersion:
+    """Register the candidate under ``run_id``, and record that it saw the sealed test set."""
+    spec, dataset = inputs.spec, inputs.dataset
     record = registry.register(
-        run_id, model_obj=model, task=spec.task, family=search.model_family,
+        run_id, model_obj=search.estimator, task=spec.task, family=search.model_family,
         params=search.model_params, metrics=metric_summary(evaluation, baseline, search),
-        data_version=dataset.version, config=spec.to_dict(),
-        code_version=code if code is not None else code_version(project),
-        schema=feature_schema(dataset, features), lineage=lineage,
+        data_version=dataset.version, config=spec.to_dict(), code_version=code,
+        schema=feature_schema(dataset, inputs.features), lineage=lineage,
         test_fingerprint=plan.test_fingerprint,
     )
     registry.record_test_access(plan.test_fingerprint, record.version, run_id, "register")
-    seconds["register"] = time.perf_counter() - t
-    return Candidate(
-        record=record, model=model, plan=plan, search=search, evaluation=evaluation,
-        baseline=baseline, features=tuple(features), warnings=tuple(warnings), seconds=seconds,
-    )
+    return record
 
 
 def code_version(project: Project) -> str:

@@ -13,6 +13,7 @@ from assay.model.fastblend import BlendPredictor, compile_blend
 from assay.model.fastpath import FastPathUnsupported
 from assay.model.loaded import _compile
 from assay.model.validation import frame_records
+from assay.train.context import BuildContext
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
 from assay.train.families import LightGBMFamily, LinearFamily, MLPFamily
 from assay.train.objective import objective_for
@@ -23,8 +24,7 @@ TOL = 1e-9
 
 
 def build(family: Any, task: str, metric: str, frame: pd.DataFrame, params: dict[str, Any]) -> Any:
-    return family.build(
-        params,
+    context = BuildContext.of(
         task=task,
         schema=infer_schema(frame),
         features=list(frame.columns),
@@ -32,6 +32,7 @@ def build(family: Any, task: str, metric: str, frame: pd.DataFrame, params: dict
         objective=objective_for(task, metric),
         seed=0,
     )
+    return family.build(params, context)
 
 
 def ensemble(

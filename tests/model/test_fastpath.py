@@ -12,6 +12,7 @@ from assay.data.schema import infer_schema
 from assay.model import fastpath
 from assay.model.fastpath import FastPathUnsupported, compile_fast
 from assay.model.validation import frame_records, validate_records
+from assay.train.context import BuildContext
 from assay.train.families import DummyFamily, LightGBMFamily, LinearFamily, TfidfLinearFamily
 from assay.train.objective import ThresholdedClassifier, objective_for
 
@@ -70,8 +71,7 @@ def fit(
 ) -> tuple[Any, pd.DataFrame]:
     frame, y = make_frame(task)
     schema = infer_schema(frame)
-    model = family.build(
-        {"n_estimators": 40, **(params or {})},
+    context = BuildContext.of(
         task=task,
         schema=schema,
         features=list(frame.columns),
@@ -79,6 +79,7 @@ def fit(
         objective=objective_for(task, metric),
         seed=0,
     )
+    model = family.build({"n_estimators": 40, **(params or {})}, context)
     model.fit(frame, y)
     return model, frame
 
@@ -207,15 +208,15 @@ def test_the_transformed_row_equals_the_column_transformer() -> None:
 def test_text_models_fall_back_to_the_pipeline() -> None:
     frame = pd.DataFrame({"review": ["good stuff here", "bad bad thing", "fine and good"] * 20})
     y = pd.Series([1, 0, 1] * 20)
-    model = TfidfLinearFamily().build(
-        {},
+    context = BuildContext(
         task="text-classification",
         schema=infer_schema(frame),
-        features=["review"],
+        features=("review",),
         text_column="review",
         objective=objective_for("text-classification", "accuracy"),
         seed=0,
     )
+    model = TfidfLinearFamily().build({}, context)
     model.fit(frame, y)
     with pytest.raises(FastPathUnsupported, match="TextColumn"):
         compile_fast(model, ["review"])

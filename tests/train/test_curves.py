@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from assay.data.schema import infer_schema
+from assay.train.context import BuildContext
 from assay.train.curves import (
     Diagnosis,
     LearningCurve,
@@ -29,6 +30,18 @@ from assay.train.scoring import score_estimator
 
 def _split(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
     return X[:600], y[:600], X[600:], y[600:]
+
+
+def _context(frame: pd.DataFrame) -> BuildContext:
+    """A binary task on every column of ``frame``, scored by ROC AUC (no threshold hint)."""
+    return BuildContext.of(
+        task="binary",
+        schema=infer_schema(frame),
+        features=list(frame.columns),
+        text_column=None,
+        objective=objective_for("binary", "roc_auc"),
+        seed=0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +82,7 @@ def test_boosting_deep_trees_on_noise_overfits_per_round(noisy) -> None:
     family = get_family("lightgbm")
     model = family.build(
         {"learning_rate": 0.3, "num_leaves": 127, "min_child_samples": 2, "reg_lambda": 0.0},
-        task="binary",
-        schema=infer_schema(frame),
-        features=list(frame.columns),
-        text_column=None,
-        objective=objective_for("binary", "roc_auc"),
-        seed=0,
+        _context(frame),
     )
     fit_model(model, frame, y, eval_set=(val, yv))
     curve = curve_from_estimator(model)
@@ -101,12 +109,7 @@ def test_a_net_stopped_while_still_improving_underfits(clean) -> None:
     family = get_family("mlp")
     model = family.build(
         {"n_layers": 1, "width": 8, "learning_rate": 1e-3, "max_epochs": 6, "dropout": 0.0},
-        task="binary",
-        schema=infer_schema(frame),
-        features=list(frame.columns),
-        text_column=None,
-        objective=objective_for("binary", "roc_auc"),
-        seed=0,
+        _context(frame),
     )
     fit_model(model, frame, y, eval_set=(val, yv))
     curve = curve_from_estimator(model)

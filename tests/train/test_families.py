@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 
 import pytest
 
@@ -78,18 +79,9 @@ def test_supported_tasks() -> None:
 
 def test_tfidf_linear_without_text_column_is_a_config_error() -> None:
     from assay.testing.families import contract_data
-    from assay.train.objective import objective_for
 
-    data = contract_data("text-classification")
+    context = replace(contract_data("text-classification").context(), text_column=None)
     with pytest.raises(
         ConfigError, match=r"data.text: the tfidf_linear family needs a text column"
     ):
-        get_family("tfidf_linear").build(
-            {},
-            task="text-classification",
-            schema=data.schema,
-            features=data.features,
-            text_column=None,
-            objective=objective_for("text-classification", "f1_macro"),
-            seed=0,
-        )
+        get_family("tfidf_linear").build({}, context)

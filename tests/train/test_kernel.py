@@ -13,6 +13,7 @@ from sklearn.svm import SVC
 
 from assay.data.schema import infer_schema
 from assay.errors import ConfigError
+from assay.train.context import BuildContext
 from assay.train.curves import final_model
 from assay.train.families import SVMFamily, get_family
 from assay.train.kernel import (
@@ -112,20 +113,20 @@ def test_minmax_scaling_maps_the_training_range_to_the_unit_interval() -> None:
 def test_the_family_builds_the_scaling_it_is_given() -> None:
     frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 10.0]})
     family = get_family("svm")
-    kw = {
-        "task": "binary",
-        "schema": infer_schema(frame),
-        "features": ["x"],
-        "text_column": None,
-        "objective": objective_for("binary", "roc_auc"),
-        "seed": 0,
-    }
+    context = BuildContext(
+        task="binary",
+        schema=infer_schema(frame),
+        features=("x",),
+        text_column=None,
+        objective=objective_for("binary", "roc_auc"),
+        seed=0,
+    )
     for scaling, scaler in (("standard", "StandardScaler"), ("minmax", "MinMaxScaler")):
-        model = family.build({**family.defaults("binary"), "scaling": scaling}, **kw)
+        model = family.build({**family.defaults("binary"), "scaling": scaling}, context)
         numeric = model.named_steps["preprocess"].transformers[0][1]
         assert type(numeric.named_steps["scale"]).__name__ == scaler
     with pytest.raises(ValueError, match="scaling"):
-        family.build({"scaling": "robust"}, **kw)
+        family.build({"scaling": "robust"}, context)
 
 
 def _circle_search(families: list[str], rows: int = 400, **kw):

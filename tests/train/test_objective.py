@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from assay.data.schema import infer_schema
 from assay.errors import ConfigError
+from assay.train.context import BuildContext
 from assay.train.curves import final_model
 from assay.train.families import get_family
 from assay.train.objective import (
@@ -120,8 +121,7 @@ def test_f1_hints_beat_no_hints_on_an_imbalanced_binary_task(alias: str) -> None
     family = get_family(alias)
     scores = {}
     for primary in ("f1", "roc_auc"):  # roc_auc asks for no hint
-        model = family.build(
-            family.defaults("binary"),
+        context = BuildContext.of(
             task="binary",
             schema=schema,
             features=list(frame.columns),
@@ -129,6 +129,7 @@ def test_f1_hints_beat_no_hints_on_an_imbalanced_binary_task(alias: str) -> None
             objective=objective_for("binary", primary),
             seed=0,
         )
+        model = family.build(family.defaults("binary"), context)
         fit_model(model, frame[train], y[train], eval_set=(frame[val], y[val]))
         scores[primary] = skm.f1_score(y[test], model.predict(frame[test]))
     # scored on rows used neither for fitting nor for choosing the threshold
@@ -141,20 +142,28 @@ def test_l1_hint_gives_median_baseline_and_a_robust_linear_model() -> None:
     noise = np.where(rng.random(600) < 0.15, rng.exponential(40.0, 600), rng.normal(0, 1, 600))
     y = 2.0 * frame["x"].to_numpy() + noise  # skewed outliers pull the mean, not the median
     schema = infer_schema(frame)
-    kw = dict(task="regression", schema=schema, features=["x"], text_column=None, seed=0)
+    l1 = BuildContext(
+        task="regression",
+        schema=schema,
+        features=("x",),
+        text_column=None,
+        objective=objective_for("regression", "mae"),
+        seed=0,
+    )
+    l2 = l1.with_objective(objective_for("regression", "rmse"))
     dummy = get_family("dummy")
-    med = fit_model(dummy.build({}, objective=objective_for("regression", "mae"), **kw), frame, y)
-    mean = fit_model(dummy.build({}, objective=objective_for("regression", "rmse"), **kw), frame, y)
+    med = fit_model(dummy.build({}, l1), frame, y)
+    mean = fit_model(dummy.build({}, l2), frame, y)
     assert med.predict(frame[:1])[0] == pytest.approx(np.median(y))
     assert mean.predict(frame[:1])[0] == pytest.approx(np.mean(y))
     linear = get_family("linear")
     hinted = fit_model(
-        linear.build({"alpha": 1e-3}, objective=objective_for("regression", "mae"), **kw),
+        linear.build({"alpha": 1e-3}, l1),
         frame[:400],
         y[:400],
     )
     plain = fit_model(
-        linear.build({"alpha": 1e-3}, objective=objective_for("regression", "rmse"), **kw),
+        linear.build({"alpha": 1e-3}, l2),
         frame[:400],
         y[:400],
     )

@@ -11,6 +11,7 @@ import assay.train
 EXPECTED = {
     "FAMILIES",
     "BaseModelFamily",
+    "BuildContext",
     "Diagnosis",
     "DummyFamily",
     "ExtraTreesFamily",

@@ -152,10 +152,10 @@ def test_progress_is_reported_after_every_trial(binary) -> None:
 def test_failing_configurations_are_failed_trials_with_their_error(binary, monkeypatch) -> None:
     original = LinearFamily.build
 
-    def fragile(self, params, **kw):
+    def fragile(self, params, context):
         if params.get("C", 1.0) != 1.0:
             raise ValueError("solver diverged")
-        return original(self, params, **kw)
+        return original(self, params, context)
 
     monkeypatch.setattr(LinearFamily, "build", fragile)
     result = _search(binary, families=["linear"], trials=3)
@@ -167,7 +167,7 @@ def test_failing_configurations_are_failed_trials_with_their_error(binary, monke
 
 
 def test_every_trial_failing_is_an_error(binary, monkeypatch) -> None:
-    def broken(self, params, **kw):
+    def broken(self, params, context):
         raise ValueError("no luck")
 
     monkeypatch.setattr(LinearFamily, "build", broken)

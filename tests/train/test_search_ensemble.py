@@ -16,6 +16,7 @@ from assay.data.schema import infer_schema
 from assay.pipeline import open_registry, run_project
 from assay.project import Project
 from assay.model.loaded import LoadedModel
+from assay.train.context import BuildContext
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
 from assay.train.families import get_family
 from assay.train.pipeline import ModelPipeline, fit_model
@@ -101,15 +102,17 @@ def test_two_families_each_with_part_of_the_signal_blend_better_than_either(blen
 def test_the_ensemble_is_its_members_refitted_on_all_rows(planted, blended) -> None:
     X, y = _joined(planted)
     expected = np.zeros(len(X))
+    context = BuildContext.of(
+        task="regression",
+        schema=planted["schema"],
+        features=planted["features"],
+        text_column=None,
+        objective=blended.objective,
+        seed=0,
+    )
     for member in blended.ensemble.members:
         model = get_family(member.family).build(
-            {**member.params, **member.refit_params},
-            task="regression",
-            schema=planted["schema"],
-            features=planted["features"],
-            text_column=None,
-            objective=blended.objective,
-            seed=0,
+            {**member.params, **member.refit_params}, context
         )
         expected += member.weight * fit_model(model, X, y).predict(X)
     np.testing.assert_allclose(blended.estimator.predict(X), expected, rtol=1e-10)

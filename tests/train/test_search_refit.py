@@ -13,6 +13,7 @@ from sklearn.model_selection import GroupKFold, KFold
 
 from assay.data.schema import infer_schema
 from assay.errors import ConfigError, DataError
+from assay.train.context import BuildContext
 from assay.train.curves import final_model
 from assay.train.families import LightGBMFamily, LinearFamily, MLPFamily
 from assay.train.objective import ThresholdedClassifier
@@ -69,8 +70,7 @@ def _joined(data: dict) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _build(family, result: SearchResult, data: dict, extra: dict):
-    return family.build(
-        {**result.best_params, **extra},
+    context = BuildContext.of(
         task=data["task"],
         schema=data["schema"],
         features=data["features"],
@@ -78,6 +78,7 @@ def _build(family, result: SearchResult, data: dict, extra: dict):
         objective=result.objective,
         seed=result.seed,
     )
+    return family.build({**result.best_params, **extra}, context)
 
 
 def test_lightgbm_is_refitted_on_all_rows_with_the_scaled_best_round(binary) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, TypeVar
 import pandas as pd
 
 from assay.aliases import AliasTable
+from assay.config.columns import feature_columns
 from assay.data.dataset import Dataset
 
 if TYPE_CHECKING:
@@ -138,8 +139,14 @@ class AuditContext:
     @property
     def features(self) -> list[str]:
         """Columns a model would learn from: all but target, id, time, group and dropped."""
-        special = {self.target, self.id_column, self.time_column, self.group_column, *self.dropped}
-        return [c for c in self.frame.columns if c not in special]
+        return feature_columns(
+            self.frame.columns,
+            target=self.target,
+            id_column=self.id_column,
+            time_column=self.time_column,
+            group_column=self.group_column,
+            dropped=self.dropped,
+        )
 
     def kind(self, column: str) -> str:
         return self.dataset.schema[column].kind

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from assay.config.columns import feature_columns
 from assay.config.load import MAX_CLASSES, MIN_ROWS, check_target, parse_spec
 from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY, metrics_for
 from assay.config.spec import ProjectSpec
@@ -92,8 +93,15 @@ def draft_spec(
             path=dataset.source,
             fix="Provide more labelled rows.",
         )
-    special = {c for c in (target, time, id_column, group) if c}
-    kinds = {c.name: c.kind for c in dataset.schema.columns if c.name not in special}
+    features = feature_columns(
+        dataset.schema.names,
+        target=target,
+        id_column=id_column,
+        time_column=time,
+        group_column=group,
+    )
+    kept = set(features)
+    kinds = {c.name: c.kind for c in dataset.schema.columns if c.name in kept}
     notes: dict[str, str] = {}
     if task is None:
         task, notes["task"] = infer_task(frame[target], kinds)

@@ -10,10 +10,12 @@ import codecs
 import operator
 import re
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from assay.config.columns import feature_columns
 from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY, TaskName, metrics_for
 
 __all__ = [
@@ -388,10 +390,19 @@ class ProjectSpec(_Section):
             return "group"
         return "stratified" if self.task in CLASSIFICATION_TASKS else "random"
 
-    def special_columns(self) -> list[str]:
-        """Columns with a role other than feature (target, id, time, group, dropped)."""
-        named = [self.data.target, self.data.id, self.data.time, self.data.group, *self.data.drop]
-        return [c for c in dict.fromkeys(named) if c is not None]
+    def feature_columns(self, columns: Iterable[str]) -> list[str]:
+        """The feature columns among ``columns`` under this framing.
+
+        See :func:`assay.config.columns.feature_columns` for what is excluded and why.
+        """
+        return feature_columns(
+            columns,
+            target=self.data.target,
+            id_column=self.data.id,
+            time_column=self.data.time,
+            group_column=self.data.group,
+            dropped=self.data.drop,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_defaults=False)

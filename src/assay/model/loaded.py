@@ -24,9 +24,9 @@ from assay.model.validation import RecordValidator, ValidatedBatch, build_frame,
 if TYPE_CHECKING:
     from assay.model.fastblend import BlendPredictor
     from assay.model.fastpath import FastPredictor
-    from assay.registry import ModelRegistry
+    from assay.registry import ModelRegistry, ModelVersion
 
-__all__ = ["FAST_MAX_ROWS", "LoadedModel", "Prediction", "pipeline_scores"]
+__all__ = ["FAST_MAX_ROWS", "LoadedModel", "Prediction", "model_columns", "pipeline_scores"]
 
 logger = logging.getLogger("assay.model")
 
@@ -34,6 +34,19 @@ logger = logging.getLogger("assay.model")
 #: larger ones go through the (vectorised) pipeline
 FAST_MAX_ROWS = 256
 _CLASSIFICATION = frozenset({"binary", "multiclass", "text-classification"})
+
+
+def model_columns(record: ModelVersion) -> tuple[list[str], list[ColumnSchema]]:
+    """The input features of a registered version and their training schema, in order.
+
+    The features are the lineage's (what the model was fitted on); a version
+    registered without them falls back on its schema's columns.
+    """
+    schema = record.schema if isinstance(record.schema, Mapping) else {}
+    columns = [ColumnSchema.from_dict(c) for c in schema.get("columns", [])]
+    features = list(record.lineage.features or [c.name for c in columns])
+    by_name = {c.name: c for c in columns}
+    return features, [by_name[f] for f in features if f in by_name]
 
 
 @dataclass(frozen=True)
@@ -149,9 +162,7 @@ class LoadedModel:
                 expected="a model pickled by this version of assay and its libraries",
                 fix="Re-register the model with the installed library versions.",
             ) from exc
-        schema = record.schema if isinstance(record.schema, Mapping) else {}
-        columns = [ColumnSchema.from_dict(c) for c in schema.get("columns", [])]
-        features = list(record.lineage.features or [c.name for c in columns])
+        features, columns = model_columns(record)
         classes: list[Any] | None = None
         if record.task in _CLASSIFICATION:
             classes = list(record.lineage.classes or [])

@@ -72,7 +72,6 @@ def assemble_training_data(
 def _assemble(
     project: Project, registry: ModelRegistry, champion: ModelVersion, now: datetime
 ) -> _Assembled:
-    from assay.audit.base import AuditContext
     from assay.data.keys import exact_duplicate_groups
     from assay.monitor.monitor import traffic_frame
     from assay.model.predictions import read_predictions
@@ -81,7 +80,7 @@ def _assemble(
     target = spec.data.target
     dataset = project.load_data()
     original = dataset.frame.reset_index(drop=True)
-    features = AuditContext.from_spec(dataset, spec).features
+    features = spec.feature_columns(dataset.frame.columns)
     horizon = spec.retrain.horizon_days
     since = now - timedelta(days=horizon) if horizon else None
     log = read_predictions(registry.store, since=since)

@@ -53,6 +53,7 @@ from assay.monitor.reference import ReferenceProfile, build_reference
 from assay.monitor.report import FlaggedInputs, MonitorReport
 from assay.project import Project
 from assay.registry import ModelRegistry, ModelVersion
+from assay.model.loaded import model_columns
 from assay.model.predictions import LOG_COLUMNS, read_predictions
 from assay.store.database import Store, as_utc, utcnow
 from assay.store.serialize import to_jsonable
@@ -79,15 +80,6 @@ _REFERENCES: dict[tuple[str, int], ReferenceProfile] = {}
 
 
 # -- the training side --------------------------------------------------------------
-
-
-def model_columns(record: ModelVersion) -> tuple[list[str], list[ColumnSchema]]:
-    """The input features of a registered version and their training schema, in order."""
-    schema = record.schema if isinstance(record.schema, Mapping) else {}
-    columns = [ColumnSchema.from_dict(c) for c in schema.get("columns", [])]
-    features = list(record.lineage.features or [c.name for c in columns])
-    by_name = {c.name: c for c in columns}
-    return features, [by_name[f] for f in features if f in by_name]
 
 
 def version_rows(

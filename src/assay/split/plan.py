@@ -218,8 +218,7 @@ def _duplicate_columns(
 ) -> list[str]:
     """Features + target, or [] when there is no feature to compare."""
     if features is None:
-        special = set(spec.special_columns())
-        features = [c for c in frame.columns if c not in special]
+        features = spec.feature_columns(frame.columns)
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise DataError(

@@ -30,6 +30,7 @@ from sklearn.base import clone
 
 from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY
 from assay.data.schema import Schema, infer_schema
+from assay.train.context import BuildContext
 from assay.train.families import BaseModelFamily
 from assay.train.objective import objective_for
 from assay.train.pipeline import fit_model
@@ -65,6 +66,17 @@ class ContractData:
     schema: Schema
     features: list[str]
     text_column: str | None
+
+    def context(self, *, seed: int = 0, primary: str | None = None) -> BuildContext:
+        """What a family builds for this data: the task's default metric unless ``primary``."""
+        return BuildContext.of(
+            task=self.task,
+            schema=self.schema,
+            features=self.features,
+            text_column=self.text_column,
+            objective=objective_for(self.task, primary or DEFAULT_PRIMARY[self.task]),
+            seed=seed,
+        )
 
 
 @lru_cache(maxsize=8)
@@ -177,15 +189,7 @@ class ModelFamilyContract:
     ) -> Any:
         """Build the family's estimator for ``data`` with fast default parameters."""
         params = {**family.defaults(data.task), **self._fast(family)}
-        return family.build(
-            params,
-            task=data.task,
-            schema=data.schema,
-            features=data.features,
-            text_column=data.text_column,
-            objective=objective_for(data.task, primary or DEFAULT_PRIMARY[data.task]),
-            seed=seed,
-        )
+        return family.build(params, data.context(seed=seed, primary=primary))
 
     def fitted(self, family: BaseModelFamily, data: ContractData, **kw: Any) -> Any:
         """A fitted estimator (no validation set)."""
@@ -298,12 +302,4 @@ class ModelFamilyContract:
         grid = family.grid(data.task)
         assert set(grid) <= set(params)
         assert all(isinstance(v, list) and v for v in grid.values())
-        family.build(
-            {**params, **self._fast(family)},
-            task=data.task,
-            schema=data.schema,
-            features=data.features,
-            text_column=data.text_column,
-            objective=objective_for(data.task, DEFAULT_PRIMARY[data.task]),
-            seed=0,
-        )
+        family.build({**params, **self._fast(family)}, data.context())

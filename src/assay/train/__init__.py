@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from assay.train.context import BuildContext
 from assay.train.curves import (
     Diagnosis,
     LearningCurve,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FAMILIES",
     "BaseModelFamily",
+    "BuildContext",
     "Diagnosis",
     "DummyFamily",
     "ExtraTreesFamily",

@@ -6,8 +6,8 @@ A family is named in assay.yaml (``search.families``) by its alias in
     family.supports(task)                           # skipped when False
     params = family.search_space(trial, task)       # or a point of family.grid(task),
                                                     # or family.defaults(task)
-    model = family.build(params, task=..., schema=..., features=..., text_column=...,
-                         objective=hints, seed=seed)
+    model = family.build(params, context)           # a BuildContext: task, schema,
+                                                    # features, text column, hints, seed
     fit_model(model, X_train, y_train, eval_set=(X_val, y_val), on_step=report)
     model.predict(X) / model.predict_proba(X)
 
@@ -17,12 +17,15 @@ to stop on), ``family.refit_params(fitted_model, row_ratio)`` then ``build`` aga
 ``build`` returns an unfitted estimator: a :class:`ModelPipeline` (preprocessing
 fitted on training rows only, then the model), wrapped in a
 :class:`ThresholdedClassifier` when the hints ask for a tuned decision threshold.
+Everything a family builds from besides its parameters is in the
+:class:`~assay.train.context.BuildContext`; a new input is a field there, not a new
+argument of every family's ``build``.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import lightgbm as lgb
@@ -32,8 +35,8 @@ from sklearn.linear_model import HuberRegressor, LogisticRegression, Ridge
 
 from assay.aliases import AliasTable
 from assay.config.metrics import CLASSIFICATION_TASKS, TASK_METRICS
-from assay.data.schema import Schema
 from assay.errors import ConfigError
+from assay.train.context import BuildContext
 from assay.train.objective import ObjectiveHints, ThresholdedClassifier
 from assay.train.pipeline import ModelPipeline
 from assay.train.preprocess import build_preprocessor
@@ -101,18 +104,8 @@ class BaseModelFamily(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def build(
-        self,
-        params: Mapping[str, Any],
-        *,
-        task: str,
-        schema: Schema,
-        features: Sequence[str],
-        text_column: str | None,
-        objective: ObjectiveHints,
-        seed: int,
-    ) -> Any:
-        """An unfitted estimator (preprocessing + model) for these parameters."""
+    def build(self, params: Mapping[str, Any], context: BuildContext) -> Any:
+        """An unfitted estimator (preprocessing + model) for these parameters and context."""
 
 
 def get_family(alias: str, key: str | None = "search.families") -> BaseModelFamily:
@@ -120,9 +113,11 @@ def get_family(alias: str, key: str | None = "search.families") -> BaseModelFami
     return FAMILIES.get(alias, key=key)()
 
 
-def _finish(model: ModelPipeline, task: str, objective: ObjectiveHints, seed: int) -> Any:
-    if task == "binary" and objective.threshold_metric is not None:
-        return ThresholdedClassifier(model, objective.threshold_metric, random_state=seed)
+def _finish(model: ModelPipeline, context: BuildContext) -> Any:
+    """``model``, wrapped to tune its decision threshold when the hints ask for one."""
+    threshold_metric = context.objective.threshold_metric
+    if context.task == "binary" and threshold_metric is not None:
+        return ThresholdedClassifier(model, threshold_metric, random_state=context.seed)
     return model
 
 
@@ -144,22 +139,13 @@ class DummyFamily(BaseModelFamily):
         """No parameters."""
         return {}
 
-    def build(
-        self,
-        params: Mapping[str, Any],
-        *,
-        task: str,
-        schema: Schema,
-        features: Sequence[str],
-        text_column: str | None,
-        objective: ObjectiveHints,
-        seed: int,
-    ) -> ModelPipeline:
+    def build(self, params: Mapping[str, Any], context: BuildContext) -> ModelPipeline:
         """A pipeline of one dummy model, which ignores the features."""
-        if task in CLASSIFICATION_TASKS:
+        if context.task in CLASSIFICATION_TASKS:
             model: Any = DummyClassifier(strategy="prior")
         else:
-            model = DummyRegressor(strategy="median" if objective.loss == "l1" else "mean")
+            median = context.objective.loss == "l1"
+            model = DummyRegressor(strategy="median" if median else "mean")
         return ModelPipeline([("model", model)])
 
     def refit_params(self, model: Any, row_ratio: float) -> dict[str, Any] | None:
@@ -191,33 +177,23 @@ class LinearFamily(BaseModelFamily):
         """Nothing to fix: a linear model is fitted to convergence, without a validation set."""
         return {}
 
-    def build(
-        self,
-        params: Mapping[str, Any],
-        *,
-        task: str,
-        schema: Schema,
-        features: Sequence[str],
-        text_column: str | None,
-        objective: ObjectiveHints,
-        seed: int,
-    ) -> Any:
+    def build(self, params: Mapping[str, Any], context: BuildContext) -> Any:
         """Scaled preprocessing + the linear model of the task."""
-        pre = build_preprocessor(schema, features, scale=True, text_column=text_column)
-        if task in CLASSIFICATION_TASKS:
+        pre = build_preprocessor(
+            context.schema, context.features, scale=True, text_column=context.text_column
+        )
+        if context.task in CLASSIFICATION_TASKS:
             model: Any = LogisticRegression(
                 C=float(params.get("C", 1.0)),
-                class_weight=_class_weight(objective),
+                class_weight=_class_weight(context.objective),
                 max_iter=2000,
-                random_state=seed,
+                random_state=context.seed,
             )
-        elif objective.loss == "l1":
+        elif context.objective.loss == "l1":
             model = HuberRegressor(alpha=float(params.get("alpha", 1.0)), max_iter=1000)
         else:
-            model = Ridge(alpha=float(params.get("alpha", 1.0)), random_state=seed)
-        return _finish(
-            ModelPipeline([("preprocess", pre), ("model", model)]), task, objective, seed
-        )
+            model = Ridge(alpha=float(params.get("alpha", 1.0)), random_state=context.seed)
+        return _finish(ModelPipeline([("preprocess", pre), ("model", model)]), context)
 
 
 @FAMILIES.register("lightgbm")
@@ -274,24 +250,18 @@ class LightGBMFamily(BaseModelFamily):
             best = int(model.booster_.current_iteration())
         return {"n_estimators": max(1, round(best * max(row_ratio, 1.0)))}
 
-    def build(
-        self,
-        params: Mapping[str, Any],
-        *,
-        task: str,
-        schema: Schema,
-        features: Sequence[str],
-        text_column: str | None,
-        objective: ObjectiveHints,
-        seed: int,
-    ) -> Any:
+    def build(self, params: Mapping[str, Any], context: BuildContext) -> Any:
         """Unscaled, ordinal-coded preprocessing + LGBMClassifier/LGBMRegressor.
 
         ``n_estimators`` (default 500) caps the rounds; with a validation set the
         model stops 30 rounds after its best and keeps the best round.
         """
         pre = build_preprocessor(
-            schema, features, scale=False, text_column=text_column, categorical="ordinal"
+            context.schema,
+            context.features,
+            scale=False,
+            text_column=context.text_column,
+            categorical="ordinal",
         )
         subsample = float(params.get("subsample", 1.0))
         common: dict[str, Any] = {
@@ -303,20 +273,22 @@ class LightGBMFamily(BaseModelFamily):
             "subsample_freq": 1 if subsample < 1.0 else 0,
             "colsample_bytree": float(params.get("colsample_bytree", 1.0)),
             "reg_lambda": float(params.get("reg_lambda", 0.0)),
-            "random_state": seed,
+            "random_state": context.seed,
             "n_jobs": self.n_jobs,
             "verbose": -1,
             "deterministic": True,
             "force_col_wise": True,
         }
-        if task in CLASSIFICATION_TASKS:
-            model: Any = lgb.LGBMClassifier(class_weight=_class_weight(objective), **common)
+        if context.task in CLASSIFICATION_TASKS:
+            model: Any = lgb.LGBMClassifier(
+                class_weight=_class_weight(context.objective), **common
+            )
         else:
             model = lgb.LGBMRegressor(
-                objective="l1" if objective.loss == "l1" else "regression", **common
+                objective="l1" if context.objective.loss == "l1" else "regression", **common
             )
         pipeline = ModelPipeline([("preprocess", pre), ("model", model)], stopping_rounds=30)
-        return _finish(pipeline, task, objective, seed)
+        return _finish(pipeline, context)
 
 
 @FAMILIES.register("extra_trees")
@@ -375,42 +347,36 @@ class ExtraTreesFamily(BaseModelFamily):
         """Nothing to fix: a forest is grown in full, without a validation set."""
         return {}
 
-    def build(
-        self,
-        params: Mapping[str, Any],
-        *,
-        task: str,
-        schema: Schema,
-        features: Sequence[str],
-        text_column: str | None,
-        objective: ObjectiveHints,
-        seed: int,
-    ) -> Any:
+    def build(self, params: Mapping[str, Any], context: BuildContext) -> Any:
         """Unscaled, ordinal-coded preprocessing + ExtraTreesClassifier/ExtraTreesRegressor."""
         from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 
         pre = build_preprocessor(
-            schema, features, scale=False, text_column=text_column, categorical="ordinal"
+            context.schema,
+            context.features,
+            scale=False,
+            text_column=context.text_column,
+            categorical="ordinal",
         )
         common: dict[str, Any] = {
             "n_estimators": int(params.get("n_estimators", 100)),
             "max_leaf_nodes": int(params.get("max_leaf_nodes", 1024)),
-            "max_features": float(params.get("max_features", self._default_features(task))),
+            "max_features": float(
+                params.get("max_features", self._default_features(context.task))
+            ),
             "min_samples_leaf": int(params.get("min_samples_leaf", 1)),
-            "random_state": seed,
+            "random_state": context.seed,
             "n_jobs": self.n_jobs,
         }
-        if task in CLASSIFICATION_TASKS:
+        if context.task in CLASSIFICATION_TASKS:
             model: Any = ExtraTreesClassifier(
                 criterion=str(params.get("criterion", "gini")),
-                class_weight=_class_weight(objective),
+                class_weight=_class_weight(context.objective),
                 **common,
             )
         else:
             model = ExtraTreesRegressor(**common)
-        return _finish(
-            ModelPipeline([("preprocess", pre), ("model", model)]), task, objective, seed
-        )
+        return _finish(ModelPipeline([("preprocess", pre), ("model", model)]), context)
 
 
 @FAMILIES.register("svm")
@@ -456,17 +422,7 @@ class SVMFamily(BaseModelFamily):
         """Nothing to fix: the fit is convex and needs no validation set."""
         return {}
 
-    def build(
-        self,
-        params: Mapping[str, Any],
-        *,
-        task: str,
-        schema: Schema,
-        features: Sequence[str],
-        text_column: str | None,
-        objective: ObjectiveHints,
-        seed: int,
-    ) -> Any:
+    def build(self, params: Mapping[str, Any], context: BuildContext) -> Any:
         """Scaled preprocessing + RBFSupportVectorClassifier/RBFSupportVectorRegressor."""
         from assay.train.kernel import RBFSupportVectorClassifier, RBFSupportVectorRegressor
 
@@ -474,27 +430,25 @@ class SVMFamily(BaseModelFamily):
         if scaling not in ("standard", "minmax"):
             raise ValueError(f"svm scaling must be 'standard' or 'minmax', not {scaling!r}")
         pre = build_preprocessor(
-            schema,
-            features,
+            context.schema,
+            context.features,
             scale="minmax" if scaling == "minmax" else "standard",
-            text_column=text_column,
+            text_column=context.text_column,
         )
         C = float(params.get("C", 1.0))
         gamma_factor = float(params.get("gamma_factor", 1.0))
-        if task in CLASSIFICATION_TASKS:
+        if context.task in CLASSIFICATION_TASKS:
             model: Any = RBFSupportVectorClassifier(
                 C=C,
                 gamma_factor=gamma_factor,
-                class_weight=_class_weight(objective),
-                random_state=seed,
+                class_weight=_class_weight(context.objective),
+                random_state=context.seed,
             )
         else:
             model = RBFSupportVectorRegressor(
                 C=C, gamma_factor=gamma_factor, epsilon=float(params.get("epsilon", 0.1))
             )
-        return _finish(
-            ModelPipeline([("preprocess", pre), ("model", model)]), task, objective, seed
-        )
+        return _finish(ModelPipeline([("preprocess", pre), ("model", model)]), context)
 
 
 @FAMILIES.register("mlp")
@@ -536,17 +490,7 @@ class MLPFamily(BaseModelFamily):
             return None
         return {"max_epochs": best, "validation_fraction": 0.0}
 
-    def build(
-        self,
-        params: Mapping[str, Any],
-        *,
-        task: str,
-        schema: Schema,
-        features: Sequence[str],
-        text_column: str | None,
-        objective: ObjectiveHints,
-        seed: int,
-    ) -> Any:
+    def build(self, params: Mapping[str, Any], context: BuildContext) -> Any:
         """Scaled, one-hot preprocessing + TorchMLPClassifier/TorchMLPRegressor.
 
         ``max_epochs`` (default 200), ``patience`` (default 10) and
@@ -555,7 +499,9 @@ class MLPFamily(BaseModelFamily):
         """
         from assay.train.mlp import TorchMLPClassifier, TorchMLPRegressor  # imports torch
 
-        pre = build_preprocessor(schema, features, scale=True, text_column=text_column)
+        pre = build_preprocessor(
+            context.schema, context.features, scale=True, text_column=context.text_column
+        )
         common: dict[str, Any] = {
             "hidden_layers": (int(params.get("width", 64)),) * int(params.get("n_layers", 2)),
             "dropout": float(params.get("dropout", 0.1)),
@@ -565,17 +511,17 @@ class MLPFamily(BaseModelFamily):
             "max_epochs": int(params.get("max_epochs", 200)),
             "patience": int(params.get("patience", 10)),
             "validation_fraction": float(params.get("validation_fraction", 0.1)),
-            "random_state": seed,
+            "random_state": context.seed,
         }
-        if task in CLASSIFICATION_TASKS:
-            model: Any = TorchMLPClassifier(class_weight=_class_weight(objective), **common)
-        elif objective.loss == "l1":
+        if context.task in CLASSIFICATION_TASKS:
+            model: Any = TorchMLPClassifier(
+                class_weight=_class_weight(context.objective), **common
+            )
+        elif context.objective.loss == "l1":
             model = TorchMLPRegressor(loss="absolute_error", **common)
         else:
             model = TorchMLPRegressor(loss="squared_error", **common)
-        return _finish(
-            ModelPipeline([("preprocess", pre), ("model", model)]), task, objective, seed
-        )
+        return _finish(ModelPipeline([("preprocess", pre), ("model", model)]), context)
 
 
 @FAMILIES.register("tfidf_linear")
@@ -604,19 +550,9 @@ class TfidfLinearFamily(BaseModelFamily):
         """Nothing to fix: TF-IDF and the linear model need no validation set."""
         return {}
 
-    def build(
-        self,
-        params: Mapping[str, Any],
-        *,
-        task: str,
-        schema: Schema,
-        features: Sequence[str],
-        text_column: str | None,
-        objective: ObjectiveHints,
-        seed: int,
-    ) -> Any:
+    def build(self, params: Mapping[str, Any], context: BuildContext) -> Any:
         """TF-IDF (sublinear tf, word n-grams) + LogisticRegression."""
-        if text_column is None:
+        if context.text_column is None:
             raise ConfigError(
                 "the tfidf_linear family needs a text column",
                 key="data.text",
@@ -629,14 +565,12 @@ class TfidfLinearFamily(BaseModelFamily):
             "min_df": int(params.get("min_df", 1)),
         }
         pre = build_preprocessor(
-            schema, [], scale=False, text_column=text_column, text_options=options
+            context.schema, [], scale=False, text_column=context.text_column, text_options=options
         )
         model = LogisticRegression(
             C=float(params.get("C", 10.0)),
-            class_weight=_class_weight(objective),
+            class_weight=_class_weight(context.objective),
             max_iter=2000,
-            random_state=seed,
+            random_state=context.seed,
         )
-        return _finish(
-            ModelPipeline([("preprocess", pre), ("model", model)]), task, objective, seed
-        )
+        return _finish(ModelPipeline([("preprocess", pre), ("model", model)]), context)

@@ -26,6 +26,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.data.values import native
 from assay.errors import AssayError
+from assay.train.context import BuildContext
 from assay.train.curves import final_model
 from assay.train.ensemble import (
     ENSEMBLE_STEPS,
@@ -174,6 +175,8 @@ class SearchScheduler:
 
     Args:
         data: training and validation rows and labels.
+        context: what every model is built for (task, features, hints, seed); the
+            studies' samplers and folds take the same task and seed.
         keep: configurations kept per family for a cross-validated choice.
         budget: the time budget in seconds, or ``None``.
         refit_ratio, cv_cost, blend_cost: what finishing costs, in units of a
@@ -185,13 +188,11 @@ class SearchScheduler:
         self,
         data: tuple[Any, Any, Any, Any],
         *,
-        task: str,
+        context: BuildContext,
         primary: str,
         higher: bool,
         sampler: SamplerName,
         pruning: bool,
-        seed: int,
-        build_kw: dict[str, Any],
         progress: Callable[[TrialInfo], None] | None,
         planned: int | None,
         baseline_value: float,
@@ -202,9 +203,9 @@ class SearchScheduler:
         blend_cost: float = 0.0,
     ) -> None:
         self.data = data
-        self.task, self.primary, self.higher = task, primary, higher
-        self.sampler, self.pruning, self.seed = sampler, pruning, seed
-        self.build_kw, self.progress, self.planned = build_kw, progress, planned
+        self.task, self.primary, self.higher = context.task, primary, higher
+        self.sampler, self.pruning, self.seed = sampler, pruning, context.seed
+        self.context, self.progress, self.planned = context, progress, planned
         self.baseline_value, self.keep = baseline_value, keep
         self.budget, self.refit_ratio, self.cv_cost = budget, refit_ratio, cv_cost
         self.blend_cost = blend_cost
@@ -369,7 +370,7 @@ class SearchScheduler:
         t0 = time.perf_counter()
         try:
             params = self._params(trial, arm.family)
-            model = arm.family.build(params, **self.build_kw)
+            model = arm.family.build(params, self.context)
             report = Reporter(trial, self.higher) if self.pruning else None
             fit_model(model, X_train, y_train, eval_set=(X_val, y_val), on_step=report)
             value = score_estimator(self.primary, model, X_val, y_val)
@@ -606,7 +607,7 @@ class SearchScheduler:
 
     def _fit_fixed(self, arm: Arm, config: Config, extra: dict[str, Any], X: Any, y: Any) -> Any:
         """Fit without validation rows; a tuned threshold is the searched model's."""
-        model = arm.family.build({**config.params, **extra}, **self.build_kw)
+        model = arm.family.build({**config.params, **extra}, self.context)
         searched = config.estimator
         if isinstance(model, ThresholdedClassifier) and isinstance(searched, ThresholdedClassifier):
             model.estimator_ = fit_model(clone(model.estimator), X, y)

@@ -66,6 +66,7 @@ from assay.data.schema import Schema
 from assay.data.values import native
 from assay.errors import AssayError, ConfigError, DataError
 from assay.train.scheduler import Reporter, SearchScheduler, join_rows
+from assay.train.context import BuildContext
 from assay.train.curves import Diagnosis, LearningCurve, diagnose, learning_curve_for
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
 from assay.train.families import FAMILIES, get_family
@@ -270,17 +271,17 @@ def run_search(
     _check_selection(cv_rows, cv_folds, cv_groups, len(X_train), len(X_val))
     hints = objective_for(task, primary_metric)
     higher = HIGHER_IS_BETTER[primary_metric]
-    build_kw: dict[str, Any] = {
-        "task": task,
-        "schema": schema,
-        "features": list(features),
-        "text_column": text_column,
-        "objective": hints,
-        "seed": seed,
-    }
+    context = BuildContext.of(
+        task=task,
+        schema=schema,
+        features=features,
+        text_column=text_column,
+        objective=hints,
+        seed=seed,
+    )
 
     dummy = get_family("dummy")
-    baseline = dummy.build(dummy.defaults(task), **build_kw)
+    baseline = dummy.build(dummy.defaults(task), context)
     fit_model(baseline, X_train, y_train, eval_set=(X_val, y_val))
     baseline_value = score_estimator(primary_metric, baseline, X_val, y_val)
 
@@ -316,13 +317,11 @@ def run_search(
     cross = bool(n_train < cv_rows and not time_ordered)
     runner = SearchScheduler(
         (X_train, y_train, X_val, y_val),
-        task=task,
+        context=context,
         primary=primary_metric,
         higher=higher,
         sampler=sampler,
         pruning=pruning,
-        seed=seed,
-        build_kw=build_kw,
         progress=progress,
         planned=None if trials is None else max(trials, len(searched)),
         baseline_value=baseline_value,
@@ -447,19 +446,19 @@ def chosen_template(
     ensemble, an ensemble of its members (built with their searched parameters,
     without the refit's fixed rounds or epochs) with the same weights and threshold.
     """
-    build_kw: dict[str, Any] = {
-        "task": result.task,
-        "schema": schema,
-        "features": list(features),
-        "text_column": text_column,
-        "objective": result.objective,
-        "seed": result.seed,
-    }
+    context = BuildContext.of(
+        task=result.task,
+        schema=schema,
+        features=features,
+        text_column=text_column,
+        objective=result.objective,
+        seed=result.seed,
+    )
     if result.ensemble is None:
-        return get_family(result.best_family).build(result.best_params, **build_kw)
+        return get_family(result.best_family).build(result.best_params, context)
     members = []
     for member in result.ensemble.members:
-        model = get_family(member.family).build(member.params, **build_kw)
+        model = get_family(member.family).build(member.params, context)
         # the ensemble applies its own decision threshold
         members.append(model.estimator if isinstance(model, ThresholdedClassifier) else model)
     weights = [m.weight for m in result.ensemble.members]
