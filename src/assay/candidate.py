@@ -282,6 +282,7 @@ def _evaluate_on_test(
         min_slice_size=spec.fairness.min_slice_size, seed=spec.seed, cv_scores=cv_scores,
         artifact_size=len(pickle.dumps(model, protocol=5)), X_reference=rows.X_train,
         primary=spec.primary_metric,
+        text_columns=(inputs.text_column,) if inputs.text_column else (),
     )
     baseline = evaluate(
         search.baseline, X_test, y_test, task=spec.task, metrics=metrics,
