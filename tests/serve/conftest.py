@@ -185,3 +185,73 @@ def serving_project(serving_template: ServingProject, tmp_path: Path) -> Iterato
         features=list(serving_template.features),
     )
     registry.store.close()
+
+
+# -- a text-classification project -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextProject:
+    """A promoted ``tfidf_linear`` text classifier (``review`` -> ``pos``/``neg``).
+
+    Attributes:
+        project: the opened project.
+        registry: its registry.
+        version: the promoted version, trained by ``run_project``.
+        frame: the training data.
+    """
+
+    project: Project
+    registry: ModelRegistry
+    version: int
+    frame: pd.DataFrame
+
+    @property
+    def root(self) -> Path:
+        return self.project.root
+
+
+def _build_text(root: Path) -> int:
+    from .textmodels import text_frame
+
+    root.mkdir(parents=True, exist_ok=True)
+    text_frame().to_csv(root / "data.csv", index=False)
+    raw = {
+        "task": "text-classification",
+        "data": {"source": "data.csv", "target": "label", "text": "review"},
+        "search": {"families": ["dummy", "tfidf_linear"], "trials": 2, "cv_folds": 2},
+    }
+    (root / "assay.yaml").write_text(yaml.safe_dump(raw))
+    project = Project.open(root / "assay.yaml")
+    registry = open_registry(project)
+    try:
+        result = run_project(project, registry=registry, write_report=False)
+        if not result.promoted:
+            registry.promote(result.version, gate_passed=False, force=True, reason="test fixture")
+        return result.version
+    finally:
+        registry.store.close()
+
+
+@pytest.fixture(scope="session")
+def text_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TextProject]:
+    """The shared, read-only text project (do not promote, deploy or write into it)."""
+    from .textmodels import text_frame
+
+    root = tmp_path_factory.mktemp("text-template") / "project"
+    version = _build_text(root)
+    project = Project.open(root / "assay.yaml")
+    registry = open_registry(project)
+    yield TextProject(project, registry, version, text_frame())
+    registry.store.close()
+
+
+@pytest.fixture
+def text_project(text_template: TextProject, tmp_path: Path) -> Iterator[TextProject]:
+    """A private copy of the text project, free to change."""
+    root = tmp_path / "text-project"
+    shutil.copytree(text_template.root, root)
+    project = Project.open(root / "assay.yaml")
+    registry = open_registry(project)
+    yield TextProject(project, registry, text_template.version, text_template.frame)
+    registry.store.close()

@@ -80,6 +80,15 @@ def serve(
         float, typer.Option(help="Seconds a client has to send a request's body after its headers (then 408).",
                             min=0.1)
     ] = 30.0,
+    batch_wait_ms: Annotated[
+        float, typer.Option(help="Milliseconds a request to a model that prefers batches waits "
+                            "for others to be scored with it (0: only those queued meanwhile).",
+                            min=0.0)
+    ] = 5.0,
+    max_batch: Annotated[
+        int, typer.Option(help="Most rows scored in one call of a model that prefers batches "
+                          "(1: no gathering).", min=1)
+    ] = 32,
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
     log_drain: Annotated[
         str, typer.Option(help="Who inserts the prediction log into the store: a separate "
@@ -95,6 +104,7 @@ def serve(
 
     from assay.serve.app import create_app
     from assay.serve.connection import PROTOCOL_PATH, protocol_class
+    from assay.serve.gather import BatchPolicy
     from assay.serve.protocols import RequestLimits
 
     if insecure_no_auth and not is_loopback(host):
@@ -115,6 +125,7 @@ def serve(
     limits = RequestLimits(max_body_bytes=max_body_bytes, max_records=max_records, extra_fields=extra_fields,
                            max_string_length=max_string_length, header_timeout=header_timeout,
                            body_timeout=body_timeout)
+    batching = BatchPolicy(wait_ms=batch_wait_ms, max_rows=max_batch)
     project, registry = _open(config)
     champion = registry.alias("champion")
     err = _err()
@@ -135,7 +146,7 @@ def serve(
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     if workers == 1:
         app = create_app(project, auth=not insecure_no_auth, poll_seconds=poll_seconds,
-                         limits=limits, registry=registry,
+                         limits=limits, registry=registry, batching=batching,
                          log_drain=cast(Literal["process", "thread"], log_drain))
         uvicorn.run(app, http=protocol_class(limits), **common)
         return
@@ -143,7 +154,8 @@ def serve(
 
     settings = ServeSettings(config=project.config_path, auth=not insecure_no_auth,
                              poll_seconds=poll_seconds,
-                             log_drain=cast(Literal["process", "thread"], log_drain), limits=limits)
+                             log_drain=cast(Literal["process", "thread"], log_drain), limits=limits,
+                             batching=batching)
     os.environ.update(settings.to_env())
     uvicorn.run("assay.serve.app:create_app_from_env", factory=True, workers=workers, http=PROTOCOL_PATH,
                 **common)

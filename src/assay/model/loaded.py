@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from assay.model.fastpath import FastPredictor
     from assay.registry import ModelRegistry, ModelVersion
 
-__all__ = ["FAST_MAX_ROWS", "LoadedModel", "Prediction", "model_columns", "pipeline_scores"]
+__all__ = [
+    "FAST_MAX_ROWS",
+    "LoadedModel",
+    "Prediction",
+    "final_estimator",
+    "model_columns",
+    "pipeline_scores",
+    "prefers_batches",
+]
 
 logger = logging.getLogger("assay.model")
 
@@ -99,6 +107,11 @@ class LoadedModel:
         fast_reason: why there is no fast path (None when there is one).
         family: the model family alias.
         digest: the verified artifact digest.
+        text_column: the free text a text-classification model reads (its values must be
+            non-empty strings), else None.
+        prefers_batches: the final estimator declares ``prefers_batches_ = True``: one call
+            costs much more than one row (a transformer), so the server gathers concurrent
+            requests into one call (:mod:`assay.serve.gather`).
     """
 
     def __init__(
@@ -114,6 +127,7 @@ class LoadedModel:
         digest: str = "",
         fast: FastPredictor | BlendPredictor | None = None,
         fast_reason: str | None = None,
+        text_column: str | None = None,
     ) -> None:
         self.version = int(version)
         self.task = task
@@ -126,6 +140,8 @@ class LoadedModel:
         self.digest = digest
         self.fast = fast
         self.fast_reason = fast_reason
+        self.text_column = text_column if text_column in self.features else None
+        self.prefers_batches = prefers_batches(model)
         model_classes = getattr(model, "classes_", None) if task in _CLASSIFICATION else None
         order = list(model_classes) if model_classes is not None else (self.classes or [])
         self._class_keys = [str(native(c)) for c in order]
@@ -169,6 +185,7 @@ class LoadedModel:
             if not classes and getattr(model, "classes_", None) is not None:
                 classes = [native(c) for c in model.classes_]
         fast, reason = _compile(model, features)
+        text_column = record.lineage.text_column if record.task == "text-classification" else None
         return cls(
             version=record.version,
             task=record.task,
@@ -180,12 +197,14 @@ class LoadedModel:
             digest=record.artifact_digest,
             fast=fast,
             fast_reason=reason,
+            text_column=text_column,
         )
 
     def validate(self, records: Sequence[Any]) -> ValidatedBatch:
         """Check and coerce request records against this model's schema."""
         if self._validator is None:
-            self._validator = RecordValidator(self.columns, self.features)
+            self._validator = RecordValidator(self.columns, self.features,
+                                              text_column=self.text_column)
         return self._validator.validate(records)
 
     def predict(
@@ -249,8 +268,31 @@ class LoadedModel:
         return Prediction(native(value), dict(zip(self._class_keys, probs)), max(probs))
 
 
+def final_estimator(model: Any) -> Any:
+    """The estimator that scores a fitted model's rows: the last step of its pipeline, inside
+    a :class:`~assay.train.objective.ThresholdedClassifier` when it has one."""
+    from sklearn.pipeline import Pipeline
+
+    from assay.train.objective import ThresholdedClassifier
+
+    inner = model.estimator_ if isinstance(model, ThresholdedClassifier) else model
+    if isinstance(inner, Pipeline) and inner.steps:
+        return inner.steps[-1][1]
+    return inner
+
+
+def prefers_batches(model: Any) -> bool:
+    """Whether ``model``'s final estimator declares ``prefers_batches_ = True``: a call costs
+    far more than a row, so many rows per call are much cheaper than one."""
+    return getattr(final_estimator(model), "prefers_batches_", False) is True
+
+
 def pipeline_scores(model: Any, frame: pd.DataFrame, *, classification: bool) -> tuple[Any, Any]:
-    """``(predict, predict_proba or None)`` of a fitted model, preprocessing the frame once."""
+    """``(predict, predict_proba or None)`` of a fitted model, preprocessing the frame once.
+
+    A final estimator that prefers batches is called once: its label is the most probable
+    class, read from ``predict_proba`` (a second ``predict`` call would run it twice).
+    """
     from sklearn.pipeline import Pipeline
 
     from assay.train.objective import ThresholdedClassifier
@@ -271,6 +313,8 @@ def pipeline_scores(model: Any, frame: pd.DataFrame, *, classification: bool) ->
     if threshold is not None and classes is not None:
         # ThresholdedClassifier.predict: the positive class where its probability reaches the threshold
         labels = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
+    elif getattr(final, "prefers_batches_", False) is True:
+        labels = np.asarray(final.classes_)[np.argmax(proba, axis=1)]
     else:
         labels = final.predict(X)
     return labels, proba

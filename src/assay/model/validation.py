@@ -5,7 +5,8 @@ Each record must be a JSON object holding every feature the model was trained on
 missing, and the model imputes it). Problems fall in two groups:
 
 * refused (the record gets no answer, HTTP 422): ``not_an_object``, ``missing`` (a
-  required field is absent), ``type`` (a value cannot be read as its column's kind);
+  required field is absent, or a model's text is null or empty), ``type`` (a value
+  cannot be read as its column's kind);
 * answered but flagged (the flags are logged with the prediction):
   ``unknown_category`` (a level training never saw), ``out_of_range`` (a number or
   date outside the training min..max), ``unexpected_null`` (null in a column that had
@@ -22,6 +23,10 @@ Coercion rules, per column kind:
 * categorical: any scalar, compared as a string (``3`` and ``3.0`` both read as
   ``"3"``, ``true`` as ``"True"``), as training compared levels.
 * text: strings (numbers are written as strings).
+* the text of a text-classification model (its ``text_column``): a non-empty string
+  only. It is the model's one input, so a number, boolean, list or object is refused
+  (``type``), and null, an empty or blank string, or an absent field is refused
+  (``missing``): scoring it would answer the class priors, not the text.
 * datetime: ISO 8601 strings (``2024-05-01``, ``2024-05-01T13:45:00Z``, with an
   offset or naive = UTC) and datetime objects; numbers are refused (epoch seconds
   and milliseconds are ambiguous).
@@ -285,6 +290,21 @@ def _text(value: Any) -> str:
     raise _Refused(f"expected a string, got {_type_name(value)}")
 
 
+class _Empty(_Refused):
+    """A text that holds nothing to read (internal)."""
+
+
+def _strict_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Refused(f"expected the text as a string, got {_type_name(value)}")
+    if not value.strip():
+        raise _Empty(
+            "the text is empty" + (" (only whitespace)" if value else "")
+            + "; send the text to classify"
+        )
+    return value
+
+
 def _datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         stamp = value
@@ -323,18 +343,22 @@ def _bound(value: Any, kind: str) -> Any:
 class _Column:
     """One feature's compiled checks (internal)."""
 
-    __slots__ = ("categories", "high", "kind", "low", "name", "nullable")
+    __slots__ = ("categories", "high", "kind", "low", "name", "nullable", "strict_text")
 
-    def __init__(self, col: ColumnSchema) -> None:
+    def __init__(self, col: ColumnSchema, *, strict_text: bool = False) -> None:
         self.name = col.name
         self.kind = col.kind
-        self.nullable = bool(col.nullable)
+        self.strict_text = strict_text
+        # the text a model reads is required: null or absent is refused, never imputed
+        self.nullable = bool(col.nullable) and not strict_text
         self.categories = frozenset(col.categories) if col.categories is not None else None
         self.low = _bound(col.min, col.kind)
         self.high = _bound(col.max, col.kind)
 
     def coerce(self, value: Any) -> Any:
         kind = self.kind
+        if self.strict_text:
+            return _strict_text(value)
         if kind in ("numeric", "integer"):
             return _number(value)
         if kind == "categorical":
@@ -347,6 +371,8 @@ class _Column:
 
     def flag(self, value: Any) -> tuple[str, str] | None:
         """The (code, reason) a coerced non-null value is flagged with, if any."""
+        if self.strict_text:
+            return None
         if self.kind == "categorical":
             if self.categories is None or value in self.categories:
                 return None
@@ -374,9 +400,17 @@ class RecordValidator:
     Args:
         columns: the schema of the model's input columns (at least every feature).
         features: the model's input columns, in order.
+        text_column: the free text a text-classification model reads; its value must be a
+            non-empty string (whatever kind the schema inferred for the column).
     """
 
-    def __init__(self, columns: Sequence[ColumnSchema], features: Sequence[str]) -> None:
+    def __init__(
+        self,
+        columns: Sequence[ColumnSchema],
+        features: Sequence[str],
+        *,
+        text_column: str | None = None,
+    ) -> None:
         by_name = {c.name: c for c in columns}
         missing = [name for name in features if name not in by_name]
         if missing:
@@ -389,7 +423,8 @@ class RecordValidator:
             )
         self.features: tuple[str, ...] = tuple(features)
         self.columns: tuple[ColumnSchema, ...] = tuple(by_name[n] for n in features)
-        self._checks = tuple(_Column(c) for c in self.columns)
+        self.text_column = text_column
+        self._checks = tuple(_Column(c, strict_text=c.name == text_column) for c in self.columns)
         self._known = frozenset(self.features)
 
     def validate(self, records: Sequence[Any]) -> ValidatedBatch:
@@ -448,12 +483,14 @@ class RecordValidator:
                 if check.nullable:
                     row[name] = None
                     continue
+                wanted = (
+                    "the text to classify, a non-empty string"
+                    if check.strict_text
+                    else f"a {check.kind} value; send null if it is unknown"
+                )
                 refused.append(
                     RecordIssue(
-                        index,
-                        name,
-                        f"the required field '{name}' is missing (expected a {check.kind} value; "
-                        "send null if it is unknown)",
+                        index, name, f"the required field '{name}' is missing (expected {wanted})",
                         "missing",
                     )
                 )
@@ -462,7 +499,12 @@ class RecordValidator:
             value = record[name]
             if _is_null(value):
                 row[name] = None
-                if not check.nullable:
+                if check.strict_text:
+                    refused.append(
+                        RecordIssue(index, name, "the text is missing (null, or an empty CSV "
+                                    "field); send the text to classify", "missing")
+                    )
+                elif not check.nullable:
                     flagged.append(
                         RecordIssue(
                             index,
@@ -476,7 +518,8 @@ class RecordValidator:
             try:
                 coerced = check.coerce(value)
             except _Refused as exc:
-                refused.append(RecordIssue(index, name, str(exc), "type"))
+                code = "missing" if isinstance(exc, _Empty) else "type"
+                refused.append(RecordIssue(index, name, str(exc), code))
                 continue
             row[name] = coerced
             found = check.flag(coerced)

@@ -58,6 +58,7 @@ from assay.project import Project
 from assay.registry import ModelRegistry
 from assay.serve import protocols as proto
 from assay.serve.auth import TokenVerifier
+from assay.serve.gather import BatchPolicy, Gatherer
 from assay.serve.lane import PredictLane
 from assay.serve.log import Drain, PredictionLog
 from assay.serve.metrics import ServerMetrics
@@ -96,6 +97,7 @@ def create_app(
     registry: ModelRegistry | None = None,
     lane: bool = True,
     log_drain: Drain = "thread",
+    batching: BatchPolicy | None = None,
 ) -> FastAPI:
     """The server of ``project``.
 
@@ -117,6 +119,9 @@ def create_app(
         log_drain: who inserts the prediction log into the store: a ``thread`` of this
             process, or a drainer ``process`` (``assay serve``'s choice: the inserts never
             take the server's GIL).
+        batching: how requests to a model that prefers batches are gathered into one call
+            (:mod:`assay.serve.gather`; default :class:`BatchPolicy`' defaults). Models
+            that do not prefer batches never wait.
     """
     from assay.registry import open_registry
 
@@ -126,6 +131,7 @@ def create_app(
         limits = replace(limits, max_records=int(max_records))
     if max_body_bytes is not None:
         limits = replace(limits, max_body_bytes=int(max_body_bytes))
+    metrics = ServerMetrics()
     state = ServerState(
         project=project,
         registry=registry,
@@ -135,11 +141,13 @@ def create_app(
                           max_string=project.spec.monitoring.log_max_string,
                           max_input_bytes=project.spec.monitoring.log_max_input_bytes),
         verifier=TokenVerifier(registry) if auth else None,
-        metrics=ServerMetrics(),
+        metrics=metrics,
         model_name=model_name(project),
         max_records=limits.max_records,
         max_body_bytes=limits.max_body_bytes,
         limits=limits,
+        gatherer=Gatherer(batching, observe=lambda model, requests, rows, fell_back:
+                          metrics.observe_batch(model.version, requests, rows, fell_back)),
     )
 
     @asynccontextmanager
@@ -191,6 +199,7 @@ def create_app_from_env() -> FastAPI:
         poll_seconds=settings.poll_seconds,
         limits=settings.limits,
         log_drain=settings.log_drain,
+        batching=settings.batching,
     )
 
 
@@ -298,8 +307,11 @@ def _schemas(state: ServerState) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     if champion is not None:
         for column in champion.columns:
-            properties[column.name] = _column_schema(column, state.limits.max_string_length)
-    required = [c.name for c in champion.columns if not c.nullable] if champion is not None else []
+            properties[column.name] = _column_schema(column, state.limits.max_string_length,
+                                                     text=column.name == champion.text_column)
+    required = ([c.name for c in champion.columns
+                 if not c.nullable or c.name == champion.text_column]
+                if champion is not None else [])
     record = {"type": "object", "properties": properties, "required": required, "additionalProperties": True,
               "maxProperties": max_fields(state),
               "description": "One record: feature name -> value (null for missing; a feature that had "
@@ -378,9 +390,12 @@ _PLACEHOLDERS: dict[str, Any] = {
 }
 
 
-def _column_schema(column: Any, max_length: int) -> dict[str, Any]:
+def _column_schema(column: Any, max_length: int, *, text: bool = False) -> dict[str, Any]:
     kind = column.kind
     schema: dict[str, Any]
+    if text:  # the text a text-classification model reads: a non-blank string, never null
+        return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": r"\S",
+                "examples": ["text"], "description": "the text to classify"}
     if kind in ("numeric", "integer"):
         schema = {"type": "number" if kind == "numeric" else "integer"}
     elif kind == "boolean":

@@ -145,7 +145,7 @@ def predict_file(
         raise DataError("the chunk size must be positive", path=str(source), received=chunk_size,
                         fix="Pass --chunk-size 10000 (the default) or another positive number.")
     model = load_model_for_batch(registry, version)
-    schema, chunks, total = _read(source, chunk_size)
+    schema, chunks, total = _read(source, chunk_size, model.text_column)
     names = output_columns(model, schema.names)
     out_schema = _output_schema(schema, model, names)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
@@ -265,7 +265,11 @@ def _check_suffix(path: Path, role: str) -> None:
         )
 
 
-def _read(source: Path, chunk_size: int) -> tuple[pa.Schema, Iterator[pa.Table], int | None]:
+def _read(
+    source: Path, chunk_size: int, text_column: str | None = None
+) -> tuple[pa.Schema, Iterator[pa.Table], int | None]:
+    """The file's schema, its rows in tables of ``chunk_size``, and its row count; a CSV's
+    ``text_column`` is read as strings (a text reading ``42`` stays ``"42"``)."""
     suffix = source.suffix.lower()
     try:
         if suffix == ".parquet":
@@ -279,7 +283,7 @@ def _read(source: Path, chunk_size: int) -> tuple[pa.Schema, Iterator[pa.Table],
             return schema, batches, total
         if suffix == ".csv":
             try:
-                frame = pd.read_csv(source)
+                frame = pd.read_csv(source, dtype={text_column: str} if text_column else None)
             except pd.errors.ParserError:
                 located = csv_row_error(source)
                 if located is None:
@@ -436,13 +440,15 @@ class _Writer:
                 self._parquet = pq.ParquetWriter(self.path, self.schema)
             self._parquet.write_table(table)
             return
-        frame = table.to_pandas()
+        # integers stay integers beside nulls (a refused row's empty model_version is not 1.0)
+        frame = table.to_pandas(integer_object_nulls=True)
         if self._handle is None:
             self._handle = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
         if self.format == "csv":
             frame.to_csv(self._handle, header=self._first, index=False)
         else:
-            text = frame.to_json(orient="records", lines=True, date_format="iso")
+            text = frame.to_json(orient="records", lines=True, date_format="iso",
+                                 double_precision=15)
             self._handle.write(text if text.endswith("\n") or not text else text + "\n")
         self._first = False
 

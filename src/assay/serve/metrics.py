@@ -19,8 +19,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["LATENCY_BUCKETS", "ServerMetrics"]
+__all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "ServerMetrics"]
 
+#: requests or rows per gathered call
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024)
 #: seconds; dense below 50 ms, where a latency objective usually sits
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -36,9 +38,14 @@ class ServerMetrics:
     - ``http_errors_total{endpoint, code}``: every 4xx/5xx, by the error code of its body.
     - ``http_request_duration_seconds{endpoint}``: time to answer, histogram.
     - ``predictions_total{version, route}``: records scored (shadow included).
-    - ``prediction_duration_seconds{version, route}``: scoring time of one request's batch, histogram.
+    - ``prediction_duration_seconds{version, route}``: scoring time of one request's batch, histogram
+      (for a model that prefers batches, from joining the queue to the answer of its call).
     - ``prediction_flags_total{version, flag}``: answered-but-flagged records, by flag.
     - ``prediction_errors_total{version, route}``: scoring failures (a failing shadow never fails a request).
+    - ``model_batches_total{version}``: gathered calls to a model that prefers batches
+      (:mod:`assay.serve.gather`); ``model_batch_requests`` and ``model_batch_rows`` their
+      requests and rows, histograms; ``model_batch_fallbacks_total{version}``: batches whose
+      call failed and whose requests were scored alone.
     - ``model_loaded{version, route}``: 1 for each live version (route champion | challenger).
     - ``ready``: 1 when a verified champion is loaded.
     """
@@ -61,6 +68,17 @@ class ServerMetrics:
                              ["version", "flag"], registry=r)
         self.scoring_errors = Counter("assay_prediction_errors", "Scoring failures, per model version and route.",
                                       ["version", "route"], registry=r)
+        self.batches = Counter("assay_model_batches",
+                               "Gathered calls to a model that prefers batches.", ["version"],
+                               registry=r)
+        self.batch_requests = Histogram("assay_model_batch_requests", "Requests per gathered call.",
+                                        ["version"], buckets=BATCH_BUCKETS, registry=r)
+        self.batch_rows = Histogram("assay_model_batch_rows", "Rows per gathered call.",
+                                    ["version"], buckets=BATCH_BUCKETS, registry=r)
+        self.batch_fallbacks = Counter(
+            "assay_model_batch_fallbacks",
+            "Gathered calls that failed; their requests were scored alone.", ["version"],
+            registry=r)
         self.loaded = Gauge("assay_model_loaded", "1 for each live model version.", ["version", "route"],
                             registry=r)
         self.ready = Gauge("assay_ready", "1 when a verified champion is loaded.", registry=r)
@@ -89,6 +107,15 @@ class ServerMetrics:
     def observe_scoring_error(self, version: int, route: str) -> None:
         """Count a scoring failure."""
         self.scoring_errors.labels(str(version), route).inc()
+
+    def observe_batch(self, version: int, requests: int, rows: int, fell_back: bool) -> None:
+        """Count one gathered call of ``version`` over ``requests`` requests and ``rows`` rows."""
+        v = str(version)
+        self.batches.labels(v).inc()
+        self.batch_requests.labels(v).observe(requests)
+        self.batch_rows.labels(v).observe(rows)
+        if fell_back:
+            self.batch_fallbacks.labels(v).inc()
 
     def set_models(self, champion: int | None, challenger: int | None, ready: bool) -> None:
         """Record the live versions (call after each routing change; cheap when nothing changed)."""

@@ -467,19 +467,26 @@ def parse_mlflow(
 
 
 def parse_csv(
-    body: bytes, *, max_records: int = DEFAULT_MAX_RECORDS, max_columns: int | None = None
+    body: bytes,
+    *,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    max_columns: int | None = None,
+    text_columns: Sequence[str] = (),
 ) -> list[Any]:
     """Records from a ``text/csv`` body with a header row (MLflow's CSV input).
 
     The header line's columns are counted on the raw bytes first: more than
-    ``max_columns`` is refused (413) before pandas reads anything.
+    ``max_columns`` is refused (413) before pandas reads anything. The ``text_columns``
+    are read as strings (a review reading ``42`` stays the text ``"42"``; an empty field
+    is null).
     """
     import pandas as pd
 
     if max_columns is not None:
         _check_csv_shape(body, max_columns)
     try:
-        frame = pd.read_csv(io.BytesIO(body), nrows=max_records + 1)
+        frame = pd.read_csv(io.BytesIO(body), nrows=max_records + 1,
+                            dtype=dict.fromkeys(text_columns, str) or None)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise RequestError(
             422, "invalid_csv",

@@ -13,6 +13,11 @@ timeout (else 408), records over a limit of :class:`~assay.serve.protocols.Reque
 are refused before they are validated, and a body over :data:`INLINE_BODY_BYTES` is
 parsed, and a batch over :data:`THREAD_THRESHOLD` records scored, in a worker thread
 (:func:`offload`). Small requests, the common case, take no thread hop.
+
+A model that prefers batches (a transformer: ``prefers_batches_`` on its final estimator)
+is never called on the event loop: once a request is admitted (:func:`admit`: limits,
+routing, validation), its rows wait in :mod:`assay.serve.gather` to be scored in one call
+with other requests' rows, and the answer is logged (:func:`answered`) as on the direct path.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from assay.serve import protocols as proto
 from assay.serve.log import LogEntry, LogUnavailable, new_prediction_id
 from assay.serve.protocols import RequestError
+from assay.serve.runtime import Route
 from assay.model.loaded import LoadedModel, Prediction
 from assay.model.validation import ValidatedBatch
 from assay.store.database import utcnow
@@ -44,7 +50,9 @@ __all__ = [
     "Answer",
     "PredictHead",
     "Scored",
+    "admit",
     "answer_predict",
+    "answered",
     "authorize",
     "max_fields",
     "not_ready",
@@ -91,6 +99,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class Scored:
+    """The answer to an admitted request: the model that answered, its predictions (in the
+    order of the valid records), their logged ids and flags."""
+
     model: LoadedModel
     predictions: list[Prediction]
     ids: list[str]
@@ -108,6 +119,25 @@ def max_fields(state: ServerState) -> int:
 
 def score(state: ServerState, records: Sequence[Any], request_id: str) -> Scored:
     """Check the limits, validate, score, log; raise :class:`RequestError` for refused records."""
+    model, route, shadow, batch, at = admit(state, records)
+    start = time.perf_counter()
+    try:
+        predictions = model.predict(batch)
+    except Exception:
+        state.metrics.observe_scoring_error(model.version, route)
+        raise
+    seconds = time.perf_counter() - start
+    extra = (shadow_entries(state, shadow, model, batch, records, request_id, at)
+             if shadow is not None else [])
+    return answered(state, model, route, shadow, batch, records, request_id, at, predictions,
+                    seconds, extra)
+
+
+def admit(
+    state: ServerState, records: Sequence[Any]
+) -> tuple[LoadedModel, Route, LoadedModel | None, ValidatedBatch, Any]:
+    """Check the limits, choose the answering model (and shadow) from the routing snapshot and
+    validate: ``(model, route, shadow, batch, at)``; :class:`RequestError` for refused records."""
     routing = state.runtime.routing
     if routing.champion is None:
         raise not_ready(state)
@@ -117,13 +147,24 @@ def score(state: ServerState, records: Sequence[Any], request_id: str) -> Scored
     batch = model.validate(records)
     if batch.errors:
         raise refused(batch)
-    start = time.perf_counter()
-    try:
-        predictions = model.predict(batch)
-    except Exception:
-        state.metrics.observe_scoring_error(model.version, route)
-        raise
-    seconds = time.perf_counter() - start
+    return model, route, shadow, batch, at
+
+
+def answered(
+    state: ServerState,
+    model: LoadedModel,
+    route: Route,
+    shadow: LoadedModel | None,
+    batch: ValidatedBatch,
+    records: Sequence[Any],
+    request_id: str,
+    at: Any,
+    predictions: list[Prediction],
+    seconds: float,
+    extra: list[LogEntry],
+) -> Scored:
+    """Count and log the ``predictions`` of an admitted request (with the shadow's ``extra``
+    entries) in one append; 503 when the log cannot take them (nothing unlogged is answered)."""
     state.metrics.observe_predictions(model.version, route, len(predictions), seconds)
     state.metrics.observe_flags(model.version, batch.flags)
     latency_ms = seconds * 1000.0
@@ -134,8 +175,7 @@ def score(state: ServerState, records: Sequence[Any], request_id: str) -> Scored
                  p.probabilities, p.confidence, latency_ms, list(batch.flags[i]), shadowed_by)
         for i, (pos, p) in enumerate(zip(batch.valid_index, predictions))
     ]
-    if shadow is not None:
-        entries.extend(shadow_entries(state, shadow, model, batch, records, request_id, at))
+    entries.extend(extra)
     try:
         state.log.append(entries)
     except LogUnavailable as exc:
@@ -156,21 +196,46 @@ def shadow_entries(
 ) -> list[LogEntry]:
     # a failing shadow is counted and logged, never allowed to fail the answer
     try:
-        if shadow.features == model.features and shadow.columns == model.columns:
-            own, positions = batch, list(batch.valid_index)
-        else:
-            subset = [records[i] for i in batch.valid_index]
-            own = shadow.validate(subset)
-            positions = [batch.valid_index[i] for i in own.valid_index]
+        own, positions = _shadow_rows(shadow, model, batch, records)
         if not positions:
             return []
         start = time.perf_counter()
         predictions = shadow.predict(own)
         seconds = time.perf_counter() - start
     except Exception:  # noqa: BLE001 - counted and logged; the answer must not fail
-        state.metrics.observe_scoring_error(shadow.version, "shadow")
-        logger.warning("shadow version %s failed:\n%s", shadow.version, traceback.format_exc())
+        _shadow_failed(state, shadow)
         return []
+    return _shadow_log(state, shadow, own, positions, records, request_id, at, predictions, seconds)
+
+
+def _shadow_rows(
+    shadow: LoadedModel, model: LoadedModel, batch: ValidatedBatch, records: Sequence[Any]
+) -> tuple[ValidatedBatch, list[int]]:
+    """The shadow's own validated rows of a request, and their positions in it."""
+    if (shadow.features == model.features and shadow.columns == model.columns
+            and shadow.text_column == model.text_column):
+        return batch, list(batch.valid_index)
+    subset = [records[i] for i in batch.valid_index]
+    own = shadow.validate(subset)
+    return own, [batch.valid_index[i] for i in own.valid_index]
+
+
+def _shadow_failed(state: ServerState, shadow: LoadedModel) -> None:
+    state.metrics.observe_scoring_error(shadow.version, "shadow")
+    logger.warning("shadow version %s failed:\n%s", shadow.version, traceback.format_exc())
+
+
+def _shadow_log(
+    state: ServerState,
+    shadow: LoadedModel,
+    own: ValidatedBatch,
+    positions: list[int],
+    records: Sequence[Any],
+    request_id: str,
+    at: Any,
+    predictions: list[Prediction],
+    seconds: float,
+) -> list[LogEntry]:
     state.metrics.observe_predictions(shadow.version, "shadow", len(predictions), seconds)
     latency_ms = seconds * 1000.0
     return [
@@ -186,10 +251,67 @@ def _inputs(record: Any) -> dict[str, Any]:
 
 async def score_async(state: ServerState, records: Sequence[Any], request_id: str, size: int = 0) -> Scored:
     """:func:`score`, in a worker thread for more than :data:`THREAD_THRESHOLD` records or a
-    body (of ``size`` bytes) over :data:`INLINE_BODY_BYTES`."""
+    body (of ``size`` bytes) over :data:`INLINE_BODY_BYTES`; through the gatherer
+    (:mod:`assay.serve.gather`) when a served model prefers batches."""
+    routing = state.runtime.routing
+    champion, challenger = routing.champion, routing.challenger
+    if champion is not None and (champion.prefers_batches
+                                 or (challenger is not None and challenger.prefers_batches)):
+        return await _score_gathered(state, records, request_id, size)
     if len(records) > THREAD_THRESHOLD or size > INLINE_BODY_BYTES:
         return await run_in_threadpool(score, state, records, request_id)
     return score(state, records, request_id)
+
+
+async def _score_gathered(
+    state: ServerState, records: Sequence[Any], request_id: str, size: int
+) -> Scored:
+    """:func:`score` for a routing where a model prefers batches: each model's rows are scored
+    by :attr:`ServerState.gatherer` (off the event loop, with other requests' rows when the
+    model prefers batches), the shadow's beside the answer's; admission and the log as in
+    :func:`score`."""
+    if len(records) > THREAD_THRESHOLD or size > INLINE_BODY_BYTES:
+        model, route, shadow, batch, at = await run_in_threadpool(admit, state, records)
+    else:
+        model, route, shadow, batch, at = admit(state, records)
+    shadowing = None
+    if shadow is not None:
+        shadowing = asyncio.ensure_future(
+            _shadow_gathered(state, shadow, model, batch, records, request_id, at))
+    start = time.perf_counter()
+    try:
+        predictions = await state.gatherer.predict(model, batch.records)
+    except Exception:
+        state.metrics.observe_scoring_error(model.version, route)
+        if shadowing is not None:
+            shadowing.cancel()
+        raise
+    seconds = time.perf_counter() - start
+    extra = await shadowing if shadowing is not None else []
+    return answered(state, model, route, shadow, batch, records, request_id, at, predictions,
+                    seconds, extra)
+
+
+async def _shadow_gathered(
+    state: ServerState,
+    shadow: LoadedModel,
+    model: LoadedModel,
+    batch: ValidatedBatch,
+    records: Sequence[Any],
+    request_id: str,
+    at: Any,
+) -> list[LogEntry]:
+    try:
+        own, positions = _shadow_rows(shadow, model, batch, records)
+        if not positions:
+            return []
+        start = time.perf_counter()
+        predictions = await state.gatherer.predict(shadow, own.records)
+        seconds = time.perf_counter() - start
+    except Exception:  # noqa: BLE001 - counted and logged; the answer must not fail
+        _shadow_failed(state, shadow)
+        return []
+    return _shadow_log(state, shadow, own, positions, records, request_id, at, predictions, seconds)
 
 
 async def offload(size: int, func: Callable[..., _T], *args: Any) -> _T:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 
 from assay.errors import ConfigError
+from assay.serve.gather import BatchPolicy
 from assay.serve.log import Drain
 from assay.serve.protocols import RequestLimits
 
@@ -35,6 +36,8 @@ class ServeSettings:
         log_drain: who inserts the prediction log into the store (a drainer ``process`` or a
             ``thread`` of the server).
         limits: what one request may carry and how long it may take to arrive.
+        batching: how requests to a model that prefers batches are gathered
+            (``ASSAY_SERVE_BATCH_WAIT_MS``, ``ASSAY_SERVE_MAX_BATCH``).
     """
 
     config: Path | None = None
@@ -42,6 +45,7 @@ class ServeSettings:
     poll_seconds: float = 1.0
     log_drain: Drain = "thread"
     limits: RequestLimits = field(default_factory=RequestLimits)
+    batching: BatchPolicy = field(default_factory=BatchPolicy)
 
     def to_env(self) -> dict[str, str]:
         """The ``ASSAY_SERVE_*`` variables that :meth:`from_env` reads back."""
@@ -50,6 +54,7 @@ class ServeSettings:
             ENV_PREFIX + "POLL_SECONDS": repr(float(self.poll_seconds)),
             ENV_PREFIX + "LOG_DRAIN": self.log_drain,
             **self.limits.to_env(),
+            **self.batching.to_env(),
         }
         if self.config is not None:
             env[ENV_PREFIX + "CONFIG"] = str(self.config)
@@ -78,7 +83,7 @@ class ServeSettings:
                 )
         return cls(config=Path(config) if config else None, auth=bool(auth), poll_seconds=seconds,
                    log_drain=drain,  # type: ignore[arg-type]
-                   limits=RequestLimits.from_env(env))
+                   limits=RequestLimits.from_env(env), batching=BatchPolicy.from_env(env))
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: Mapping[str, object], *,

@@ -7,13 +7,14 @@ lives here so none of them imports another to name it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from assay.project import Project
 from assay.registry import ModelRegistry
 from assay.serve.auth import TokenVerifier
+from assay.serve.gather import Gatherer
 from assay.serve.log import PredictionLog
 from assay.serve.metrics import ServerMetrics
 from assay.serve.protocols import RequestLimits
@@ -24,7 +25,8 @@ __all__ = ["ServerState", "get_state"]
 
 @dataclass
 class ServerState:
-    """What the endpoints share: project, registry, runtime, log, verifier, metrics and limits."""
+    """What the endpoints share: project, registry, runtime, log, verifier, metrics, limits, and
+    the gatherer that batches requests to models that prefer batches."""
 
     project: Project
     registry: ModelRegistry
@@ -36,6 +38,7 @@ class ServerState:
     max_records: int
     max_body_bytes: int
     limits: RequestLimits = RequestLimits()
+    gatherer: Gatherer = field(default_factory=Gatherer)
 
 
 def get_state(request: Request) -> ServerState:

@@ -47,7 +47,7 @@ def add_mlflow_routes(app: FastAPI, state: ServerState) -> None:
             if routing.champion is None:
                 raise not_ready(state)
             records = await offload(len(body), _mlflow_records, state, media, body,
-                                    routing.champion.features)
+                                    routing.champion.features, routing.champion.text_column)
             request_id = web.request_id(request)
             scored = await score_async(state, records, request_id, len(body))
         except RequestError as exc:
@@ -56,9 +56,11 @@ def add_mlflow_routes(app: FastAPI, state: ServerState) -> None:
                      headers={"X-Request-ID": request_id})
 
 
-def _mlflow_records(state: ServerState, media: str, body: bytes, features: list[str]) -> list[Any]:
+def _mlflow_records(state: ServerState, media: str, body: bytes, features: list[str],
+                    text_column: str | None) -> list[Any]:
     if media == "text/csv":
-        return proto.parse_csv(body, max_records=state.max_records, max_columns=max_fields(state))
+        return proto.parse_csv(body, max_records=state.max_records, max_columns=max_fields(state),
+                               text_columns=[text_column] if text_column else [])
     widest = max_fields(state)
     payload = proto.parse_json(body, proto.json_values_limit(state.max_records, widest))
     return proto.parse_mlflow(payload, features, max_records=state.max_records, max_fields=widest)
