@@ -24,6 +24,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
 
 import assay
+from assay.audit.base import resolve_text_column
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
@@ -410,18 +411,6 @@ def search_options(
 def evaluated_metrics(spec: ProjectSpec) -> list[str]:
     """Reported metrics plus every metric an acceptance criterion names."""
     return list(dict.fromkeys([spec.primary_metric, *spec.reported_metrics, *spec.acceptance]))
-
-
-def resolve_text_column(
-    dataset: Dataset, configured: str | None, features: list[str], task: str
-) -> str | None:
-    """The free-text column: configured, or the only text feature of a text-classification task."""
-    if configured is not None:
-        return configured
-    if task != "text-classification":
-        return None
-    texts = [c for c in features if dataset.schema[c].kind == "text"]
-    return texts[0] if texts else None
 
 
 def split_summary(plan: SplitPlan) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def audit_project(config: str | Path | None = None, *, progress: Progress | None
     """Audit the data of the project whose assay.yaml is ``config``."""
     project = Project.open(config)
     dataset = project.load_data()
-    return audit(dataset, project.spec, progress=progress)
+    return audit(dataset, project.spec, root=project.root, progress=progress)
 
 
 def audit_file(

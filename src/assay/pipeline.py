@@ -133,7 +133,7 @@ def run_project(
 
     _check_acceptance_computable(spec, dataset)
     t = stage("audit", f"auditing {dataset.n_rows:,} rows")
-    report = audit(dataset, spec)
+    report = audit(dataset, spec, root=project.root)
     audit_id = registry.record_audit(report.to_dict(), dataset.version, report.passed)
     seconds["audit"] = time.perf_counter() - t
     if not report.passed:

@@ -14,7 +14,7 @@ from assay.testing.checks import AuditCheckContract
 
 ALIASES = CHECKS.names()
 #: checks that fit a cross-validated model on every frame; the rest take milliseconds
-SLOW = {"label_errors"}
+SLOW = {"label_errors", "text_label_errors"}
 
 
 def _concrete_checks() -> list[type[BaseCheck]]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, TypeVar
 
 import pandas as pd
@@ -23,6 +24,7 @@ __all__ = [
     "Finding",
     "Severity",
     "SEVERITY_ORDER",
+    "resolve_text_column",
 ]
 
 T = TypeVar("T")
@@ -115,7 +117,11 @@ class AuditContext:
     """What a check may look at: the data and the roles the framing gives its columns.
 
     ``target`` and ``task`` may be None when a file is audited without a target;
-    checks about the target then find nothing.
+    checks about the target then find nothing. ``text_column`` is the free-text column
+    (``data.text``, or the only text feature of a text-classification task);
+    ``model_base``, ``max_length`` and ``root`` (the project folder, against which a
+    relative ``model.base`` is read) say which tokenizer and encoder the text checks use;
+    ``test_size`` and ``validation_size`` are the shares the split will take.
     """
 
     dataset: Dataset
@@ -130,6 +136,12 @@ class AuditContext:
     min_slice_size: int = 30
     label_errors_max_rows: int = 50_000
     seed: int = 42
+    text_column: str | None = None
+    model_base: str | None = None
+    max_length: int | None = None
+    root: Path | None = None
+    test_size: float = 0.2
+    validation_size: float = 0.2
     _shared: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -163,8 +175,11 @@ class AuditContext:
         return value
 
     @classmethod
-    def from_spec(cls, dataset: Dataset, spec: ProjectSpec) -> AuditContext:
-        return cls(
+    def from_spec(
+        cls, dataset: Dataset, spec: ProjectSpec, *, root: Path | None = None
+    ) -> AuditContext:
+        """The context ``spec`` frames ``dataset`` with; ``root`` is the project folder."""
+        ctx = cls(
             dataset=dataset,
             target=spec.data.target,
             task=spec.task,
@@ -177,7 +192,26 @@ class AuditContext:
             min_slice_size=spec.fairness.min_slice_size,
             label_errors_max_rows=spec.audit.label_errors_max_rows,
             seed=spec.seed,
+            model_base=spec.model.base,
+            max_length=spec.model.max_length,
+            root=root,
+            test_size=spec.split.test_size,
+            validation_size=spec.split.validation_size,
         )
+        text = resolve_text_column(dataset, spec.data.text, ctx.features, spec.task)
+        return replace(ctx, text_column=text)
+
+
+def resolve_text_column(
+    dataset: Dataset, configured: str | None, features: list[str], task: str
+) -> str | None:
+    """The free-text column: configured, or the only text feature of a text-classification task."""
+    if configured is not None:
+        return configured
+    if task != "text-classification":
+        return None
+    texts = [c for c in features if dataset.schema[c].kind == "text"]
+    return texts[0] if texts else None
 
 
 class BaseCheck(abc.ABC):

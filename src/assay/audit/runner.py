@@ -9,6 +9,8 @@ from assay.audit import checks as _checks  # noqa: F401 - registers the checks
 from assay.audit.base import CHECKS, SEVERITY_ORDER, AuditContext, AuditReport, Finding
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from assay.config.spec import ProjectSpec
     from assay.data.dataset import Dataset
 
@@ -68,8 +70,19 @@ def run_audit(
     )
 
 
-def audit(dataset: Dataset, spec: ProjectSpec, *, progress: Progress | None = None) -> AuditReport:
-    """Audit ``dataset`` with the column roles and settings of ``spec``."""
+def audit(
+    dataset: Dataset,
+    spec: ProjectSpec,
+    *,
+    root: Path | None = None,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Audit ``dataset`` with the column roles and settings of ``spec``.
+
+    ``root`` is the project folder: a relative ``model.base`` is read from there.
+    """
     return run_audit(
-        AuditContext.from_spec(dataset, spec), skip=tuple(spec.audit.skip), progress=progress
+        AuditContext.from_spec(dataset, spec, root=root),
+        skip=tuple(spec.audit.skip),
+        progress=progress,
     )

@@ -358,7 +358,7 @@ class _Retrain:
 
         source = f"retrain {rid}: {self.project.data_label} + {data.summary['traffic_rows']} logged rows"
         dataset = Dataset.from_frame(data.frame, source=source)
-        report = audit(dataset, self.spec)
+        report = audit(dataset, self.spec, root=self.project.root)
         audit_id = self.registry.record_audit(report.to_dict(), dataset.version, report.passed)
         if not report.passed:
             blocking = "; ".join(

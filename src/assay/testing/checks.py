@@ -3,7 +3,9 @@
 A check runs on data nobody has seen before the audit, so it has to cope with whatever a
 file holds: columns with nothing in them, text that is only blanks, a single value, no
 feature at all, a handful of rows, dates, booleans, pandas categories and column names in
-any script. On each frame of :func:`audit_cases` the contract asserts that a check
+any script; and, for a text-classification task, free text that is clean, dirty (blank,
+duplicated, conflicting, garbled, long), entirely missing or read with a model.base that
+does not exist. On each frame of :func:`audit_cases` the contract asserts that a check
 
 - leaves the frame as it found it (values, dtypes, index and column names);
 - does not raise (the runner would turn an exception into a "could not run" warning,
@@ -28,11 +30,14 @@ Requires pytest (a test dependency).
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +46,7 @@ import pytest
 
 from assay.audit.base import SEVERITY_ORDER, AuditContext, BaseCheck, Finding
 from assay.data.dataset import Dataset
+from assay.errors import MissingDependencyError
 
 __all__ = [
     "AuditCase",
@@ -50,6 +56,7 @@ __all__ = [
     "check_findings_well_formed",
     "check_frame_unchanged",
     "contract_frame",
+    "contract_text_frame",
     "run_check",
 ]
 
@@ -72,6 +79,9 @@ class AuditCase:
     dropped: tuple[str, ...] = ()
     protected: tuple[str, ...] = ()
     slices: tuple[str, ...] = ()
+    text_column: str | None = None
+    #: ``model.base``; :data:`TINY_BASE` stands for a tiny random-weight checkpoint
+    model_base: str | None = None
 
     def context(self) -> AuditContext:
         """A fresh context (its shared cache empty) over a deep copy of the frame."""
@@ -93,6 +103,8 @@ class AuditCase:
             slices=self.slices,
             min_slice_size=5,
             seed=0,
+            text_column=self.text_column,
+            model_base=_contract_base() if self.model_base == TINY_BASE else self.model_base,
         )
 
 
@@ -140,6 +152,74 @@ def contract_frame(rows: int = 120, *, seed: int = 0, task: str = "binary") -> p
     return frame
 
 
+#: the ``model_base`` of a case that reads its text with a tiny checkpoint built once
+TINY_BASE = "<tiny>"
+#: a ``model.base`` that resolves to nothing
+MISSING_BASE = "./no-such-checkpoint/"
+
+_TOPICS = {
+    "sport": "match goal team coach season player score league win referee",
+    "food": "recipe oven flour sugar butter bake taste dinner spice salad",
+    "travel": "flight hotel beach train ticket museum city map passport tour",
+}
+
+
+def contract_text_frame(rows: int = 120, *, seed: int = 0) -> pd.DataFrame:
+    """A clean text-classification frame: ``review`` (free text), ``stars`` and ``target``.
+
+    Each row's text draws 5 to 12 words from the vocabulary of its topic (the
+    ``target``), so the label is learnable from the text; no text repeats.
+    """
+    rng = np.random.default_rng(seed)
+    topics = list(_TOPICS)
+    labels = np.array(topics)[np.arange(rows) % len(topics)]
+    texts = []
+    for i, label in enumerate(labels):
+        words = _TOPICS[str(label)].split()
+        picked = rng.choice(words, int(rng.integers(5, 13)))
+        texts.append(f"{' '.join(picked)} {i}")
+    return pd.DataFrame(
+        {
+            "review": pd.Series(texts, dtype="str"),
+            "stars": rng.integers(1, 6, rows),
+            "target": pd.Series(labels, dtype="str"),
+        }
+    )
+
+
+def _dirty_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with blank, missing, duplicated, conflicting, garbled and long texts."""
+    out = frame.copy()
+    texts = out["review"].astype(object).to_numpy().copy()
+    texts[0], texts[1], texts[2] = None, "", "  \t "
+    texts[3] = texts[4].upper() + "!!"
+    texts[5] = texts[6]
+    texts[7] = "cafÃ© &amp; caf\ufffd <br /> \x07 bell"
+    texts[8] = " ".join(["goal"] * 80)
+    texts[15] = "  " + str(texts[12]).replace(" ", "  ").title() + "."
+    texts[9] = "Überraschung Straße ünd Fußball 東京 마라톤"
+    out["review"] = pd.Series(texts, dtype=object)
+    out.loc[10, "target"] = None
+    return out
+
+
+@lru_cache(maxsize=1)
+def _contract_base() -> str:
+    """A tiny checkpoint for the text cases (32 tokens), or a missing path without the extra.
+
+    Built once per process in a temporary folder removed at exit.
+    """
+    folder = tempfile.TemporaryDirectory(prefix="assay-contract-base-")
+    atexit.register(folder.cleanup)
+    words = " ".join(_TOPICS.values()).split()
+    try:
+        from assay.testing.checkpoints import tiny_checkpoint
+
+        return str(tiny_checkpoint(Path(folder.name) / "tiny", words, max_length=32))
+    except MissingDependencyError:
+        return MISSING_BASE
+
+
 def _with(frame: pd.DataFrame, **columns: Any) -> pd.DataFrame:
     out = frame.copy()
     for name, values in columns.items():
@@ -170,6 +250,12 @@ def _cases() -> tuple[AuditCase, ...]:
     gappy_target["target"] = gappy_target["target"].astype("float64")
     gappy_target.loc[::7, "target"] = np.nan
     tiny = contract_frame(5, seed=1)
+    text = contract_text_frame()
+    text_roles: dict[str, Any] = {
+        "task": "text-classification",
+        "text_column": "review",
+        "model_base": TINY_BASE,
+    }
     return (
         AuditCase("clean-binary", base, **roles),
         AuditCase(
@@ -270,6 +356,20 @@ def _cases() -> tuple[AuditCase, ...]:
             base,
             protected=(UNICODE_COLUMN, NUMBER_COLUMN),
             slices=(UNICODE_COLUMN, "when"),
+        ),
+        AuditCase("text-clean", text, **text_roles),
+        AuditCase("text-dirty", _dirty_text(text), **text_roles),
+        AuditCase(
+            "text-all-missing", _with(text, review=pd.Series([None] * len(text), dtype="str")),
+            **text_roles,
+        ),
+        AuditCase("text-tiny", contract_text_frame(5, seed=1), **text_roles),
+        AuditCase(
+            "text-missing-base",
+            _dirty_text(text),
+            task="text-classification",
+            text_column="review",
+            model_base=MISSING_BASE,
         ),
     )
 

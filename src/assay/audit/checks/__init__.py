@@ -2,4 +2,11 @@
 
 from __future__ import annotations
 
-from assay.audit.checks import codes, duplicates, fairness, quality, target  # noqa: F401
+from assay.audit.checks import (  # noqa: F401
+    codes,
+    duplicates,
+    fairness,
+    quality,
+    target,
+    text,
+)

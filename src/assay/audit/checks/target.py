@@ -240,6 +240,10 @@ class LabelErrorsCheck(BaseCheck):
     not), and that on those rows it leaves less than half the disagreement the
     class shares alone would (otherwise the features carry too little signal to
     tell noise from ambiguity).
+
+    Subclasses change where the probabilities come from (``_out_of_fold``), which
+    rows are checked (``_labelled``), the sample size (``_max_rows``) and what an
+    example shows of its row (``_describe_row``).
     """
 
     def applies(self, ctx: AuditContext) -> bool:
@@ -250,12 +254,13 @@ class LabelErrorsCheck(BaseCheck):
         from cleanlab.filter import find_label_issues
 
         target = str(ctx.target)
-        y_all = _labelled_target(ctx)
+        y_all = self._labelled(ctx)
         total = len(y_all)
-        sampled = total > ctx.label_errors_max_rows
+        max_rows = self._max_rows(ctx)
+        sampled = total > max_rows
         if sampled:
             rng = np.random.default_rng(ctx.seed)
-            keep = np.sort(rng.choice(total, ctx.label_errors_max_rows, replace=False))
+            keep = np.sort(rng.choice(total, max_rows, replace=False))
             y_all = y_all.iloc[keep]
         counts = y_all.value_counts()
         too_small = counts[counts < LABEL_ERRORS_FOLDS]
@@ -302,6 +307,7 @@ class LabelErrorsCheck(BaseCheck):
         examples = [
             {
                 "row": int(positions[i]),
+                **self._describe_row(ctx, int(positions[i])),
                 "given": label_text(classes[labels[i]]),
                 "suggested": label_text(classes[suggested[i]]),
                 "given_probability": round(float(given_p[i]), 4),
@@ -369,9 +375,22 @@ class LabelErrorsCheck(BaseCheck):
             )
         ]
 
+    def _labelled(self, ctx: AuditContext) -> pd.Series:
+        """The labels to check, indexed by row position (default: every labelled row)."""
+        return _labelled_target(ctx)
+
+    def _max_rows(self, ctx: AuditContext) -> int:
+        """How many labelled rows are used at most (a seeded sample beyond)."""
+        return ctx.label_errors_max_rows
+
+    def _describe_row(self, ctx: AuditContext, position: int) -> dict[str, Any]:
+        """What an example shows of its row besides the labels (nothing by default)."""
+        return {}
+
     def _out_of_fold(
         self, ctx: AuditContext, positions: np.ndarray, labels: np.ndarray, leaking: list[str]
     ) -> tuple[np.ndarray | None, str]:
+        """Out-of-fold class probabilities for ``labels`` (None: nothing to fit) and how."""
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
         cv = StratifiedKFold(n_splits=LABEL_ERRORS_FOLDS, shuffle=True, random_state=ctx.seed)
