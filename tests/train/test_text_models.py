@@ -265,3 +265,28 @@ def test_embedding_linear_learns_and_encodes_each_row_set_once(
     copy = pickle.loads(pickle.dumps(third))
     np.testing.assert_array_equal(copy.predict_proba(X_val), third.predict_proba(X_val))
     assert len(pickle.dumps(third)) < 10_000
+
+
+def test_threads_follow_the_work(base: Path) -> None:
+    import dataclasses
+    import os
+
+    from assay.train.text_inputs import thread_count
+
+    tiny = resolve_base(str(base))
+    wide = dataclasses.replace(tiny, hidden_size=384)
+    cores = len(os.sched_getaffinity(0))
+    assert thread_count(tiny) == 1  # a narrow encoder's products are too small to split
+    assert thread_count(wide) == cores
+    assert thread_count(wide, tokens=30) == 1  # scoring one short text
+    assert thread_count(wide, tokens=16 * 128 * 4) == cores
+
+
+def test_a_frame_of_one_column_needs_no_column_name() -> None:
+    from assay.train.text_inputs import read_texts
+
+    frame = pd.DataFrame({"review": ["a good film", None]})
+    assert read_texts(frame, None) == ["a good film", ""]
+    assert read_texts(frame, "note") == ["a good film", ""]  # the only column is the text
+    assert read_texts("one text", "note") == ["one text"]
+    assert read_texts(np.array([["x"], ["y"]], dtype=object), None) == ["x", "y"]

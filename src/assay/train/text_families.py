@@ -22,7 +22,8 @@ CPU, so that a search can skip a family whose cost exceeds its budget, saying wh
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -44,17 +45,19 @@ __all__ = [
     "LoraFamily",
     "TextFamily",
     "encoder_params",
+    "mean_tokens",
 ]
 
-#: seconds per (token x encoder weight), measured with MiniLM-L6 (10.6M layer weights) at
-#: 128 tokens on two CPU cores shared with other work (torch 2.13, about 20 GFLOP/s
-#: effective): a training step of 16 texts took 7.5 s with LoRA adapters and 7.2 s
-#: updating every weight (LoRA still back-propagates through every layer, it only skips
-#: the frozen weights' gradients), and embedding took 0.11 s per text
+#: seconds per (token x encoder weight) of MiniLM-L6 (10.6M layer weights), 128 tokens,
+#: batches of 16, torch 2.13, two CPU cores shared with other work (load 3.5-4): a
+#: training step ran 1.7 texts/s with LoRA and 1.9 with every weight trained on two
+#: threads (4.1 and 3.2 on one: the shared cores make a second thread wait), and
+#: embedding 9.8 texts/s. LoRA still back-propagates through every layer (it skips only
+#: the frozen weights' gradients), so on a CPU it costs about what a full step costs.
 SECONDS_PER_TOKEN_WEIGHT: dict[str, float] = {
-    "lora": 3.4e-10,
-    "full": 3.4e-10,
-    "forward": 8.5e-11,
+    "lora": 4.2e-10,
+    "full": 4.2e-10,
+    "forward": 7.5e-11,
 }
 #: loading the base and building the model, per fit
 LOAD_SECONDS = 2.0
@@ -72,6 +75,23 @@ _LABEL_METRICS = frozenset(
         "precision_macro",
     }
 )
+
+
+def mean_tokens(texts: Iterable[object], max_length: int = 128) -> float:
+    """The mean tokens per text a WordPiece or BPE tokenizer will read, from characters.
+
+    English runs at about 4.2 characters per token with MiniLM's tokenizer; four is
+    used (an over- rather than an under-estimate), plus the two special tokens, capped
+    at ``max_length``. Missing and non-string values count as empty texts.
+    """
+    counts = [
+        min(max_length, math.ceil(len(t) / 4) + 2) if isinstance(t, str) else 2 for t in texts
+    ]
+    return float(sum(counts)) / len(counts) if counts else 2.0
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def encoder_params(base: BaseCheckpoint) -> int:
@@ -154,9 +174,11 @@ class TextFamily(BaseModelFamily):
         """Seconds one fit on ``n_rows`` rows should take on a two-core CPU.
 
         Cost = rows x epochs x tokens per text x encoder weights x the measured seconds
-        per token-weight of this kind of step, plus loading. ``mean_tokens`` defaults to
-        ``max_length`` (a ceiling: short texts cost less); ``params`` (else the
-        defaults) give the epochs. A GPU is much faster: the estimate is for the CPU.
+        per token-weight of this kind of step, plus loading. Batches are padded to their
+        own longest text, so pass ``mean_tokens`` (:func:`mean_tokens` of the training
+        texts); without it every text counts ``max_length`` tokens, a ceiling. ``params``
+        (else the defaults) give the epochs. The estimate is for a CPU; a GPU is much
+        faster.
         """
         checkpoint = self.resolve(base)
         tokens = float(mean_tokens or min(self.max_length or 128, checkpoint.max_length))
@@ -168,6 +190,28 @@ class TextFamily(BaseModelFamily):
         if self.cost_kind != "forward":
             scoring = 0.2 * tokens * weights * SECONDS_PER_TOKEN_WEIGHT["forward"]
         return LOAD_SECONDS + float(n_rows) * epochs * (per_row + scoring)
+
+    def over_budget(
+        self,
+        n_rows: int,
+        budget_seconds: float,
+        base: BaseCheckpoint | str | Path | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        mean_tokens: float | None = None,
+    ) -> str | None:
+        """Why one fit would not finish within ``budget_seconds`` (a skip reason), else None."""
+        seconds = self.estimated_seconds(n_rows, base, params=params, mean_tokens=mean_tokens)
+        if seconds <= budget_seconds:
+            return None
+        checkpoint = self.resolve(base)
+        tokens = mean_tokens or min(self.max_length or 128, checkpoint.max_length)
+        epochs = self._epochs(params)
+        return (
+            f"one fit on {n_rows:,} rows ({epochs} epoch{'s' if epochs != 1 else ''}, about "
+            f"{tokens:.0f} tokens per text, base {checkpoint.source}) is estimated at "
+            f"{_minutes(seconds)} on the CPU; the search budget is {_minutes(budget_seconds)}"
+        )
 
     def _stopping(self, objective: ObjectiveHints) -> Literal["f1_macro", "log_loss"]:
         return "f1_macro" if objective.primary_metric in _LABEL_METRICS else "log_loss"

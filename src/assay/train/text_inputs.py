@@ -164,11 +164,22 @@ def reverify_base(base: BaseCheckpoint) -> BaseCheckpoint:
 
 #: below this width a matrix product is too small to gain from more than one thread
 _THREADED_WIDTH = 256
+#: scoring fewer tokens than this runs on one thread: the products are too small to
+#: split, and on shared cores every split step waits for a descheduled thread (one text
+#: scored in 25 ms on one thread, about a second on two, with the two cores loaded)
+_THREADED_TOKENS = 4096
 
 
-def thread_count(base: BaseCheckpoint) -> int:
-    """The cores this process may use; one for a narrow encoder, where threads only wait."""
+def thread_count(base: BaseCheckpoint, tokens: int | None = None) -> int:
+    """torch threads for work on ``base``: the cores this process may use, or one.
+
+    One for a narrow encoder, and for scoring fewer than 4,096 ``tokens``, where
+    threads only wait. Inference gives the same numbers on any thread count; training
+    differs in the last bits, so a fit is reproducible on the same number of cores.
+    """
     if base.hidden_size < _THREADED_WIDTH:
+        return 1
+    if tokens is not None and tokens < _THREADED_TOKENS:
         return 1
     try:
         return max(1, len(os.sched_getaffinity(0)))

@@ -142,7 +142,8 @@ class _FrozenEncoder:
         ids = tokenize(self.tokenizer, texts, self.max_length)
         out = np.zeros((len(texts), self.base.hidden_size), dtype=np.float32)
         pad = int(self.tokenizer.pad_token_id or 0)
-        with torch.inference_mode(), torch_threads(thread_count(self.base)):
+        threads = thread_count(self.base, sum(len(i) for i in ids))
+        with torch.inference_mode(), torch_threads(threads):
             for rows in sorted_batches([len(i) for i in ids], _PREDICT_BATCH):
                 batch = pad_batch([ids[i] for i in rows], pad, self.device)
                 hidden = self.model(**batch).last_hidden_state
@@ -383,7 +384,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         seed: initialisation, dropout, shuffling and the validation split.
         device: ``cpu``, ``cuda`` or ``None``/``auto``.
         threads: torch threads while fitting and scoring (default: the cores this
-            process may use; one for an encoder narrower than 256).
+            process may use; one for an encoder narrower than 256, and for scoring a
+            few texts).
 
     Fitted attributes: ``classes_``, ``base_``, ``history_`` (per-epoch log loss on up
     to 512 training rows, scored like the validation rows without dropout, and on the
@@ -543,7 +545,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.base_ = resolve_checkpoint(self.base)
         self.max_length_ = token_limit(self.base_, self.max_length)
         device = text_device(self.device)
-        with torch_threads(self._thread_count()):
+        with torch_threads(int(self.threads or thread_count(self.base_))):
             torch.manual_seed(int(self.seed))
             self._tokenizer = load_tokenizer(self.base_)
             self._net = self._build(self.base_, len(self.classes_), device)
@@ -555,9 +557,6 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             p.numel() for p in self._model.parameters() if p.requires_grad
         )
         return self
-
-    def _thread_count(self) -> int:
-        return int(self.threads or thread_count(self.base_))
 
     def _split(
         self, texts: list[str], codes: np.ndarray
@@ -709,9 +708,10 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities for a frame's text column or a sequence of strings."""
         check_is_fitted(self, "best_epoch_")
         self._ensure_loaded()
-        texts = read_texts(X, self.text_column)
-        with torch_threads(self._thread_count()):
-            return self._proba(tokenize(self._tokenizer, texts, self.max_length_))
+        ids = tokenize(self._tokenizer, read_texts(X, self.text_column), self.max_length_)
+        threads = self.threads or thread_count(self.base_, sum(len(i) for i in ids))
+        with torch_threads(int(threads)):
+            return self._proba(ids)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class."""
