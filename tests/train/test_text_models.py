@@ -265,6 +265,7 @@ def test_embedding_linear_learns_and_encodes_each_row_set_once(
     copy = pickle.loads(pickle.dumps(third))
     np.testing.assert_array_equal(copy.predict_proba(X_val), third.predict_proba(X_val))
     assert len(pickle.dumps(third)) < 10_000
+    assert third.prefers_batches_ is True
 
 
 def test_threads_follow_the_work(base: Path) -> None:
