@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,12 +33,15 @@ from assay.data.values import native
 from assay.errors import AssayError
 from assay.evaluate import Evaluation, PairedComparison, evaluate, paired_bootstrap
 from assay.monitor.reference import ReferenceProfile, build_reference
-from assay.project import Project
+from assay.project import STATE_DIR, Project
 from assay.registry import Lineage, ModelRegistry, ModelVersion
 from assay.split import SplitPlan, make_splits
+from assay.text.checkpoint import resolve_base
 from assay.train import SearchResult, TrialInfo, run_search
 from assay.train.pipeline import fit_model
 from assay.train.scoring import score_estimator
+from assay.train.context import TextOptions
+from assay.train.families import FAMILIES, get_family
 from assay.train.search import chosen_template
 
 __all__ = [
@@ -144,7 +148,7 @@ def build_candidate(
     """
     say = listener or (lambda event: None)
     spec = project.spec
-    inputs = _inputs(spec, dataset)
+    inputs = _inputs(spec, dataset, project.root)
     warnings: list[str] = []
     seconds: dict[str, float] = {}
 
@@ -161,7 +165,8 @@ def build_candidate(
         folds = spec.search.cv_folds
         say(StageEvent("cv", f"{folds}-fold cross-validation of {search.best_family}"))
         cv_scores = cross_validate(
-            search, rows.plan, dataset.frame, inputs.features, inputs.text_column, dataset, spec
+            search, rows.plan, dataset.frame, inputs.features, inputs.text_column, dataset, spec,
+            text=inputs.text,
         )
 
     # The sealed test set is opened here, once, for the chosen candidate.
@@ -196,6 +201,7 @@ class _Inputs:
     dataset: Dataset
     features: list[str]
     text_column: str | None
+    text: TextOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -220,11 +226,36 @@ def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
     seconds[stage] = time.perf_counter() - t
 
 
-def _inputs(spec: ProjectSpec, dataset: Dataset) -> _Inputs:
-    """The feature columns of ``dataset`` under ``spec``, and its free-text column if any."""
+def _inputs(spec: ProjectSpec, dataset: Dataset, root: Path) -> _Inputs:
+    """The feature columns of ``dataset`` under ``spec``, its free-text column if any, and
+    the pretrained base the text families read it with."""
     features = spec.feature_columns(dataset.frame.columns)
     text_column = resolve_text_column(dataset, spec.data.text, features, spec.task)
-    return _Inputs(spec, dataset, features, text_column)
+    return _Inputs(spec, dataset, features, text_column, text_options(spec, root))
+
+
+def text_options(spec: ProjectSpec, root: Path) -> TextOptions | None:
+    """``model.*`` for the listed families that start from a pretrained checkpoint, if any.
+
+    The base is resolved (checked whole and hashed) once here, so a bad ``model.base``
+    fails before the search with the key and the fix, and every fit reads the same,
+    verified weights. Embeddings are cached in the project's state folder.
+    """
+    if spec.task != "text-classification":
+        return None
+    uses_base = [
+        alias for alias in spec.search.families
+        if alias in FAMILIES and getattr(FAMILIES.get(alias), "uses_base", False)
+    ]
+    if not uses_base:
+        return None
+    model = spec.model
+    return TextOptions(
+        base=resolve_base(model.base, root=root),
+        max_length=model.max_length,
+        device=None if model.device == "auto" else model.device,
+        cache_dir=root / STATE_DIR / "cache" / "embeddings",
+    )
 
 
 def _split(inputs: _Inputs) -> _Rows:
@@ -249,7 +280,7 @@ def _search(inputs: _Inputs, rows: _Rows, say: Listener) -> SearchResult:
         text_column=inputs.text_column, families=spec.search.families,
         primary_metric=spec.primary_metric, trials=spec.search.trials,
         minutes=spec.search.minutes, sampler=spec.search.sampler,
-        pruning=spec.search.pruning, seed=spec.seed,
+        pruning=spec.search.pruning, seed=spec.seed, text=inputs.text,
         progress=lambda info: say(StageEvent("trial", "", trial=info)),
         **search_options(spec, train, validation),
     )
@@ -317,8 +348,21 @@ def _lineage(
         diagnosis=search_diagnosis.to_dict() if search_diagnosis else None,
         validation_value=search.best_value,
         reason=reason,
+        base=_base_lineage(inputs, search),
     )
     return replace(lineage, **extra) if extra else lineage
+
+
+def _base_lineage(inputs: _Inputs, search: SearchResult) -> dict[str, Any] | None:
+    """The pretrained base of the chosen model (or of a member of its ensemble), if it has one."""
+    if inputs.text is None or inputs.text.base is None:
+        return None
+    chosen = [search.best_family]
+    if search.ensemble is not None:
+        chosen = [member.family for member in search.ensemble.members]
+    if not any(getattr(get_family(alias), "uses_base", False) for alias in chosen):
+        return None
+    return inputs.text.base.lineage()
 
 
 def _register(
@@ -455,15 +499,20 @@ def _cv_splitter(spec: ProjectSpec, n_rows: int) -> Any:
 def cross_validate(
     search: SearchResult, plan: SplitPlan, frame: pd.DataFrame, features: list[str],
     text_column: str | None, dataset: Dataset, spec: ProjectSpec,
+    text: TextOptions | None = None,
 ) -> list[float] | None:
     """The primary metric of the chosen configuration over folds of the training rows.
 
     An ensemble keeps the fold scores the search measured on its out-of-fold
     predictions (training + validation rows): refitting every member per fold again
-    would cost several times the search's own cross-validation.
+    would cost several times the search's own cross-validation. A family that is not
+    cross-validated (fine-tuning a transformer: each fold is a whole training run)
+    has no fold scores.
     """
     if search.ensemble is not None and search.ensemble.fold_values:
         return list(search.ensemble.fold_values)
+    if search.ensemble is None and not get_family(search.best_family).cross_validated:
+        return None
     train = _ordered(plan.take(frame, "train"), spec)
     if len(train) > CV_MAX_ROWS:
         rng = np.random.default_rng(spec.seed)
@@ -471,7 +520,7 @@ def cross_validate(
     X, y = train[features], train[spec.data.target]
     groups = train[spec.data.group] if spec.split_strategy == "group" and spec.data.group else None
     template = chosen_template(
-        search, schema=dataset.schema, features=features, text_column=text_column
+        search, schema=dataset.schema, features=features, text_column=text_column, text=text
     )
     scores = []
     try:

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import optuna
@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from assay.errors import ConfigError
-from assay.testing.families import ModelFamilyContract, contract_data
+from assay.testing.families import contract_data
 from assay.text.checkpoint import resolve_base
-from assay.train.families import FAMILIES, BaseModelFamily
+from assay.train.context import BuildContext, TextOptions
+from assay.train.families import FAMILIES
 from assay.train.objective import objective_for
 from assay.train.scheduler import Reporter
 from assay.train.text_families import (
@@ -56,37 +57,22 @@ def test_importing_the_families_loads_neither_torch_nor_transformers() -> None:
     assert out.stdout.strip() == "[]"
 
 
-class TestTextFamilyContract(ModelFamilyContract):
-    """Each text family on the tiny checkpoint passes the contract every family passes."""
-
-    fast_params: ClassVar[dict[str, dict[str, Any]]] = {
-        "lora": {"epochs": 2, "learning_rate": 2e-2},
-        "finetune_full": {"epochs": 2, "learning_rate": 1e-3},
-    }
-
-    @pytest.fixture(params=TEXT_FAMILIES)
-    def family(
-        self, request: pytest.FixtureRequest, tiny_base: Path, tmp_path: Path
-    ) -> BaseModelFamily:
-        cls = FAMILIES.get(request.param)
-        return cls(tiny_base, cache_dir=tmp_path)  # type: ignore[call-arg]
-
-    @pytest.fixture
-    def task(self) -> str:
-        return "text-classification"
-
-
-def _build(family: TextFamily, params: dict[str, Any], text_column: str | None = "note") -> Any:
+def _context(text_column: str | None = "note", text: TextOptions | None = None,
+             primary: str = "f1_macro") -> BuildContext:
     data = contract_data("text-classification")
-    return family.build(
-        params,
+    return BuildContext.of(
         task="text-classification",
         schema=data.schema,
         features=data.features,
         text_column=text_column,
-        objective=objective_for("text-classification", "f1_macro"),
+        objective=objective_for("text-classification", primary),
         seed=0,
+        text=text,
     )
+
+
+def _build(family: TextFamily, params: dict[str, Any], text_column: str | None = "note") -> Any:
+    return family.build(params, _context(text_column))
 
 
 def test_lora_parameters_reach_the_estimator(tiny_base: Path) -> None:
@@ -107,16 +93,9 @@ def test_build_takes_the_base_from_a_keyword_over_the_family(
 
     other = tiny_checkpoint(tmp_path / "other", ["good"], seed=3)
     family = LoraFamily(tiny_base)
-    data = contract_data("text-classification")
     model = family.build(
         family.defaults("text-classification"),
-        task="text-classification",
-        schema=data.schema,
-        features=data.features,
-        text_column="note",
-        objective=objective_for("text-classification", "accuracy"),
-        seed=0,
-        base=str(other),
+        _context(text=TextOptions(base=resolve_base(str(other))), primary="accuracy"),
     )
     assert model.base.path == other.resolve()
 

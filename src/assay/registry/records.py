@@ -38,7 +38,7 @@ def _parse(value: str | datetime | None) -> datetime | None:
 
 
 #: lineage keys written only when set (a version from ``assay run`` has none of the retrain ones)
-_OPTIONAL_KEYS = frozenset({"reason", "training_data", "retrain_id", "retrain"})
+_OPTIONAL_KEYS = frozenset({"reason", "training_data", "retrain_id", "retrain", "base"})
 
 
 def _dict_of(obj: Any) -> dict[str, Any]:
@@ -93,6 +93,7 @@ class Lineage:
     training_data: str | None = None
     retrain_id: str | None = None
     retrain: dict[str, Any] | None = None
+    base: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

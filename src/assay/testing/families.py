@@ -17,9 +17,11 @@ free text for text classification)::
 from __future__ import annotations
 
 import pickle
+import tempfile
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import numpy as np
@@ -30,7 +32,8 @@ from sklearn.base import clone
 
 from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY
 from assay.data.schema import Schema, infer_schema
-from assay.train.context import BuildContext
+from assay.text.checkpoint import resolve_base
+from assay.train.context import BuildContext, TextOptions
 from assay.train.families import BaseModelFamily
 from assay.train.objective import objective_for
 from assay.train.pipeline import fit_model
@@ -67,7 +70,9 @@ class ContractData:
     features: list[str]
     text_column: str | None
 
-    def context(self, *, seed: int = 0, primary: str | None = None) -> BuildContext:
+    def context(
+        self, *, seed: int = 0, primary: str | None = None, text: TextOptions | None = None
+    ) -> BuildContext:
         """What a family builds for this data: the task's default metric unless ``primary``."""
         return BuildContext.of(
             task=self.task,
@@ -76,7 +81,24 @@ class ContractData:
             text_column=self.text_column,
             objective=objective_for(self.task, primary or DEFAULT_PRIMARY[self.task]),
             seed=seed,
+            text=text,
         )
+
+
+@lru_cache(maxsize=1)
+def contract_text_options() -> TextOptions:
+    """A tiny random-weight checkpoint over the contract's words, built once per process.
+
+    Families on a pretrained encoder are checked on it: the contract is about the
+    family's plumbing (fit, predict, pickle, determinism), which a checkpoint of a few
+    thousand weights exercises in seconds where the real default takes minutes.
+    """
+    from assay.testing.checkpoints import tiny_checkpoint
+
+    folder = Path(tempfile.mkdtemp(prefix="assay-contract-"))
+    words = [w for group in _WORDS.values() for w in group] + list(_FILLER)
+    base = resolve_base(str(tiny_checkpoint(folder / "base", words)))
+    return TextOptions(base=base, max_length=32, cache_dir=folder / "embeddings")
 
 
 @lru_cache(maxsize=8)
@@ -157,6 +179,8 @@ class ModelFamilyContract:
         "lightgbm": {"n_estimators": 40},
         "mlp": {"max_epochs": 20, "width": 16},
         "extra_trees": {"n_estimators": 30},
+        "lora": {"epochs": 2, "learning_rate": 2e-2},
+        "finetune_full": {"epochs": 2, "learning_rate": 1e-3},
     }
 
     @pytest.fixture
@@ -189,7 +213,13 @@ class ModelFamilyContract:
     ) -> Any:
         """Build the family's estimator for ``data`` with fast default parameters."""
         params = {**family.defaults(data.task), **self._fast(family)}
-        return family.build(params, data.context(seed=seed, primary=primary))
+        return family.build(
+            params, data.context(seed=seed, primary=primary, text=self._text(family))
+        )
+
+    def _text(self, family: BaseModelFamily) -> TextOptions | None:
+        """The tiny checkpoint for a family that reads text through a pretrained encoder."""
+        return contract_text_options() if getattr(family, "uses_base", False) else None
 
     def fitted(self, family: BaseModelFamily, data: ContractData, **kw: Any) -> Any:
         """A fitted estimator (no validation set)."""
@@ -302,4 +332,4 @@ class ModelFamilyContract:
         grid = family.grid(data.task)
         assert set(grid) <= set(params)
         assert all(isinstance(v, list) and v for v in grid.values())
-        family.build({**params, **self._fast(family)}, data.context())
+        family.build({**params, **self._fast(family)}, data.context(text=self._text(family)))

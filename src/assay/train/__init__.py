@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from assay.train.context import BuildContext
+from assay.train.context import BuildContext, TextOptions
 from assay.train.curves import (
     Diagnosis,
     LearningCurve,
@@ -41,6 +41,13 @@ from assay.train.preprocess import build_preprocessor
 from assay.train.scoring import score_estimator, score_predictions
 from assay.train.search import SearchResult, TrialInfo, TrialRecord, run_search
 
+# the families on a pretrained encoder register on import (torch loads with their first build)
+from assay.train.text_families import (  # noqa: E402  (after the table they register in)
+    EmbeddingLinearFamily,
+    FullFineTuneFamily,
+    LoraFamily,
+)
+
 if TYPE_CHECKING:
     from assay.train.mlp import TorchMLPClassifier, TorchMLPRegressor
 
@@ -50,15 +57,19 @@ __all__ = [
     "BuildContext",
     "Diagnosis",
     "DummyFamily",
+    "EmbeddingLinearFamily",
     "ExtraTreesFamily",
+    "FullFineTuneFamily",
     "LearningCurve",
     "LightGBMFamily",
     "LinearFamily",
+    "LoraFamily",
     "MLPFamily",
     "ModelPipeline",
     "ObjectiveHints",
     "SVMFamily",
     "SearchResult",
+    "TextOptions",
     "TfidfLinearFamily",
     "ThresholdedClassifier",
     "TorchMLPClassifier",

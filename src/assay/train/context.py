@@ -9,12 +9,32 @@ families read) is a new field here, with a default, and no family signature chan
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from assay.data.schema import Schema
+from assay.text.checkpoint import BaseCheckpoint
 from assay.train.objective import ObjectiveHints
 
-__all__ = ["BuildContext"]
+__all__ = ["BuildContext", "TextOptions"]
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """How the families on a pretrained encoder read text (assay.yaml's ``model`` section).
+
+    Attributes:
+        base: the checked checkpoint they start from; ``None`` lets a family resolve
+            the default (hashing it), which a search does once and passes here.
+        max_length: tokens read per text (``None``: 128, capped by the base).
+        device: ``cpu`` or ``cuda``; ``None`` picks a GPU when torch sees one.
+        cache_dir: where frozen embeddings are kept between fits and runs.
+    """
+
+    base: BaseCheckpoint | None = None
+    max_length: int | None = None
+    device: str | None = None
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,7 @@ class BuildContext:
         objective: what the primary metric asks of the model (loss, class balance,
             a tuned decision threshold).
         seed: seeds every random choice of the model.
+        text: the pretrained base and how to read text, for the families that use one.
 
     A field added later takes a default, so families and callers that ignore it are
     left as they are.
@@ -41,6 +62,7 @@ class BuildContext:
     text_column: str | None
     objective: ObjectiveHints
     seed: int
+    text: TextOptions = field(default_factory=TextOptions)
 
     def __post_init__(self) -> None:
         # a list passed as features is kept as a tuple: the context stays immutable
@@ -56,9 +78,12 @@ class BuildContext:
         text_column: str | None,
         objective: ObjectiveHints,
         seed: int,
+        text: TextOptions | None = None,
     ) -> BuildContext:
         """A context from any sequence of feature names (kept as a tuple)."""
-        return cls(task, schema, tuple(features), text_column, objective, seed)
+        return cls(
+            task, schema, tuple(features), text_column, objective, seed, text or TextOptions()
+        )
 
     def with_seed(self, seed: int) -> BuildContext:
         """The same context with another seed."""

@@ -75,6 +75,9 @@ class BaseModelFamily(abc.ABC):
     tasks: ClassVar[frozenset[str]] = frozenset(TASK_METRICS)
     searched: ClassVar[bool] = True
     max_rows: ClassVar[int | None] = None
+    #: False for a family whose every fit is a long training run (fine-tuning a
+    #: transformer): the chosen model's spread is then not re-measured on folds
+    cross_validated: ClassVar[bool] = True
 
     def supports(self, task: str) -> bool:
         """True when the family can model ``task``."""

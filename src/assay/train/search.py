@@ -66,7 +66,7 @@ from assay.data.schema import Schema
 from assay.data.values import native
 from assay.errors import AssayError, ConfigError, DataError
 from assay.train.scheduler import Reporter, SearchScheduler, join_rows
-from assay.train.context import BuildContext
+from assay.train.context import BuildContext, TextOptions
 from assay.train.curves import Diagnosis, LearningCurve, diagnose, learning_curve_for
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
 from assay.train.families import FAMILIES, get_family
@@ -231,6 +231,7 @@ def run_search(
     cv_groups: tuple[Any, Any] | None = None,
     time_ordered: bool = False,
     ensemble: bool = True,
+    text: TextOptions | None = None,
 ) -> SearchResult:
     """Search each family's hyper-parameters on train/validation and keep the best model.
 
@@ -258,6 +259,9 @@ def run_search(
         ensemble: on cross-validated small data, with ``refit``, return a weighted
             average of candidates when its out-of-fold score beats the best single
             candidate's (see the module notes); ``False``: always a single model.
+        text: the pretrained base and how to read text, for the families that start
+            from a checkpoint. Under a time budget, such a family whose estimated cost
+            of one fit exceeds the budget is skipped, with the estimate as the reason.
 
     Raises:
         ConfigError: unknown family/sampler, metric not of the task, no budget, fewer
@@ -278,6 +282,7 @@ def run_search(
         text_column=text_column,
         objective=hints,
         seed=seed,
+        text=text,
     )
 
     dummy = get_family("dummy")
@@ -298,6 +303,8 @@ def run_search(
             skipped[alias] = (
                 f"fits at most {family.max_rows:,} rows; training + validation has {n_all:,}"
             )
+        elif (why := _over_budget(family, context, X_train, n_all, minutes)) is not None:
+            skipped[alias] = why
         else:
             searched.append(alias)
     if not searched and skipped:
@@ -437,8 +444,33 @@ def run_search(
     )
 
 
+def _over_budget(
+    family: Any, context: BuildContext, X_train: Any, n_rows: int, minutes: float | None
+) -> str | None:
+    """The reason to skip a family whose one fit is estimated to take longer than the budget."""
+    estimate = getattr(family, "over_budget", None)
+    if minutes is None or estimate is None or context.text_column is None:
+        return None
+    from assay.train.text_families import mean_tokens
+
+    texts = X_train[context.text_column] if context.text_column in X_train else []
+    reason: str | None = estimate(
+        n_rows,
+        minutes * 60.0,
+        context.text.base,
+        params=family.defaults(context.task),
+        mean_tokens=mean_tokens(texts, context.text.max_length or 128),
+    )
+    return reason
+
+
 def chosen_template(
-    result: SearchResult, *, schema: Schema, features: Sequence[str], text_column: str | None
+    result: SearchResult,
+    *,
+    schema: Schema,
+    features: Sequence[str],
+    text_column: str | None,
+    text: TextOptions | None = None,
 ) -> Any:
     """An unfitted estimator of what the search chose, to fit again (e.g. on other folds).
 
@@ -453,6 +485,7 @@ def chosen_template(
         text_column=text_column,
         objective=result.objective,
         seed=result.seed,
+        text=text,
     )
     if result.ensemble is None:
         return get_family(result.best_family).build(result.best_params, context)

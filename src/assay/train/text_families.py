@@ -9,8 +9,10 @@ Registered in :data:`assay.train.families.FAMILIES` when this module is imported
 * ``finetune_full``: every encoder weight trained (opt-in: slow on a CPU, and the
   artifact holds the whole encoder).
 
-The base checkpoint (``model.base``) comes from the family's ``base`` attribute or from
-``build(..., base=...)``, which wins; ``None`` is the default MiniLM encoder. Resolving it
+The base checkpoint (``model.base``), the tokens read per text, the device and the
+embedding cache come from the build context's ``text`` options (a search resolves the
+base once and passes it), else from the family's own attributes; ``None`` is the default
+MiniLM encoder. Resolving it
 hashes its weights, so a family resolves it once and keeps it. Importing this module
 imports neither torch nor transformers: the estimators load with the first ``build``.
 
@@ -23,16 +25,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import optuna
 
 from assay.config.metrics import CLASSIFICATION_TASKS
-from assay.data.schema import Schema
 from assay.errors import ConfigError
 from assay.text.checkpoint import BaseCheckpoint, resolve_base
+from assay.train.context import BuildContext
 from assay.train.families import FAMILIES, BaseModelFamily
 from assay.train.objective import ObjectiveHints
 
@@ -110,6 +113,14 @@ def encoder_params(base: BaseCheckpoint) -> int:
     return layers * (4 * hidden * hidden + 2 * hidden * inner)
 
 
+@dataclass(frozen=True)
+class _Reading:
+    base: BaseCheckpoint
+    max_length: int | None
+    device: str | None
+    cache_dir: str | Path | None
+
+
 class TextFamily(BaseModelFamily):
     """A family that reads the text column through a pretrained encoder.
 
@@ -122,6 +133,8 @@ class TextFamily(BaseModelFamily):
     """
 
     tasks: ClassVar[frozenset[str]] = frozenset({"text-classification"})
+    #: builds on the pretrained checkpoint of the context's text options
+    uses_base: ClassVar[bool] = True
     #: the estimator's ``method``, or ``"forward"`` for frozen embeddings (cost model)
     cost_kind: ClassVar[str] = "forward"
 
@@ -148,6 +161,16 @@ class TextFamily(BaseModelFamily):
         if key not in self._resolved:
             self._resolved[key] = resolve_base(None if chosen is None else str(chosen))
         return self._resolved[key]
+
+    def _reading(self, context: BuildContext) -> _Reading:
+        """The base, tokens per text, device and cache: the context's, else the family's own."""
+        text = context.text
+        return _Reading(
+            base=self.resolve(text.base),
+            max_length=text.max_length or self.max_length,
+            device=text.device or self.device,
+            cache_dir=text.cache_dir or self.cache_dir,
+        )
 
     def _text_column(self, text_column: str | None) -> str:
         if text_column is None:
@@ -233,31 +256,21 @@ class EmbeddingLinearFamily(TextFamily):
         """Nothing to fix: the logistic regression needs no validation rows."""
         return {}
 
-    def build(
-        self,
-        params: Mapping[str, Any],
-        *,
-        task: str,
-        schema: Schema,
-        features: Sequence[str],
-        text_column: str | None,
-        objective: ObjectiveHints,
-        seed: int,
-        base: BaseCheckpoint | str | Path | None = None,
-    ) -> EmbeddingLinearClassifier:
+    def build(self, params: Mapping[str, Any], context: BuildContext) -> EmbeddingLinearClassifier:
         """An :class:`~assay.train.text_models.EmbeddingLinearClassifier` on the text column."""
         from assay.train.text_models import EmbeddingLinearClassifier  # imports torch
 
-        column = self._text_column(text_column)
+        column = self._text_column(context.text_column)
+        options = self._reading(context)
         return EmbeddingLinearClassifier(
-            self.resolve(base),
+            options.base,
             text_column=column,
             C=float(params.get("C", 10.0)),
-            class_weight="balanced" if objective.balance_classes else None,
-            max_length=self.max_length,
-            cache_dir=self.cache_dir,
-            device=self.device,
-            random_state=seed,
+            class_weight="balanced" if context.objective.balance_classes else None,
+            max_length=options.max_length,
+            cache_dir=options.cache_dir,
+            device=options.device,
+            random_state=context.seed,
         )
 
 
@@ -265,6 +278,7 @@ class _FineTuneFamily(TextFamily):
     """What LoRA and the full fine-tune share: building the estimator, refitting on epochs."""
 
     method: ClassVar[Literal["lora", "full"]]
+    cross_validated = False
 
     def _epochs(self, params: Mapping[str, Any] | None) -> int:
         chosen = params if params is not None else self.defaults("text-classification")
@@ -280,18 +294,7 @@ class _FineTuneFamily(TextFamily):
     def _options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def build(
-        self,
-        params: Mapping[str, Any],
-        *,
-        task: str,
-        schema: Schema,
-        features: Sequence[str],
-        text_column: str | None,
-        objective: ObjectiveHints,
-        seed: int,
-        base: BaseCheckpoint | str | Path | None = None,
-    ) -> TransformerTextClassifier:
+    def build(self, params: Mapping[str, Any], context: BuildContext) -> TransformerTextClassifier:
         """A :class:`~assay.train.text_models.TransformerTextClassifier` on the text column.
 
         ``patience`` (default 2), ``batch_size`` (16) and ``validation_fraction`` (0.1,
@@ -299,29 +302,31 @@ class _FineTuneFamily(TextFamily):
         """
         from assay.train.text_models import TransformerTextClassifier  # imports torch
 
-        column = self._text_column(text_column)
-        if task not in CLASSIFICATION_TASKS:
+        column = self._text_column(context.text_column)
+        if context.task not in CLASSIFICATION_TASKS:
             raise ConfigError(
-                f"the {self.alias} family classifies; the task is '{task}'",
+                f"the {self.alias} family classifies; the task is '{context.task}'",
                 key="task",
                 expected="text-classification",
-                received=task,
+                received=context.task,
                 fix=f"Remove {self.alias} from search.families.",
             )
+        options = self._reading(context)
+        objective = context.objective
         return TransformerTextClassifier(
-            self.resolve(base),
+            options.base,
             text_column=column,
             method=self.method,
             learning_rate=float(params.get("learning_rate", 1e-3)),
             epochs=int(params.get("epochs", 3)),
             batch_size=int(params.get("batch_size", 16)),
-            max_length=self.max_length,
+            max_length=options.max_length,
             patience=int(params.get("patience", 2)),
             validation_fraction=float(params.get("validation_fraction", 0.1)),
             stopping_metric=self._stopping(objective),
             class_weight="balanced" if objective.balance_classes else None,
-            seed=seed,
-            device=self.device,
+            seed=context.seed,
+            device=options.device,
             **self._options(params),
         )
 
