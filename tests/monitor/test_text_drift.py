@@ -207,6 +207,25 @@ def measured(tiny: BaseCheckpoint, single_thread: None) -> dict[str, TextFeature
     }
 
 
+def test_measures_follow_the_rows_whatever_order_they_are_encoded_in(
+    tiny: BaseCheckpoint, single_thread: None
+) -> None:
+    texts = [*corpus(40, 5, length=(1, 30)), None, "", float("nan"), "привет film"]
+    encoder = TextEncoder(tiny)
+    features = text_features(texts, encoder, sample=100)
+    assert features.n == 44 and features.n_missing == 2
+    assert np.isnan(features.tokens[[40, 42]]).all() and features.tokens[41] == 0
+    assert (features.tokens[43], features.unknown[43], features.chars[43]) == (2, 1, 11)
+    assert features.embeddings.shape == (42, 32)
+    present = [t for t in texts if isinstance(t, str)]
+    one_by_one = np.vstack([TextEncoder(tiny).encode([t]) for t in present])
+    np.testing.assert_allclose(features.embeddings, one_by_one, atol=2e-3)
+    # a seeded sample of the texts is embedded, in row order
+    sampled = text_features(texts, encoder, sample=10, seed=4)
+    rows = np.sort(np.random.default_rng(4).choice(42, 10, replace=False))
+    np.testing.assert_allclose(sampled.embeddings, one_by_one[rows], atol=2e-3)
+
+
 def _take(features: TextFeatures, rows: np.ndarray) -> TextFeatures:
     """Rows of measures with no missing text (so the embeddings line up with the rows)."""
     return TextFeatures(
@@ -426,7 +445,8 @@ def test_a_reference_base_that_is_gone_is_named_in_the_skip(
     shutil.rmtree(copy)
     report = _report(reference, _frame(corpus(60, 1)))
     (skipped,) = [s for s in report.skipped if s.name == "review"]
-    assert f"the base checkpoint '{copy}'" in skipped.reason and "cannot be loaded" in skipped.reason
+    assert f"the base checkpoint '{copy}'" in skipped.reason
+    assert "cannot be loaded" in skipped.reason
 
 
 def test_a_window_without_the_text_column_is_refused(reference: ReferenceProfile) -> None:
