@@ -311,7 +311,7 @@ def mmd_permutation_test(
     permutation reassigns the pooled rows to the two sides; all of them are evaluated at
     once as ``a' K a`` for the indicator vectors ``a`` of the reference side (one matrix
     product per 100 permutations): 1,000 x 1,000 rows of 384 dimensions with 300
-    permutations take about 0.5 to 0.7 s on two cores (``benchmarks/text_drift.py``).
+    permutations take 0.2 to 0.7 s on two shared cores (``benchmarks/text_drift.py``).
     """
     x = np.asarray(reference, dtype=np.float64)
     y = np.asarray(current, dtype=np.float64)
