@@ -4,12 +4,20 @@
   stored with the model version as JSON);
 - :func:`detect_drift` compares a window of traffic with it (:class:`DriftReport`);
 - :data:`DRIFT_TESTS` holds the per-column tests by alias (``psi``, ``ks``, ``chi2``,
-  ``js``); :class:`BaseDriftTest` is the extension point.
+  ``js``); :class:`BaseDriftTest` is the extension point;
+- free-text columns are profiled and tested through the base checkpoint by
+  :mod:`assay.monitor.text_drift` (``mmd``, ``text_length``, ``unknown_tokens``).
 """
 
 from __future__ import annotations
 
-from assay.monitor.drift import ColumnDrift, DriftReport, DriftThresholds, detect_drift
+from assay.monitor.drift import (
+    ColumnDrift,
+    DriftCheck,
+    DriftReport,
+    DriftThresholds,
+    detect_drift,
+)
 from assay.monitor.drift_tests import (
     DRIFT_TESTS,
     BaseDriftTest,
@@ -26,6 +34,7 @@ from assay.monitor.reference import (
     ColumnProfile,
     ReferenceProfile,
     SkippedColumn,
+    TextProfile,
     build_reference,
 )
 
@@ -38,6 +47,7 @@ __all__ = [
     "ColumnDrift",
     "ColumnProfile",
     "CurrentColumn",
+    "DriftCheck",
     "DriftReport",
     "DriftStat",
     "DriftThresholds",
@@ -46,6 +56,7 @@ __all__ = [
     "PSITest",
     "ReferenceProfile",
     "SkippedColumn",
+    "TextProfile",
     "build_reference",
     "detect_drift",
 ]

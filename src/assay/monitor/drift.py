@@ -20,6 +20,10 @@ reading, not used. With fewer than ``min_rows`` rows in the window nothing is co
 flagged and the report says why. Below a few hundred rows, expect noise: with ``k`` bins
 the PSI of two samples of one distribution is about ``(k - 1) * (1/n_reference +
 1/n_current)``, 0.3 for ten bins and a window of 30 rows.
+
+A free-text column has no bins: it is judged by several tests at once (its length, its
+unknown tokens, its embeddings), added by :func:`assay.monitor.text_drift.add_text_drift`;
+its row carries each test's verdict as a :class:`DriftCheck`.
 """
 
 from __future__ import annotations
@@ -39,15 +43,24 @@ from assay.monitor.drift_tests import (
 )
 from assay.monitor.reference import (
     ColumnProfile,
-    ProfileKind,
     ReferenceProfile,
     Role,
     SkippedColumn,
 )
 
-__all__ = ["ColumnDrift", "DriftReport", "DriftThresholds", "Severity", "detect_drift"]
+__all__ = [
+    "ColumnDrift",
+    "DriftCheck",
+    "DriftKind",
+    "DriftReport",
+    "DriftThresholds",
+    "Severity",
+    "detect_drift",
+]
 
 Severity = Literal["none", "moderate", "significant"]
+#: how a column was compared: on numeric or categorical bins, or as free text
+DriftKind = Literal["numeric", "categorical", "text"]
 
 
 @dataclass(frozen=True)
@@ -128,14 +141,61 @@ class DriftThresholds:
 
 
 @dataclass(frozen=True)
+class DriftCheck:
+    """One test's verdict on a column that several tests judge (a free-text column).
+
+    Attributes:
+        test: the test's alias (``mmd``, ``text_length``, ``unknown_tokens``, ...).
+        statistic: the statistic the test decides on; None when nothing could be compared.
+        p_value: the test's p-value, when it has one.
+        threshold: what decided: the significance level for a p-value, else the effect
+            size the statistic must reach (the test's docstring says which).
+        drifted: the test's verdict.
+        evidence: further numbers for a reader (sample sizes, the other side's value...).
+    """
+
+    test: str
+    statistic: float | None
+    p_value: float | None
+    threshold: float
+    drifted: bool
+    evidence: dict[str, float | int | str | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form."""
+        return {
+            "test": self.test,
+            "statistic": self.statistic,
+            "p_value": self.p_value,
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "evidence": dict(self.evidence),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftCheck:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(
+            test=str(data["test"]),
+            statistic=data["statistic"],
+            p_value=data.get("p_value"),
+            threshold=float(data["threshold"]),
+            drifted=bool(data["drifted"]),
+            evidence=dict(data.get("evidence", {})),
+        )
+
+
+@dataclass(frozen=True)
 class ColumnDrift:
     """The drift of one column (a feature, the predictions or the confidences).
 
     Attributes:
         name: the column (``__prediction__`` / ``__confidence__`` for the model outputs).
         role: ``feature``, ``prediction`` or ``confidence``.
-        kind: ``numeric`` or ``categorical`` (how the reference binned it).
-        psi: population stability index on the reference bins.
+        kind: ``numeric`` or ``categorical`` (how the reference binned it), or ``text``
+            (a free-text column: see ``checks``).
+        psi: population stability index on the reference bins (for text: of the length
+            in tokens).
         js: Jensen-Shannon distance (base 2) on the same bins.
         test: the reported hypothesis test (``ks`` for numeric, ``chi2`` for categorical).
         statistic: its statistic (None when it could not be computed).
@@ -146,11 +206,14 @@ class ColumnDrift:
         missing_current: the share of current rows without a value.
         unseen_current: the share of current rows with a level the reference never had
             (categorical columns; None for numeric ones).
+        checks: for a text column, every test's verdict; ``test``, ``statistic`` and
+            ``p_value`` are then those of the first drifted check (else the first check),
+            and ``drifted`` is true when any check drifted. Empty for other columns.
     """
 
     name: str
     role: Role
-    kind: ProfileKind
+    kind: DriftKind
     psi: float
     js: float
     test: str
@@ -161,10 +224,11 @@ class ColumnDrift:
     missing_reference: float
     missing_current: float
     unseen_current: float | None = None
+    checks: tuple[DriftCheck, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form."""
-        return {
+        """A JSON-serialisable form (``checks`` only when there are some)."""
+        out: dict[str, Any] = {
             "name": self.name,
             "role": self.role,
             "kind": self.kind,
@@ -179,11 +243,15 @@ class ColumnDrift:
             "missing_current": self.missing_current,
             "unseen_current": self.unseen_current,
         }
+        if self.checks:
+            out["checks"] = [c.to_dict() for c in self.checks]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColumnDrift:
         """Rebuild from :meth:`to_dict` output."""
-        return cls(**data)
+        checks = tuple(DriftCheck.from_dict(c) for c in data.get("checks", ()))
+        return cls(**{**data, "checks": checks})
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from assay.monitor.alerts import (
     raise_alerts,
 )
 from assay.monitor.alerts import Severity as AlertSeverity
-from assay.monitor.drift import DriftReport, detect_drift
+from assay.monitor.drift import ColumnDrift, DriftReport, detect_drift
 from assay.monitor.performance import (
     LivePerformance,
     attach_label_sources,
@@ -51,6 +52,12 @@ from assay.monitor.performance import (
 )
 from assay.monitor.reference import ReferenceProfile, build_reference
 from assay.monitor.report import FlaggedInputs, MonitorReport
+from assay.monitor.text_drift import (
+    TextDriftConfig,
+    add_text_drift,
+    profile_text_columns,
+    text_columns,
+)
 from assay.project import Project
 from assay.registry import ModelRegistry, ModelVersion
 from assay.model.loaded import model_columns
@@ -150,14 +157,14 @@ def reference_for(project: Project, registry: ModelRegistry, version: int) -> Re
                 received=why,
                 fix="Re-register the model with `assay run` on its data.",
             )
-    profile = _build_reference(registry, record, rows)
+    profile = _build_reference(registry, record, rows, project.root)
     with _CACHE_LOCK:
         _REFERENCES[key] = profile
     return profile
 
 
 def _build_reference(
-    registry: ModelRegistry, record: ModelVersion, rows: pd.DataFrame
+    registry: ModelRegistry, record: ModelVersion, rows: pd.DataFrame, root: Path
 ) -> ReferenceProfile:
     from assay.model.loaded import pipeline_scores
 
@@ -168,9 +175,16 @@ def _build_reference(
         warnings.simplefilter("ignore")
         labels, proba = pipeline_scores(model, rows[features], classification=classification)
     confidence = np.max(proba, axis=1) if proba is not None else None
-    seed = int(record.config.get("seed", 0)) if isinstance(record.config, Mapping) else 0
-    return build_reference(
+    config = record.config if isinstance(record.config, Mapping) else {}
+    seed = int(config.get("seed", 0))
+    profile = build_reference(
         rows, columns, prediction=np.asarray(labels), confidence=confidence, seed=seed
+    )
+    model = config.get("model")
+    text: Mapping[str, Any] = model if isinstance(model, Mapping) else {}
+    return profile_text_columns(
+        profile, rows, text_columns(columns, record.lineage.text_column),
+        base=text.get("base"), root=root, max_length=text.get("max_length"),
     )
 
 
@@ -405,6 +419,17 @@ def monitor_project(
         psi_significant=monitoring.psi_significant, js_threshold=monitoring.js_threshold,
         min_rows=min_rows, prediction=_PREDICTION, confidence=_CONFIDENCE,
     )
+    if reference.text:
+        device = None if spec.model.device == "auto" else spec.model.device
+        drift = add_text_drift(
+            drift, reference, inputs, root=project.root, device=device,
+            config=TextDriftConfig(seed=spec.seed),
+        )
+        profiled = {t.name for t in reference.text}
+        notes.extend(
+            f"text column '{s.name}' was not checked for drift: {s.reason}"
+            for s in drift.skipped if s.name in profiled
+        )
     performance = _performance(champion, outputs, spec, min_labels)
     if performance.feedback_loop is not None and performance.feedback_loop.detected:
         notes.append(performance.feedback_loop.message)
@@ -524,7 +549,7 @@ def _drafts(
     drifted = drift.ranked if drift.checked else ()
     if drifted:
         detail = [drift[name] for name in drifted]
-        shown = ", ".join(f"{c.name} (PSI {c.psi:.2f})" for c in detail[:5])
+        shown = ", ".join(_drift_phrase(c) for c in detail[:5])
         more = f" and {len(detail) - 5} more" if len(detail) > 5 else ""
         prediction = drift.prediction
         drafts.append(
@@ -613,6 +638,18 @@ def _drafts(
             )
         )
     return drafts
+
+
+def _drift_phrase(column: ColumnDrift) -> str:
+    """A drifted column in an alert: its PSI, or for free text the test that flagged it."""
+    if column.kind != "text":
+        return f"{column.name} (PSI {column.psi:.2f})"
+    shown = [
+        f"{c.test} {c.statistic:.3g}" + (f", p={c.p_value:.2g}" if c.p_value is not None else "")
+        for c in column.checks
+        if c.drifted and c.statistic is not None
+    ]
+    return f"{column.name} (text: {'; '.join(shown) or column.test})"
 
 
 def _verdict(

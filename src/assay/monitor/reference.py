@@ -12,8 +12,11 @@ needed again:
 - the model's predictions (class shares, or numeric bins for regression) and confidences
   (numeric bins), under the reserved names ``__prediction__`` and ``__confidence__``.
 
-Text and datetime columns are not profiled; the profile lists them with the reason. The
-profile is stored with each model version as JSON (:meth:`ReferenceProfile.to_dict`).
+Text and datetime columns are not profiled here; the profile lists them with the reason.
+:func:`assay.monitor.text_drift.profile_text_columns` then gives each free-text column a
+:class:`TextProfile` (lengths, unknown tokens, a sample of embeddings under the base
+encoder), which needs the ``text`` extra. The profile is stored with each model version as
+JSON (:meth:`ReferenceProfile.to_dict`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ __all__ = [
     "ReferenceProfile",
     "Role",
     "SkippedColumn",
+    "TextProfile",
     "build_reference",
+    "frozen_embeddings",
     "level_codes",
     "numeric_values",
 ]
@@ -64,6 +69,7 @@ _SKIP_REASONS = {
 }
 _SAMPLE_ENCODING = "float64-le-base64"
 _RUNS_ENCODING = "runs-float64-le-base64"
+_EMBEDDING_ENCODING = "float16-le-base64"
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,6 +214,114 @@ class SkippedColumn:
         return cls(name=str(data["name"]), kind=str(data["kind"]), reason=str(data["reason"]))
 
 
+@dataclass(frozen=True, eq=False)
+class TextProfile:
+    """The reference of one free-text column, built by :mod:`assay.monitor.text_drift`.
+
+    Attributes:
+        name: the column.
+        chars: the numeric profile of each text's length in characters (missing texts
+            in its missing bin).
+        tokens: the same for the length in tokens under the base tokenizer (no special
+            tokens, no truncation).
+        n_tokens: the tokens of all reference texts.
+        n_unknown: how many of them are the tokenizer's unknown token.
+        unknown_variance: the variance of ``unknown_share`` as an estimate over texts
+            (a ratio estimator: the tokens of one text are not independent draws).
+        embeddings: base-encoder embeddings of a seeded sample of the texts, float16.
+        base: what ``model.base`` named when the profile was built.
+        base_sha256: the SHA-256 of that checkpoint's weights; a window is only compared
+            when embedded by the same weights.
+        max_length: the tokens per text the encoder read.
+    """
+
+    name: str
+    chars: ColumnProfile
+    tokens: ColumnProfile
+    n_tokens: int
+    n_unknown: int
+    unknown_variance: float
+    embeddings: np.ndarray
+    base: str
+    base_sha256: str
+    max_length: int
+
+    @property
+    def n(self) -> int:
+        """The number of reference rows, missing texts included."""
+        return self.tokens.n
+
+    @property
+    def missing_share(self) -> float:
+        """The share of reference rows without a text."""
+        return self.tokens.missing_share
+
+    @property
+    def unknown_share(self) -> float:
+        """The share of reference tokens that are the unknown token (0 without tokens)."""
+        return self.n_unknown / self.n_tokens if self.n_tokens else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form; the embeddings as base64 of little-endian float16."""
+        rows, dim = self.embeddings.shape
+        data = np.ascontiguousarray(self.embeddings, dtype="<f2").tobytes()
+        return {
+            "name": self.name,
+            "chars": self.chars.to_dict(),
+            "tokens": self.tokens.to_dict(),
+            "n_tokens": self.n_tokens,
+            "n_unknown": self.n_unknown,
+            "unknown_variance": self.unknown_variance,
+            "embeddings": {
+                "encoding": _EMBEDDING_ENCODING,
+                "shape": [rows, dim],
+                "data": base64.b64encode(data).decode("ascii"),
+            },
+            "base": self.base,
+            "base_sha256": self.base_sha256,
+            "max_length": self.max_length,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextProfile:
+        """Rebuild from :meth:`to_dict` output."""
+        encoded = data["embeddings"]
+        if encoded["encoding"] != _EMBEDDING_ENCODING:
+            raise ValueError(f"unknown embedding encoding {encoded['encoding']!r}")
+        rows, dim = (int(v) for v in encoded["shape"])
+        values = np.frombuffer(base64.b64decode(encoded["data"]), dtype="<f2")
+        return cls(
+            name=str(data["name"]),
+            chars=ColumnProfile.from_dict(data["chars"]),
+            tokens=ColumnProfile.from_dict(data["tokens"]),
+            n_tokens=int(data["n_tokens"]),
+            n_unknown=int(data["n_unknown"]),
+            unknown_variance=float(data["unknown_variance"]),
+            embeddings=frozen_embeddings(values.reshape(rows, dim)),
+            base=str(data["base"]),
+            base_sha256=str(data["base_sha256"]),
+            max_length=int(data["max_length"]),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TextProfile):
+            return NotImplemented
+        plain = ("name", "chars", "tokens", "n_tokens", "n_unknown", "unknown_variance")
+        more = ("base", "base_sha256", "max_length")
+        return all(getattr(self, k) == getattr(other, k) for k in (*plain, *more)) and bool(
+            np.array_equal(self.embeddings, other.embeddings)
+        )
+
+    __hash__ = object.__hash__
+
+
+def frozen_embeddings(values: np.ndarray) -> np.ndarray:
+    """``values`` as a read-only 2-d float16 array (how a :class:`TextProfile` keeps them)."""
+    out = np.array(values, dtype=np.float16, ndmin=2, order="C")
+    out.flags.writeable = False
+    return out
+
+
 @dataclass(frozen=True)
 class ReferenceProfile:
     """The training reference of a model version: one :class:`ColumnProfile` per column.
@@ -220,6 +334,7 @@ class ReferenceProfile:
         sample_size: the largest reference sample kept per numeric column.
         seed: the seed of the samples.
         skipped: the columns not profiled, with the reason.
+        text: the profiles of the free-text columns, when they were built.
     """
 
     columns: tuple[ColumnProfile, ...]
@@ -228,6 +343,7 @@ class ReferenceProfile:
     sample_size: int = 20_000
     seed: int = 0
     skipped: tuple[SkippedColumn, ...] = ()
+    text: tuple[TextProfile, ...] = ()
 
     def __getitem__(self, name: str) -> ColumnProfile:
         for profile in self.columns:
@@ -266,6 +382,7 @@ class ReferenceProfile:
             "seed": self.seed,
             "columns": [p.to_dict() for p in self.columns],
             "skipped": [s.to_dict() for s in self.skipped],
+            "text": [t.to_dict() for t in self.text],
         }
 
     @classmethod
@@ -288,6 +405,7 @@ class ReferenceProfile:
                 sample_size=int(data["sample_size"]),
                 seed=int(data["seed"]),
                 skipped=tuple(SkippedColumn.from_dict(s) for s in data.get("skipped", ())),
+                text=tuple(TextProfile.from_dict(t) for t in data.get("text", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(
