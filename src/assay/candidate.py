@@ -33,6 +33,7 @@ from assay.data.values import native
 from assay.errors import AssayError
 from assay.evaluate import Evaluation, PairedComparison, evaluate, paired_bootstrap
 from assay.monitor.reference import ReferenceProfile, build_reference
+from assay.monitor.text_drift import profile_text_columns, text_columns
 from assay.project import STATE_DIR, Project
 from assay.registry import Lineage, ModelRegistry, ModelVersion
 from assay.split import SplitPlan, make_splits
@@ -67,6 +68,8 @@ __all__ = [
 CV_MAX_ROWS = 20_000
 #: training rows profiled for drift (predictions are computed on them)
 REFERENCE_MAX_ROWS = 50_000
+#: rows a text model scores for its reference: each is a pass through a transformer on the CPU
+TEXT_REFERENCE_MAX_ROWS = 2_000
 #: sorted values kept per numeric column for the KS test (keeps the profile well under 1 MB)
 REFERENCE_SAMPLE = 5_000
 
@@ -176,7 +179,8 @@ def build_candidate(
 
     with _timed(seconds, "register"):
         reference = _reference_profile(
-            search.estimator, rows.X_train, dataset, inputs.features, spec, warnings
+            search.estimator, rows.X_train, dataset, inputs.features, spec, warnings,
+            root=project.root, text_column=inputs.text_column,
         )
         lineage = _lineage(
             inputs, registry, rows.plan, search, evaluation, baseline, reference,
@@ -403,25 +407,37 @@ def code_version(project: Project) -> str:
 
 def _reference_profile(
     model: Any, X_train: pd.DataFrame, dataset: Dataset, features: list[str],
-    spec: ProjectSpec, warnings: list[str],
+    spec: ProjectSpec, warnings: list[str], *, root: Path | None = None,
+    text_column: str | None = None,
 ) -> ReferenceProfile | None:
-    """The drift reference of a new version: its training rows, predictions and confidence.
+    """The drift reference of a new version: its training rows, predictions and confidence,
+    and for a free-text column its lengths, unknown tokens and base-encoder embeddings.
 
     None (with a warning) when the model cannot score its own training rows: monitoring
-    then rebuilds the reference from the stored split, so the candidate is not lost.
+    then rebuilds the reference from the stored split, so the candidate is not lost. A
+    text model is profiled on at most :data:`TEXT_REFERENCE_MAX_ROWS` rows: each row it
+    scores is a pass through a transformer.
     """
     rows = X_train
-    if len(rows) > REFERENCE_MAX_ROWS:
+    cap = REFERENCE_MAX_ROWS if spec.task != "text-classification" else TEXT_REFERENCE_MAX_ROWS
+    if len(rows) > cap:
         rng = np.random.default_rng(spec.seed)
-        rows = rows.iloc[np.sort(rng.choice(len(rows), REFERENCE_MAX_ROWS, replace=False))]
+        rows = rows.iloc[np.sort(rng.choice(len(rows), cap, replace=False))]
     try:
         prediction = model.predict(rows)
         confidence = None
         if spec.task in CLASSIFICATION_TASKS and hasattr(model, "predict_proba"):
             confidence = np.asarray(model.predict_proba(rows)).max(axis=1)
-        return build_reference(
-            rows, [dataset.schema[c] for c in features], prediction=prediction,
+        schema = [dataset.schema[c] for c in features]
+        reference = build_reference(
+            rows, schema, prediction=prediction,
             confidence=confidence, seed=spec.seed, sample=REFERENCE_SAMPLE,
+        )
+        model_spec = spec.model
+        return profile_text_columns(
+            reference, rows, text_columns(schema, text_column), base=model_spec.base, root=root,
+            max_length=model_spec.max_length,
+            device=None if model_spec.device == "auto" else model_spec.device,
         )
     except Exception as exc:  # noqa: BLE001 - the registered model matters more than its profile
         warnings.append(

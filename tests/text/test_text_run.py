@@ -75,6 +75,11 @@ def test_a_text_run_records_the_base_and_serves_from_it(tmp_path: Path, tiny_bas
     texts = pd.DataFrame({"review": ["the movie was great great", "awful broken plot"]})
     answers = loaded.predict(texts)
     assert [a.prediction for a in answers] == ["pos", "neg"]
+    # monitoring gets a profile of the text under the same base, embeddings included
+    reference = registry.load_json(record.lineage.reference)
+    (profile,) = reference["text"]
+    assert profile["name"] == "review" and profile["base_sha256"] == base["sha256"]
+    assert "review" not in reference.get("skipped", {})
     # the search tried both encoder families on the same rows
     search = registry.load_json(record.lineage.search)
     assert {t["family"] for t in search["trials"]} >= {"embedding_linear", "lora"}
