@@ -12,6 +12,7 @@ import pandas as pd
 from assay.aliases import AliasTable
 from assay.config.columns import feature_columns
 from assay.data.dataset import Dataset
+from assay.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from assay.config.spec import ProjectSpec
@@ -205,13 +206,52 @@ class AuditContext:
 def resolve_text_column(
     dataset: Dataset, configured: str | None, features: list[str], task: str
 ) -> str | None:
-    """The free-text column: configured, or the only text feature of a text-classification task."""
-    if configured is not None:
-        return configured
+    """The free-text column: configured, or the only text feature of a text-classification task.
+
+    Raises:
+        ConfigError: on a text-classification task, when there is no text column, or
+            ``data.text`` names a column of numbers, booleans or dates (exit 2).
+        DataError: when the text column holds no text at all.
+    """
     if task != "text-classification":
-        return None
-    texts = [c for c in features if dataset.schema[c].kind == "text"]
-    return texts[0] if texts else None
+        return configured
+    column = configured
+    if column is None:
+        texts = [c for c in features if dataset.schema[c].kind == "text"]
+        if not texts:
+            raise ConfigError(
+                "a text-classification task needs a free-text column, and none was found",
+                key="data.text",
+                expected="the name of the column holding the texts",
+                received=f"columns: {', '.join(features[:20])}",
+                fix="Set data.text in assay.yaml to the text column, or choose a tabular task.",
+            )
+        column = texts[0]
+    if column not in dataset.schema:
+        return column  # the spec loader names a missing column; nothing more to add here
+    kind = dataset.schema[column].kind
+    if kind in ("numeric", "integer", "boolean", "datetime"):
+        raise ConfigError(
+            f"column '{column}' holds {kind} values, not free text",
+            key="data.text",
+            expected="a column of texts (strings)",
+            received=f"{kind} values",
+            fix="Point data.text at the free-text column; a column of numbers, flags or dates "
+            "is a feature of a tabular task.",
+        )
+    values = dataset.frame[column]
+    texts = values[values.map(lambda v: isinstance(v, str) and bool(v.strip()))]
+    if texts.empty:
+        raise DataError(
+            "the text column holds no text: every value is missing or blank",
+            path=dataset.source,
+            column=column,
+            expected="texts to learn from",
+            received=f"{len(values):,} missing or blank values",
+            fix="Check data.text names the right column and that the file was read with its "
+            "encoding (data.encoding).",
+        )
+    return column
 
 
 class BaseCheck(abc.ABC):
