@@ -24,6 +24,7 @@ __all__ = [
     "DataSpec",
     "FairnessSpec",
     "GateSpec",
+    "LabellingSpec",
     "MetricsSpec",
     "ModelSpec",
     "MonitoringSpec",
@@ -281,6 +282,30 @@ class AuditSpec(_Section):
     label_errors_max_rows: int = Field(50_000, ge=100, description="rows sampled for label errors")
 
 
+class LabellingSpec(_Section):
+    """How annotations from several annotators become training labels."""
+
+    min_agreement: float = Field(
+        0.7,
+        ge=-1,
+        le=1,
+        description="Krippendorff's alpha below which the data audit blocks (pilot before scaling)",
+    )
+    consensus: Literal["dawid_skene", "majority"] = Field(
+        "dawid_skene", description="how one label per item is chosen from several annotators"
+    )
+    min_confidence: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="items whose consensus is less sure are held out of training for adjudication",
+    )
+    ordered: bool | None = Field(
+        None,
+        description="labels are ordinal (agreement weights near misses); default: when all are numbers",
+    )
+
+
 class StoreSpec(_Section):
     """Where runs, models and logs are kept (default: .assay/ beside assay.yaml)."""
 
@@ -306,6 +331,7 @@ class ProjectSpec(_Section):
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
     audit: AuditSpec = Field(default_factory=AuditSpec)
+    labelling: LabellingSpec = Field(default_factory=LabellingSpec)
     store: StoreSpec = Field(default_factory=StoreSpec)
     seed: int = 42
 
