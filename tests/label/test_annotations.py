@@ -45,3 +45,17 @@ def test_ratings_are_ordinal_by_default_and_names_are_not() -> None:
     assert ordered_by_default(["1", "2", "3", "4", "5"])
     assert not ordered_by_default(["neg", "neu", "pos"])
     assert not ordered_by_default(["0", "1"])
+
+
+def test_majority_vote_takes_the_most_frequent_label_with_its_share() -> None:
+    from assay.label.consensus import majority_vote
+
+    ann = Annotations.from_records(
+        ["x", "x", "x", "y", "y"], ["a", "b", "c", "a", "b"], ["pos", "pos", "neg", "neg", "pos"]
+    )
+    votes = majority_vote(ann, ["neg", "pos"]).frame.set_index("item_id")
+    assert votes.loc["x", "label"] == "pos" and votes.loc["x", "confidence"] == pytest.approx(2 / 3)
+    assert votes.loc["y", "label"] == "neg"  # a tie goes to the first class
+    assert votes.loc["y", "confidence"] == pytest.approx(0.5)
+    held = majority_vote(ann, ["neg", "pos"]).held_out(0.6)
+    assert list(held["item_id"]) == ["y"]
