@@ -133,7 +133,7 @@ def latency(model: Any, test: pd.DataFrame, seed: int) -> tuple[float, float]:
 
 def run_family(
     alias: str, fit: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, text: TextOptions,
-    *, seed: int, epochs: int | None,
+    *, seed: int, epochs: int | None, lora_layers: int | None = None,
 ) -> tuple[Row, Any]:
     family = get_family(alias)
     frame = pd.concat([fit, val])[["review"]]
@@ -145,6 +145,8 @@ def run_family(
     params = family.defaults("text-classification")
     if epochs is not None and "epochs" in params:
         params = {**params, "epochs": epochs}
+    if lora_layers is not None and alias == "lora":
+        params = {**params, "layers": None if lora_layers == 0 else lora_layers}
     model = family.build(params, context)
     print(f"  {alias}: fitting on {len(fit):,} rows ({params})", flush=True)
     t = time.perf_counter()
@@ -262,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a seeded sample of the 4,000 training reviews")
     parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--lora-layers", type=int, default=None,
+                        help="top blocks LoRA adapts (0: every block; default: the family's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--assay-run", action="store_true", help="also time a whole assay run")
     parser.add_argument("--json", type=Path, default=None)
@@ -276,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        cache_dir=Path(tempfile.mkdtemp(prefix="assay-emb-")))
     rows, models = [], {}
     for alias in args.families.split(","):
-        row, model = run_family(alias, fit, val, test, text, seed=args.seed, epochs=args.epochs)
+        row, model = run_family(alias, fit, val, test, text, seed=args.seed, epochs=args.epochs,
+                                lora_layers=args.lora_layers)
         rows.append(row)
         models[alias] = model
     diffs = compare(models, test, args.seed)

@@ -143,14 +143,19 @@ def test_the_cost_estimate_follows_rows_epochs_and_tokens(tiny_base: Path) -> No
     weights = encoder_params(minilm)
     assert weights == 6 * (4 * 384 * 384 + 2 * 384 * 1536)
     lora, full, frozen = LoraFamily(), FullFineTuneFamily(), EmbeddingLinearFamily()
-    seconds = lora.estimated_seconds(1000, minilm, mean_tokens=40)
+    every = {**lora.defaults("text-classification"), "layers": None}
+    seconds = lora.estimated_seconds(1000, minilm, params=every, mean_tokens=40)
     per_step = 40 * weights * SECONDS_PER_TOKEN_WEIGHT["lora"]
     assert seconds > 1000 * 3 * per_step  # three epochs by default, plus scoring and loading
-    assert lora.estimated_seconds(2000, minilm, mean_tokens=40) == pytest.approx(
+    assert lora.estimated_seconds(2000, minilm, params=every, mean_tokens=40) == pytest.approx(
         2 * seconds, rel=0.01
     )
-    six = lora.estimated_seconds(1000, minilm, params={"epochs": 6}, mean_tokens=40)
+    six = lora.estimated_seconds(1000, minilm, params={**every, "epochs": 6}, mean_tokens=40)
     assert six == pytest.approx(2 * seconds, rel=0.01)
+    # adapters on the top 2 of 6 blocks (the default): steps through a third of the
+    # network, plus one pass of the frozen lower blocks per text
+    top = lora.estimated_seconds(1000, minilm, mean_tokens=40)
+    assert 1000 * 3 * per_step / 3 < top < seconds / 2
     assert frozen.estimated_seconds(1000, minilm) < lora.estimated_seconds(1000, minilm)
     assert full.estimated_seconds(1000, minilm) >= lora.estimated_seconds(1000, minilm)
     # the tiny checkpoint costs almost nothing but loading

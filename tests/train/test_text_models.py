@@ -152,6 +152,50 @@ def test_early_stopping_restores_the_best_epoch(base: Path, data: tuple) -> None
     assert restored != pytest.approx(losses[-1], rel=1e-3)
 
 
+@pytest.fixture(scope="module")
+def top(base: Path, data: tuple) -> TransformerTextClassifier:
+    X, y, X_val, y_val = data
+    return _model(base, method="lora", layers=1, stopping_metric="log_loss").fit(
+        X, y, eval_set=(X_val, y_val)
+    )
+
+
+def test_lora_on_the_top_block_trains_from_cached_lower_states_and_learns(
+    top: TransformerTextClassifier, lora: TransformerTextClassifier, data: tuple
+) -> None:
+    _, _, X_val, y_val = data
+    assert top.lower_cached_ and not lora.lower_cached_
+    assert np.mean(top.predict(X_val) == y_val) >= 0.9
+    # adapters in the second (top) block only: half of those on both blocks
+    adapters = [k for k in top._trainable_state() if "lora_" in k]
+    assert adapters and all(".layer.1." in k for k in adapters)
+    assert top.n_trainable_params_ == 3 * 8 * (32 + 32) + (32 * 2 + 2)
+
+
+def test_the_cached_path_scores_what_the_whole_network_scores(
+    top: TransformerTextClassifier, data: tuple
+) -> None:
+    # the validation loss of the best epoch was computed from the cached lower states;
+    # the restored model scoring through the whole network reproduces it
+    _, _, X_val, y_val = data
+    proba = top.predict_proba(X_val)
+    codes = np.searchsorted(top.classes_, y_val)
+    whole = float(-np.mean(np.log(proba[np.arange(len(codes)), codes])))
+    assert whole == pytest.approx(top.history_["validation"][top.best_epoch_ - 1], rel=1e-5)
+
+
+def test_the_top_block_path_is_seeded_and_pickles(
+    base: Path, top: TransformerTextClassifier, data: tuple
+) -> None:
+    X, y, X_val, y_val = data
+    again = _model(base, method="lora", layers=1, stopping_metric="log_loss").fit(
+        X, y, eval_set=(X_val, y_val)
+    )
+    np.testing.assert_array_equal(again.predict_proba(X_val), top.predict_proba(X_val))
+    copy = pickle.loads(pickle.dumps(top))
+    np.testing.assert_array_equal(copy.predict_proba(X_val), top.predict_proba(X_val))
+
+
 def test_the_same_seed_gives_the_same_model(base: Path, data: tuple) -> None:
     X, y, X_val, _ = data
     first = _model(base, epochs=2, seed=5).fit(X, y)

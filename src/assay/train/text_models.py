@@ -40,6 +40,7 @@ from assay.errors import ConfigError, DataError, MissingDependencyError
 from assay.text.checkpoint import BaseCheckpoint
 from assay.text.encoder import load_model, load_tokenizer, mean_pool
 from assay.train.pipeline import StepCallback
+from assay.train.text_layers import MAX_CACHE_BYTES, TopLayers, cache_bytes, encoder_layers, stack
 from assay.train.text_inputs import (
     DEFAULT_MAX_LENGTH,
     BaseLike,
@@ -341,7 +342,38 @@ class _Classifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.classify(hidden, attention_mask)
+
+    def classify(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits from the encoder's last hidden states."""
         logits: torch.Tensor = self.head(self.dropout(mean_pool(hidden, attention_mask)))
+        return logits
+
+
+class _Steps:
+    """How a batch of rows reaches the logits: through the whole network, or from the
+    cached output of the frozen lower blocks through the top ones only."""
+
+    def __init__(self, net: _Classifier, pad: int, device: str, top: TopLayers | None) -> None:
+        self.net = net
+        self.pad = pad
+        self.device = device
+        self.top = top
+        self.cached: dict[int, list[torch.Tensor]] = {}
+
+    def remember(self, rows: _Rows) -> None:
+        """Run the frozen lower blocks once over ``rows`` (only on the cached path)."""
+        if self.top is not None and id(rows) not in self.cached:
+            self.cached[id(rows)] = self.top.lower(rows.ids, self.pad, self.device)
+
+    def logits(self, rows: _Rows, index: np.ndarray) -> torch.Tensor:
+        if self.top is not None:
+            states = self.cached[id(rows)]
+            hidden, mask = stack([states[i] for i in index], self.device)
+            return self.net.classify(self.top.forward(hidden, mask), mask)
+        logits: torch.Tensor = self.net(
+            **pad_batch([rows.ids[i] for i in index], self.pad, self.device)
+        )
         return logits
 
 
@@ -373,6 +405,10 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         method: ``"lora"`` (adapters on the attention projections, base frozen) or
             ``"full"`` (every weight trained).
         r, alpha, lora_dropout: the LoRA rank, scaling (``alpha / r``) and dropout.
+        layers: LoRA adapts only the top ``layers`` encoder blocks (``None``: every
+            block). The frozen blocks below run once per text and their output is
+            cached for every epoch (:mod:`assay.train.text_layers`), so a step costs
+            what the top blocks cost.
         learning_rate, weight_decay, warmup_ratio: optimiser and schedule.
         epochs: the most epochs; batch_size: texts per step.
         max_length: tokens read per text (default 128, capped by the base).
@@ -391,8 +427,9 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
     to 512 training rows, scored like the validation rows without dropout, and on the
     validation rows: the form the MLP records, which the learning-curve diagnosis reads),
     ``history_metric_`` (``"log_loss"``), ``validation_scores_`` (the stopping metric
-    per epoch), ``best_epoch_`` (1-based), ``n_epochs_``, ``n_params_`` and
-    ``n_trainable_params_``.
+    per epoch), ``best_epoch_`` (1-based), ``n_epochs_``, ``n_params_``,
+    ``n_trainable_params_`` and ``lower_cached_`` (whether the frozen lower blocks ran
+    once per text).
     """
 
     #: the server may score concurrent requests to this model in one call
@@ -409,6 +446,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         r: int = 8,
         alpha: float = 16.0,
         lora_dropout: float = 0.1,
+        layers: int | None = None,
         learning_rate: float = 1e-3,
         epochs: int = 3,
         batch_size: int = 16,
@@ -430,6 +468,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.r = r
         self.alpha = alpha
         self.lora_dropout = lora_dropout
+        self.layers = layers
         self.learning_rate = learning_rate
         self.epochs = epochs
         self.batch_size = batch_size
@@ -465,6 +504,14 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                 fix="Use stopping_metric='f1_macro' or 'log_loss'.",
             )
 
+    def _adapted_blocks(self, encoder: Any) -> list[int] | None:
+        """The indices of the blocks LoRA adapts: the top ``layers`` (None: every block)."""
+        layers = getattr(self, "layers", None)
+        blocks = encoder_layers(encoder)
+        if layers is None or blocks is None or int(layers) >= len(blocks):
+            return None
+        return list(range(len(blocks) - max(1, int(layers)), len(blocks)))
+
     def _build(self, base: BaseCheckpoint, n_classes: int, device: str) -> _Classifier:
         encoder = load_model(base)
         if self.method == "lora":
@@ -474,6 +521,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                 lora_alpha=float(self.alpha),
                 lora_dropout=float(self.lora_dropout),
                 target_modules=lora_targets(base.model_type),
+                layers_to_transform=self._adapted_blocks(encoder),
                 bias="none",
             )
             with warnings.catch_warnings():  # peft asks transformers a deprecated question
@@ -616,9 +664,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             weight = torch.tensor(balanced, dtype=torch.float32, device=device)
         loss_fn = nn.CrossEntropyLoss(weight=weight)
         sample = torch.randperm(len(train.ids), generator=generator)[:_TRAIN_CURVE_ROWS].numpy()
-        curve_rows = _Rows([train.ids[i] for i in sample], train.codes[sample])
         trainable = [p for p in self._model.parameters() if p.requires_grad]
         pad = int(self._tokenizer.pad_token_id or 0)
+        steps = _Steps(self._model, pad, device, self._top_layers(train, val, pad, device))
+        steps.remember(train)
+        steps.remember(val)
+        self.lower_cached_ = steps.top is not None
         history: dict[str, list[float]] = {"train": [], "validation": []}
         scores: list[float] = []
         best: tuple[float, float] = (math.inf, math.inf)
@@ -626,20 +677,19 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         for epoch in range(1, epochs + 1):
             self._model.train()
             for rows in training_batches(train.lengths, size, generator):
-                batch = pad_batch([train.ids[i] for i in rows], pad, device)
                 target = torch.from_numpy(train.codes[rows]).to(device)
                 optimiser.zero_grad(set_to_none=True)
-                loss = loss_fn(self._model(**batch), target)
+                loss = loss_fn(steps.logits(train, rows), target)
                 loss.backward()
                 nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimiser.step()
                 schedule.step()
             self._model.eval()
-            history["train"].append(_log_loss(self._proba(curve_rows.ids), curve_rows.codes))
+            history["train"].append(_log_loss(_scored(steps, train, sample), train.codes[sample]))
             if not val.ids:
                 best_epoch = epoch
                 continue
-            proba = self._proba(val.ids)
+            proba = _scored(steps, val, np.arange(len(val.ids)))
             log_loss = _log_loss(proba, val.codes)
             history["validation"].append(log_loss)
             if self.stopping_metric == "f1_macro":
@@ -675,6 +725,24 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.validation_scores_ = scores
         self.best_epoch_ = int(best_epoch)
         self.n_epochs_ = len(history["train"])
+
+    def _top_layers(self, train: _Rows, val: _Rows, pad: int, device: str) -> TopLayers | None:
+        """The top-block runner when LoRA adapts only the top blocks and the cached path
+        fits in memory and computes what the whole network computes; else None."""
+        if self.method != "lora":
+            return None
+        encoder = self._model.encoder.base_model.model
+        adapted = self._adapted_blocks(encoder)
+        if adapted is None:
+            return None
+        needed = cache_bytes(train.lengths + val.lengths, self.base_.hidden_size)
+        if needed > MAX_CACHE_BYTES:
+            return None
+        try:
+            top = TopLayers(encoder, len(adapted))
+        except ValueError:
+            return None
+        return top if top.agrees(train.ids[:8], pad, device) else None
 
     # inference --------------------------------------------------------------------------
 
@@ -735,6 +803,17 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self._tokenizer = None
         if isinstance(getattr(self, "base_", None), BaseCheckpoint):
             self.base_ = reverify_base(self.base_)
+
+
+def _scored(steps: _Steps, rows: _Rows, index: np.ndarray) -> np.ndarray:
+    """Probabilities of ``rows[index]``, in evaluation mode, in batches of similar length."""
+    out = np.zeros((len(index), steps.net.head.out_features), dtype=np.float64)
+    lengths = [len(rows.ids[i]) for i in index]
+    with torch.inference_mode():
+        for batch in sorted_batches(lengths, _PREDICT_BATCH):
+            logits = steps.logits(rows, index[batch])
+            out[batch] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+    return out
 
 
 def _log_loss(proba: np.ndarray, codes: np.ndarray) -> float:
