@@ -353,6 +353,7 @@ def _lineage(
         validation_value=search.best_value,
         reason=reason,
         base=_base_lineage(inputs, search),
+        labels=inputs.dataset.label_version,
     )
     return replace(lineage, **extra) if extra else lineage
 

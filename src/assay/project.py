@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from assay.config.load import load_spec
 from assay.config.spec import ProjectSpec
+from assay.errors import ConfigError
 
 if TYPE_CHECKING:
     from assay.data.dataset import Dataset
@@ -65,8 +66,14 @@ class Project:
         source = self.spec.data.source
         return source if is_sql_url(source) else str(self.root / source)
 
-    def load_data(self) -> Dataset:
-        """Load the data assay.yaml names and check the spec against it."""
+    def load_data(self, *, labels: bool = True) -> Dataset:
+        """Load the data assay.yaml names, check the spec against it, and apply the labels.
+
+        When annotations were imported (``assay label import``), the store's current
+        label version goes into the target column (:func:`assay.data.labels.apply_label_version`
+        states the rule), so the data version is that of the labelled rows. ``labels=False``
+        gives the rows as the source has them.
+        """
         # pandas loads here, not with the project: read-only commands never need it
         from assay.config.load import check_spec_against_data
         from assay.data.dataset import load_dataset
@@ -80,4 +87,26 @@ class Project:
             parse_dates=[spec.data.time] if spec.data.time else None,
         )
         check_spec_against_data(spec, dataset.frame, origin=dataset.source)
-        return dataset
+        return self._with_labels(dataset) if labels else dataset
+
+    def _with_labels(self, dataset: Dataset) -> Dataset:
+        """``dataset`` with the store's current label version applied (itself when none)."""
+        from assay.data.labels import labelled_dataset
+        from assay.registry.labels import stored_labels
+
+        spec = self.spec
+        found = stored_labels(self.root, spec.store.url, spec.store.artifacts)
+        if found is None:
+            return dataset
+        version, table = found
+        if spec.data.id is None:
+            raise ConfigError(
+                f"the store holds imported labels (label version {version.id}) but "
+                "assay.yaml names no item id column",
+                key="data.id",
+                expected="the column the annotation files name items by",
+                received="nothing",
+                fix="Set data.id in assay.yaml to the id column the labels were imported for.",
+            )
+        labelled, _ = labelled_dataset(dataset, spec.data.id, spec.data.target, table, version.id)
+        return labelled

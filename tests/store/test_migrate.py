@@ -39,18 +39,18 @@ def scripts(tmp_path: Path) -> Path:
     return target
 
 
-def test_packaged_head_is_the_run_process_revision() -> None:
-    assert head_revision() == "0005"
-    assert (MIGRATIONS_DIR / "versions" / "v0005_run_process.py").is_file()
+def test_packaged_head_is_the_labelling_revision() -> None:
+    assert head_revision() == "0006"
+    assert (MIGRATIONS_DIR / "versions" / "v0006_labelling.py").is_file()
 
 
 def test_new_revision_is_numbered_and_chained(scripts: Path) -> None:
     path = new_revision("prediction log", script_location=scripts)
-    assert path.name == "v0006_prediction_log.py"
+    assert path.name == "v0007_prediction_log.py"
     source = path.read_text()
-    assert "revision: str = '0006'" in source
-    assert "down_revision: str | Sequence[str] | None = '0005'" in source
-    assert head_revision(scripts) == "0006"
+    assert "revision: str = '0007'" in source
+    assert "down_revision: str | Sequence[str] | None = '0006'" in source
+    assert head_revision(scripts) == "0007"
     with pytest.raises(StoreError, match="a revision needs a message"):
         new_revision("  ", script_location=scripts)
 
@@ -59,7 +59,7 @@ def test_an_old_store_is_upgraded_and_then_refused_by_older_code(
     scripts: Path, tmp_path: Path
 ) -> None:
     project = tmp_path / "project"
-    Store.open(project).close()  # created at the packaged head, 0005
+    Store.open(project).close()  # created at the packaged head, 0006
     path = new_revision("prediction log", script_location=scripts)
     body = path.read_text()
     path.write_text(body[: body.index("\ndef upgrade")] + NEW_TABLE)
@@ -68,12 +68,12 @@ def test_an_old_store_is_upgraded_and_then_refused_by_older_code(
     try:
         with engine.connect() as conn:
             with conn.begin():
-                assert ensure_schema(conn, where="test", script_location=scripts) == "0006"
-            assert current_revisions(conn) == ("0006",)
+                assert ensure_schema(conn, where="test", script_location=scripts) == "0007"
+            assert current_revisions(conn) == ("0007",)
             assert "prediction_log" in inspect(conn).get_table_names()
     finally:
         engine.dispose()
-    with pytest.raises(StoreError, match="revision 0006 is newer.*Upgrade assay"):
+    with pytest.raises(StoreError, match="revision 0007 is newer.*Upgrade assay"):
         Store.open(project)
 
 
@@ -91,7 +91,7 @@ def test_alembic_commands_run_from_a_config_built_in_code(tmp_path: Path) -> Non
     finally:
         engine.dispose()
     with Store.open(url=url) as store:  # a downgraded database upgrades again on open
-        assert store.schema_revisions() == ("0005",)
+        assert store.schema_revisions() == ("0006",)
 
 
 def test_offline_mode_prints_portable_sql(capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,3 +99,27 @@ def test_offline_mode_prints_portable_sql(capsys: pytest.CaptureFixture[str]) ->
     sql = capsys.readouterr().out
     assert "CREATE TABLE model_versions" in sql
     assert "JSON" in sql and "TIMESTAMP WITH TIME ZONE" in sql
+
+
+def test_a_store_at_0005_gains_the_labelling_tables_and_keeps_its_data(tmp_path: Path) -> None:
+    from assay.registry import ModelRegistry
+    from assay.testing.stores import register_example
+
+    project = tmp_path / "project"
+    with Store.open(project) as store:
+        register_example(ModelRegistry(store))
+    url = f"sqlite:///{project / '.assay' / 'assay.db'}"
+    command.downgrade(alembic_config(url=url), "0005")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert current_revisions(conn) == ("0005",)
+            assert "label_versions" not in inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
+    with Store.open(project) as store:
+        assert store.schema_revisions() == ("0006",)
+        with store.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+        assert {"annotation_imports", "annotations", "label_versions"} <= tables
+        assert [v.version for v in ModelRegistry(store).list()] == [1]

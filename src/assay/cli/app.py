@@ -214,6 +214,10 @@ from assay.cli.monitor import register_monitor_commands  # noqa: E402
 
 register_monitor_commands(app)
 
+from assay.cli.label import register_label_commands  # noqa: E402
+
+register_label_commands(app)
+
 
 def _progress() -> Progress:
     err = _err()

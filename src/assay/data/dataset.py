@@ -26,6 +26,8 @@ class Dataset:
         source: where the rows came from (path or redacted URL), for display.
         unparsed: per column converted at load time, the values that did not parse
             (e.g. unparseable dates in the time column), for the audit to report.
+        label_version: the label version of the store applied to the target column
+            (None when the target is as the source has it).
     """
 
     frame: pd.DataFrame
@@ -33,6 +35,7 @@ class Dataset:
     version: str
     source: str
     unparsed: dict[str, list[str]] = field(default_factory=dict)
+    label_version: int | None = None
 
     @property
     def n_rows(self) -> int:
@@ -48,6 +51,7 @@ class Dataset:
         frame: pd.DataFrame,
         source: str = "<frame>",
         unparsed: dict[str, list[str]] | None = None,
+        label_version: int | None = None,
     ) -> Dataset:
         """Wrap an in-memory frame (its index is dropped)."""
         frame = frame.reset_index(drop=True)
@@ -58,6 +62,7 @@ class Dataset:
             version=content_hash(frame),
             source=source,
             unparsed=dict(unparsed or {}),
+            label_version=label_version,
         )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["FALSE_WORDS", "TRUE_WORDS", "native", "native_array", "parse_bool"]
+__all__ = ["FALSE_WORDS", "TRUE_WORDS", "label_text", "native", "native_array", "parse_bool"]
 
 #: Texts read as true (after trimming and lower-casing), by preprocessing and validation.
 TRUE_WORDS: frozenset[str] = frozenset({"true", "1", "1.0", "yes", "y", "t"})
@@ -32,6 +32,21 @@ def parse_bool(text: str) -> bool | None:
     if word in FALSE_WORDS:
         return False
     return None
+
+
+def label_text(value: object) -> str:
+    """The text form of a label or item id: ``3``, ``3.0`` and ``"3"`` are one class.
+
+    Annotation files, the store and the project data meet on this form: an item id read
+    as the integer 17 from the data and as the text ``"17"`` from an export is one item.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value).strip()
 
 
 def native(

@@ -13,22 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from assay.data.values import label_text
 from assay.errors import DataError
 
-__all__ = ["ANNOTATION_COLUMNS", "Annotations", "label_text", "ordered_by_default"]
+__all__ = [
+    "ANNOTATION_COLUMNS",
+    "Annotations",
+    "class_order",
+    "label_text",
+    "ordered_by_default",
+]
 
 ANNOTATION_COLUMNS = ("item_id", "annotator", "label", "time_spent", "source")
-
-
-def label_text(value: object) -> str:
-    """The text form of a label or item id: ``3``, ``3.0`` and ``"3"`` are one class."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return str(value).strip()
 
 
 def ordered_by_default(classes: Sequence[str]) -> bool:
@@ -42,7 +38,7 @@ def ordered_by_default(classes: Sequence[str]) -> bool:
     return True
 
 
-def _class_order(classes: Iterable[str]) -> tuple[str, ...]:
+def class_order(classes: Iterable[str]) -> tuple[str, ...]:
     """Numbers in numeric order, otherwise text order: a stable class order for matrices."""
     unique = sorted(set(classes))
     try:
@@ -117,7 +113,7 @@ class Annotations:
     @property
     def classes(self) -> tuple[str, ...]:
         """The labels used, numbers in numeric order, otherwise sorted."""
-        return _class_order(self.frame["label"])
+        return class_order(self.frame["label"])
 
     def label_matrix(
         self, classes: Sequence[str] | None = None

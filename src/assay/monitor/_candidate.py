@@ -50,6 +50,7 @@ class _Assembled:
     logged_at: pd.Series
     summary: dict[str, Any]
     feedback_loop: FeedbackLoopCheck | None
+    label_version: int | None = None
 
 
 def assemble_training_data(
@@ -145,7 +146,7 @@ def _assemble(
     summary["rows"] = int(len(combined))
     summary["original_version"] = dataset.version
     summary["feedback_loop"] = loop.to_dict() if loop else None
-    return _Assembled(combined, is_traffic, logged_at, summary, loop)
+    return _Assembled(combined, is_traffic, logged_at, summary, loop, dataset.label_version)
 
 
 def _as_dtype(values: pd.Series, dtype: Any) -> pd.Series:

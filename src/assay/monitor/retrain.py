@@ -357,7 +357,7 @@ class _Retrain:
         from assay.data.dataset import Dataset
 
         source = f"retrain {rid}: {self.project.data_label} + {data.summary['traffic_rows']} logged rows"
-        dataset = Dataset.from_frame(data.frame, source=source)
+        dataset = Dataset.from_frame(data.frame, source=source, label_version=data.label_version)
         report = audit(dataset, self.spec, root=self.project.root)
         audit_id = self.registry.record_audit(report.to_dict(), dataset.version, report.passed)
         if not report.passed:

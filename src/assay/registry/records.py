@@ -38,7 +38,7 @@ def _parse(value: str | datetime | None) -> datetime | None:
 
 
 #: lineage keys written only when set (a version from ``assay run`` has none of the retrain ones)
-_OPTIONAL_KEYS = frozenset({"reason", "training_data", "retrain_id", "retrain", "base"})
+_OPTIONAL_KEYS = frozenset({"reason", "training_data", "retrain_id", "retrain", "base", "labels"})
 
 
 def _dict_of(obj: Any) -> dict[str, Any]:
@@ -73,6 +73,9 @@ class Lineage:
         training_data: the training rows as a Parquet artifact (retrain candidates).
         retrain_id: the retrain that registered it.
         retrain: the retrain's reason, champion and data counts.
+        base: the pretrained base of a text model (its source, path and SHA-256).
+        labels: the label version of the store the training data carried (imported
+            annotations' consensus), None when the data had no imported labels.
         extra: keys of older records this class does not name.
     """
 
@@ -94,6 +97,7 @@ class Lineage:
     retrain_id: str | None = None
     retrain: dict[str, Any] | None = None
     base: dict[str, Any] | None = None
+    labels: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "NAMING_CONVENTION",
     "alerts",
     "aliases",
+    "annotation_imports",
+    "annotations_table",
     "audits",
     "counters",
     "deployments",
@@ -39,6 +42,7 @@ __all__ = [
     "events",
     "feedback",
     "gate_decisions",
+    "label_versions",
     "metadata",
     "model_versions",
     "predictions",
@@ -259,4 +263,54 @@ drift_reports = Table(
     Column("window", JSON, nullable=False),
     Column("report", JSON, nullable=False),
     Index("ix_drift_reports_at", "at"),
+)
+
+# -- labelling (revision 0006) --------------------------------------------------
+
+# one row per annotation file imported; the file's hash makes a repeated import a no-op
+annotation_imports = Table(
+    "annotation_imports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("file_name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("n_labels", Integer, nullable=False),
+    Column("n_skipped", Integer, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("options", JSON, nullable=False),
+    UniqueConstraint("sha256"),
+)
+
+# one judgement of one annotator on one item, as the file gave it (a later import of the
+# same item and annotator supersedes it when annotations are read, it is never rewritten);
+# not named ``annotations``: that name is the module's ``from __future__`` import
+annotations_table = Table(
+    "annotations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("import_id", Integer, ForeignKey("annotation_imports.id"), nullable=False),
+    Column("item_id", Text, nullable=False),
+    Column("annotator", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("time_spent", Float, nullable=True),
+    Column("annotated_at", DateTime(timezone=True), nullable=True),
+    Index("ix_annotations_import_id", "import_id"),
+)
+
+# the consensus of the annotations at one point: the label table is a Parquet artifact
+label_versions = Table(
+    "label_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("parent_id", Integer, ForeignKey("label_versions.id"), nullable=True),
+    Column("method", String(32), nullable=False),
+    Column("min_confidence", Float, nullable=False),
+    Column("digest", String(128), nullable=False),
+    Column("import_ids", JSON, nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("n_held_out", Integer, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
 )
