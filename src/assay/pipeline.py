@@ -9,10 +9,10 @@ chosen, and every scoring of it is recorded as an access.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from assay.audit.runner import audit
 from assay.candidate import (
     Listener,
     StageEvent,
@@ -29,6 +29,7 @@ from assay.candidate import (
 )
 from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
+from assay.data_audit import audit_project_data
 from assay.errors import ConfigError, GateFailed
 from assay.gate import GateDecision, decide
 from assay.lifecycle import registered_test_uses, write_version_report
@@ -110,8 +111,12 @@ def run_project(
     registry: ModelRegistry | None = None,
     listener: Listener | None = None,
     write_report: bool = True,
+    accept: Sequence[str] = (),
 ) -> RunResult:
     """Run the whole path for ``project`` and return what was decided.
+
+    ``accept`` names audit checks whose blocking findings the run goes on despite (they
+    are kept in the recorded audit as warnings saying who accepted them).
 
     Raises:
         GateFailed: the data audit has a blocking finding (nothing is trained).
@@ -133,7 +138,7 @@ def run_project(
 
     _check_acceptance_computable(spec, dataset)
     t = stage("audit", f"auditing {dataset.n_rows:,} rows")
-    report = audit(dataset, spec, root=project.root)
+    report = audit_project_data(project, dataset, accept=accept)
     audit_id = registry.record_audit(report.to_dict(), dataset.version, report.passed)
     seconds["audit"] = time.perf_counter() - t
     if not report.passed:
@@ -142,7 +147,8 @@ def run_project(
             f"the data audit has {len(report.blocking)} blocking finding(s): {blocking}",
             where=project.data_label,
             fix="Fix the data or add the columns to data.drop in assay.yaml; "
-            "'assay audit' shows every finding.",
+            "'assay audit' shows every finding; --accept CHECK goes on despite a finding "
+            "you have judged.",
         )
 
     code = code_version(project)

@@ -34,6 +34,7 @@ def _project(root: Path, n: int = 200) -> Path:
         "data": {"source": "data.csv", "target": "churned", "id": "row_id"},
         "search": {"families": ["linear"], "trials": 1, "cv_folds": 3},
         "serving": {"latency_p99_ms": 1000},
+        "labelling": {"consensus": "majority"},
     }
     (root / "assay.yaml").write_text(yaml.safe_dump(raw))
     return root

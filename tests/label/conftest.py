@@ -43,6 +43,8 @@ def write_project(root: Path, n: int = 200, **extra: object) -> Project:
         "data": {"source": "data.csv", "target": "churned", "id": "row_id"},
         "search": {"families": ["linear"], "trials": 1, "cv_folds": 3},
         "serving": {"latency_p99_ms": 1000},
+        # the import tests count votes; Dawid-Skene has tests of its own
+        "labelling": {"consensus": "majority"},
         **extra,
     }
     (root / "assay.yaml").write_text(yaml.safe_dump(raw))

@@ -229,10 +229,10 @@ def test_an_annotator_is_not_compared_with_their_own_vote() -> None:
     report = agreement_report(ann, n_boot=0, consensus=majority_vote(ann))
     assert [a.accuracy for a in report.annotators] == [0.0, 0.0]
     assert report.annotators[0].confusion == ((0.0, 10.0), (10.0, 0.0))
-    # Dawid-Skene cannot tell which of the two to trust: each item's consensus without one
-    # annotator is a tie between both labels, which counts half
+    # Dawid-Skene's prior takes an annotator as usually right, so the consensus without
+    # one of the two is the other's label: never the same
     by_ds = agreement_report(ann, n_boot=0)
-    assert [a.accuracy for a in by_ds.annotators] == [0.5, 0.5]
+    assert [a.accuracy for a in by_ds.annotators] == [0.0, 0.0]
 
 
 def test_each_annotator_gets_a_confusion_against_the_others() -> None:

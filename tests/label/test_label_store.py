@@ -112,7 +112,7 @@ def test_a_later_import_replaces_an_annotators_earlier_judgement(store: Store) -
 def test_a_recomputed_label_version_chains_to_the_current_one(store: Store) -> None:
     labels = LabelStore(store)
     labels.record_import([_file("first.csv", FIRST)], consensus=_consensus)
-    lenient = build_label_table(labels.annotation_rows(), LabellingSpec(min_confidence=0.5),
+    lenient = build_label_table(labels.annotation_rows(), LabellingSpec(consensus="majority", min_confidence=0.5),
                                 CLASSES)
     version = labels.record_label_version(lenient, reason="min_confidence 0.5")
     assert version.id == 2 and version.parent_id == 1 and version.n_held_out == 0

@@ -70,10 +70,10 @@ def test_held_out_items_follow_the_minimum_confidence() -> None:
         {"item_id": ["a", "a", "a", "b", "b"], "annotator": ["x", "y", "z", "x", "y"],
          "label": ["1", "1", "0", "0", "0"], "time_spent": np.nan, "source": "f.csv"}
     )
-    strict = build_label_table(rows, LabellingSpec(min_confidence=0.7), ("0", "1"))
+    strict = build_label_table(rows, LabellingSpec(consensus="majority", min_confidence=0.7), ("0", "1"))
     assert strict.method == "majority" and strict.min_confidence == 0.7
     assert strict.frame.set_index("item_id")["held_out"].to_dict() == {"a": True, "b": False}
-    lenient = build_label_table(rows, LabellingSpec(min_confidence=0.6), ("0", "1"))
+    lenient = build_label_table(rows, LabellingSpec(consensus="majority", min_confidence=0.6), ("0", "1"))
     assert not lenient.frame["held_out"].any()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, TypeVar
@@ -87,6 +88,37 @@ class AuditReport:
 
     def by_check(self, check: str) -> list[Finding]:
         return [f for f in self.findings if f.check == check]
+
+    def with_findings(self, extra: Sequence[Finding]) -> AuditReport:
+        """This report with ``extra`` findings added (blocking ones first)."""
+        if not extra:
+            return self
+        order = {"block": 0, "warn": 1, "info": 2}
+        findings = sorted((*self.findings, *extra), key=lambda f: order.get(f.severity, 3))
+        checks = tuple(dict.fromkeys((*self.checks_run, *(f.check for f in extra))))
+        return replace(self, findings=tuple(findings), checks_run=checks)
+
+    def accepting(self, checks: Iterable[str], *, actor: str) -> AuditReport:
+        """Blocking findings of ``checks`` turned into warnings, each saying who accepted it.
+
+        The finding stays in the report (and in the store's copy of it), so the decision
+        to go on despite it is visible wherever the audit is.
+        """
+        names = set(checks)
+        if not names:
+            return self
+        findings = tuple(
+            replace(
+                f,
+                severity="warn",
+                message=f"accepted by {actor}: {f.message}",
+                evidence={**f.evidence, "accepted_by": actor},
+            )
+            if f.severity == "block" and f.check in names
+            else f
+            for f in self.findings
+        )
+        return replace(self, findings=findings)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -140,11 +140,17 @@ def audit(
     protected: Annotated[
         Optional[list[str]], typer.Option("--protected", "-p", help="Protected attribute (with DATA).")
     ] = None,
+    accept: Annotated[
+        Optional[list[str]],
+        typer.Option("--accept", help="Go on despite this check's blocking findings (repeatable).",
+                     metavar="CHECK"),
+    ] = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Audit the data: quality, duplicates, leakage, label errors, bias. Exit 1 if a finding blocks."""
     from assay.data_audit import audit_file, audit_project
+    from assay.registry.registry import current_user
 
     progress = _progress()
     with progress:
@@ -160,8 +166,9 @@ def audit(
                 )
             report = audit_file(data, target=target, task=task, time=time,
                                 protected=list(protected or []), progress=tick)
+            report = report.accepting(accept or (), actor=current_user())
         else:
-            report = audit_project(config, progress=tick)
+            report = audit_project(config, progress=tick, accept=accept or ())
         progress.update(bar, completed=progress.tasks[0].total or 0)
     console = _out()
     if json_out:

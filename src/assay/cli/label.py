@@ -12,6 +12,7 @@ from rich.table import Table
 from assay.cli.common import ConfigOpt, JsonOpt, out_console as _out
 
 if TYPE_CHECKING:
+    from assay.label.agreement import AgreementReport
     from assay.label.intake import ImportReport, LabelStatus
 
 __all__ = ["label_app", "register_label_commands"]
@@ -179,8 +180,105 @@ def _render_status(result: LabelStatus) -> None:
             console.print(f"... {len(result.held_out) - SHOWN_HELD_OUT} more (--json lists all).")
 
 
+def agreement(
+    boot: Annotated[int, typer.Option("--boot", help="Bootstrap resamples for the intervals.",
+                                      min=50)] = 1000,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """How far the annotators agree: kappas, Krippendorff's alpha, who and what disagree.
+
+    Exit 1 when Krippendorff's alpha is below labelling.min_agreement.
+    """
+    from assay.label.intake import label_agreement
+    from assay.project import Project
+
+    project = Project.open(config)
+    report = label_agreement(project, n_boot=boot)
+    minimum = project.spec.labelling.min_agreement
+    if report is None:
+        if json_out:
+            _print_json(None)
+        else:
+            _out().print("No annotations imported yet: run [bold]assay label import FILE[/].")
+        return
+    if json_out:
+        _print_json({**report.to_dict(), "min_agreement": minimum,
+                     "passed": report.passed(minimum)})
+    else:
+        _render_agreement(report, minimum)
+    if not report.passed(minimum):
+        raise typer.Exit(1)
+
+
+def _interval(low: float, high: float) -> str:
+    return "" if low != low or high != high else f" [{low:.3f}, {high:.3f}]"
+
+
+def _render_agreement(report: AgreementReport, minimum: float) -> None:
+    console = _out()
+    alpha = report.krippendorff
+    level = "ordinal" if report.ordered else "nominal"
+    verdict = (
+        f"[green]meets labelling.min_agreement {minimum:g}[/]"
+        if report.passed(minimum)
+        else f"[red]below labelling.min_agreement {minimum:g}[/]"
+    )
+    console.print(
+        f"{_plural(report.n_annotations, 'judgement')} of {_plural(report.n_items, 'item')} by "
+        f"{_plural(report.n_annotators, 'annotator')}; classes {escape(', '.join(report.classes))}"
+    )
+    console.print(
+        f"Krippendorff's alpha ({level}): [bold]{alpha.value:.3f}[/]"
+        f"{_interval(alpha.low, alpha.high)} on {alpha.n_items:,} items: {verdict}"
+    )
+    fleiss = report.fleiss
+    console.print(
+        f"Fleiss' kappa: {fleiss.value:.3f}{_interval(fleiss.low, fleiss.high)} on "
+        f"{fleiss.n_items:,} items with {report.fleiss_raters} judgements each"
+    )
+    pairs = Table(title="Cohen's kappa per pair of annotators" + (" (quadratic weights)"
+                                                                   if report.ordered else ""))
+    for name in ("annotator", "annotator", "items", "kappa"):
+        pairs.add_column(name)
+    for pair in report.pairs[:30]:
+        k = pair.kappa
+        pairs.add_row(escape(pair.annotator_a), escape(pair.annotator_b), f"{k.n_items:,}",
+                      f"{k.value:.3f}{_interval(k.low, k.high)}")
+    console.print(pairs)
+    classes = Table(title="Agreement per class (proportion of specific agreement)")
+    for name in ("class", "judgements", "agreement"):
+        classes.add_column(name)
+    for c in report.per_class:
+        classes.add_row(escape(c.label), f"{c.n_judgements:,}", f"{c.specific_agreement:.3f}")
+    console.print(classes)
+    outliers = {o.annotator for o in report.outliers}
+    people = Table(title=f"Each annotator against the consensus ({report.consensus_method}"
+                   + (", leaving their own vote out)" if report.leave_one_out else ")"))
+    for name in ("annotator", "items", "accuracy", "kappa", ""):
+        people.add_column(name)
+    for a in report.annotators:
+        flag = "[red]far below the others[/]" if a.annotator in outliers else ""
+        people.add_row(escape(a.annotator), f"{a.n_items:,}", f"{a.accuracy:.3f}",
+                       f"{a.kappa:.3f}", flag)
+    console.print(people)
+    for o in report.outliers:
+        console.print(f"[yellow]{escape(o.annotator)}[/]: {escape(o.evidence)}")
+    if report.disputed:
+        disputed = Table(title="Most disputed items")
+        for name in ("item", "votes", "consensus"):
+            disputed.add_column(name)
+        for d in report.disputed[:10]:
+            votes = ", ".join(f"{label} x{n}" for label, n in sorted(d.votes.items()))
+            disputed.add_row(escape(d.item_id), escape(votes), escape(d.consensus or ""))
+        console.print(disputed)
+    for note in report.notes:
+        console.print(f"[dim]{escape(note)}[/]")
+
+
 def register_label_commands(app: typer.Typer) -> None:
     """Add ``assay label`` and its commands to ``app``."""
     label_app.command("import")(import_cmd)
     label_app.command("status")(status)
+    label_app.command("agreement")(agreement)
     app.add_typer(label_app, name="label")

@@ -30,7 +30,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def run(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+def run(
+    accept: Annotated[
+        Optional[list[str]],
+        typer.Option("--accept", help="Go on despite this audit check's blocking findings "
+                     "(repeatable; kept in the audit as accepted).", metavar="CHECK"),
+    ] = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Audit, split, search, evaluate, register and gate: one new model version."""
     from assay.pipeline import StageEvent, run_project
     from assay.project import Project
@@ -58,7 +66,7 @@ def run(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
                 if not err.is_terminal and not json_out:
                     err.print(f"[dim]{event.stage}[/]: {event.message}")
 
-        result = run_project(project, listener=listen)
+        result = run_project(project, listener=listen, accept=accept or ())
     console = _out()
     if json_out:
         from assay.cli.render import print_json

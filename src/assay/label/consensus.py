@@ -146,6 +146,20 @@ def _log_scores(
     return np.asarray(np.log(priors) + np.asarray(design @ log_conf))
 
 
+#: the mean of the prior on an annotator's accuracy (its strength: two judgements per class)
+PRIOR_ACCURACY = 0.75
+
+
+def _confusion_prior(k: int, smoothing: float) -> np.ndarray:
+    """Pseudo-counts of a confusion matrix (true x given): most of them on the diagonal."""
+    strength = 2.0 * k * smoothing
+    if k < 2:
+        return np.full((k, k), strength)
+    pseudo = np.full((k, k), (1.0 - PRIOR_ACCURACY) * strength / (k - 1))
+    np.fill_diagonal(pseudo, PRIOR_ACCURACY * strength)
+    return pseudo
+
+
 def dawid_skene(
     annotations: Annotations,
     classes: Sequence[str] | None = None,
@@ -160,11 +174,15 @@ def dawid_skene(
     method is deterministic, no seed), then alternates: class priors and each annotator's
     confusion matrix from the current class probabilities (M step), then each item's
     posterior from the priors and the confusion rows of the labels it received (E step),
-    until no posterior moves by more than ``tol`` or ``max_iter`` rounds. ``smoothing`` is
-    a Laplace pseudo-count added to every confusion cell and prior, so an annotator who never
-    erred on the items seen keeps a small error probability (no log 0), and an annotator with
-    few judgements is pulled toward chance rather than trusted blindly. ``confidence`` is the
-    posterior probability of the chosen label.
+    until no posterior moves by more than ``tol`` or ``max_iter`` rounds. Each annotator's
+    confusion rows get a Dirichlet prior of ``2 k x smoothing`` pseudo-judgements whose mean
+    is an annotator right three times in four (:data:`PRIOR_ACCURACY`), and the class
+    priors a Laplace count of ``smoothing``. So an annotator who never erred on the items
+    seen keeps a small error probability (no log 0), and one with few judgements is taken
+    as fairly reliable rather than as a coin: with flat pseudo-counts the estimate on a
+    small pilot collapses to chance, and three annotators agreeing on an item would leave
+    it at a confidence of one half. ``confidence`` is the posterior probability of the
+    chosen label.
     """
     encoded = encode(annotations, classes)
     if len(encoded.item) == 0:
@@ -178,6 +196,7 @@ def dawid_skene(
     design = encoded.design()
     counts = encoded.counts()
     posterior = counts / counts.sum(axis=1, keepdims=True)
+    pseudo = _confusion_prior(k, smoothing)
     priors = np.full(k, 1.0 / k)
     confusions = np.full((n_annotators, k, k), 1.0 / k)
     converged = False
@@ -185,7 +204,7 @@ def dawid_skene(
     for n_iter in range(1, max_iter + 1):
         # M step: expected (annotator, given label) × true class counts, smoothed
         expected = np.asarray(design.T @ posterior)  # (J*K given, K true)
-        confusions = expected.reshape(n_annotators, k, k).transpose(0, 2, 1) + smoothing
+        confusions = expected.reshape(n_annotators, k, k).transpose(0, 2, 1) + pseudo
         confusions /= confusions.sum(axis=2, keepdims=True)
         priors = (posterior.sum(axis=0) + smoothing) / (n_items + k * smoothing)
         # E step: log prior + the log confusion entries of each item's judgements

@@ -25,6 +25,7 @@ from assay.data.dataset import Dataset
 from assay.data.labels import LabelMerge, labelled_dataset
 from assay.data.values import label_text
 from assay.errors import ConfigError, DataError
+from assay.label.agreement import AgreementReport
 from assay.label.annotations import class_order
 from assay.label.importing import (
     AnnotationFile,
@@ -35,7 +36,7 @@ from assay.label.importing import (
 )
 from assay.label.merge import build_label_table
 from assay.project import Project
-from assay.registry.labels import AnnotationImport, LabelStore, LabelVersion
+from assay.registry.labels import AnnotationImport, LabelStore, LabelVersion, store_exists
 from assay.registry.open import open_registry
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "ImportedFileReport",
     "LabelStatus",
     "import_annotations",
+    "label_agreement",
     "label_status",
 ]
 
@@ -280,6 +282,45 @@ def label_status(project: Project) -> LabelStatus:
         judgements=len(annotations),
         label_version=version,
         held_out=held,
+    )
+
+
+def label_agreement(
+    project: Project, *, n_boot: int = 1000, seed: int | None = None
+) -> AgreementReport | None:
+    """How far the project's annotators agree (None when no annotations are stored).
+
+    The classes are the labels used and, for the ordinal level, in numeric order;
+    ``labelling.ordered`` overrides the default (ordinal when every label is a number).
+    Each annotator is compared with the consensus ``labelling.consensus`` names.
+
+    Raises:
+        DataError: fewer than two annotators, or no item judged twice.
+    """
+    from assay.label.agreement import agreement_report
+    from assay.label.consensus import consensus_labels
+    from assay.label.merge import annotations_from_rows
+
+    spec = project.spec
+    if not store_exists(project.root, spec.store.url):
+        return None
+    registry = open_registry(project)
+    try:
+        rows = LabelStore(registry.store).annotation_rows()
+    finally:
+        registry.store.close()
+    if rows.empty:
+        return None
+    annotations = annotations_from_rows(rows)
+    classes = annotations.classes
+    consensus = consensus_labels(annotations, spec.labelling.consensus, classes)
+    return agreement_report(
+        annotations,
+        classes=classes,
+        ordered=spec.labelling.ordered,
+        n_boot=n_boot,
+        seed=spec.seed if seed is None else seed,
+        consensus=consensus,
     )
 
 

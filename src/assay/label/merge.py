@@ -16,7 +16,7 @@ import pandas as pd
 from assay.config.spec import LabellingSpec
 from assay.data.labels import LABEL_TABLE_COLUMNS, LabelMerge, apply_label_version
 from assay.label.annotations import Annotations
-from assay.label.consensus import Consensus, majority_vote
+from assay.label.consensus import Consensus, consensus_labels
 from assay.registry.labels import LabelStore, LabelTable
 
 __all__ = [
@@ -48,7 +48,7 @@ def stored_annotations(labels: LabelStore) -> Annotations:
 
 
 def _consensus(annotations: Annotations, spec: LabellingSpec, classes: Sequence[str]) -> Consensus:
-    return majority_vote(annotations, classes)
+    return consensus_labels(annotations, spec.consensus, classes)
 
 
 def label_table(consensus: Consensus, min_confidence: float) -> pd.DataFrame:

@@ -44,6 +44,7 @@ __all__ = [
     "LabelTable",
     "LabelVersion",
     "NewImport",
+    "store_exists",
     "stored_labels",
 ]
 
@@ -460,7 +461,7 @@ def stored_labels(
     labelled: when the store's database file does not exist, it returns None without
     creating it (a server database named by ``url`` is opened).
     """
-    if not _store_exists(root, url):
+    if not store_exists(root, url):
         return None
     with Store.open(root=root, url=url, artifacts=artifacts) as store:
         labels = LabelStore(store)
@@ -470,7 +471,8 @@ def stored_labels(
         return version, labels.label_table(version)
 
 
-def _store_exists(root: Path, url: str | None) -> bool:
+def store_exists(root: Path, url: str | None) -> bool:
+    """Whether the project's store is there (a server database is assumed to be)."""
     if url is None:
         return (root / STATE_DIR / DB_NAME).is_file()
     parsed = make_url(url)

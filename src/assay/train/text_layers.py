@@ -68,6 +68,7 @@ class TopLayers:
             raise ValueError("the encoder's blocks are not at encoder.layer")
         self.model = model
         self.start = len(blocks) - count
+        self.lower_blocks = list(blocks)[: self.start]
         self.blocks = list(blocks)[self.start :]
 
     def lower(self, ids: Sequence[list[int]], pad_id: int, device: str) -> list[torch.Tensor]:
@@ -75,17 +76,27 @@ class TopLayers:
         out: list[torch.Tensor] = [torch.empty(0)] * len(ids)
         was_training = self.model.training
         self.model.eval()
-        with torch.inference_mode():
-            for rows in sorted_batches([len(i) for i in ids], _CACHE_BATCH):
-                batch = pad_batch([ids[i] for i in rows], pad_id, device)
-                states = self.model(**batch, output_hidden_states=True).hidden_states[self.start]
-                for j, i in enumerate(rows):
-                    out[i] = states[j, : len(ids[i])].to("cpu").clone()
-        self.model.train(was_training)
+        try:
+            with torch.inference_mode():
+                for rows in sorted_batches([len(i) for i in ids], _CACHE_BATCH):
+                    batch = pad_batch([ids[i] for i in rows], pad_id, device)
+                    states = self._below(batch["input_ids"], batch["attention_mask"])
+                    for j, i in enumerate(rows):
+                        out[i] = states[j, : len(ids[i])].to("cpu").clone()
+        finally:
+            self.model.train(was_training)
         return out
+
+    def _below(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The embeddings, then the frozen blocks under the top ones."""
+        hidden = self.model.embeddings(input_ids=input_ids)
+        return self._blocks(self.lower_blocks, hidden, mask)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The last hidden states from the states entering the top blocks."""
+        return self._blocks(self.blocks, hidden, mask)
+
+    def _blocks(self, blocks: Sequence[Any], hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         try:
             from transformers.masking_utils import create_bidirectional_mask
         except ImportError as exc:  # pragma: no cover - transformers comes with the text extra
@@ -94,7 +105,7 @@ class TopLayers:
         attention = create_bidirectional_mask(
             config=self.model.config, inputs_embeds=hidden, attention_mask=mask
         )
-        for block in self.blocks:
+        for block in blocks:
             result = block(hidden, attention)
             hidden = result[0] if isinstance(result, tuple) else result
         return hidden
@@ -109,8 +120,8 @@ class TopLayers:
             batch = pad_batch(list(ids), pad_id, device)
             with torch.inference_mode():
                 whole = self.model(**batch).last_hidden_state
-                states = self.model(**batch, output_hidden_states=True).hidden_states
-                part = self.forward(states[self.start], batch["attention_mask"])
+                below = self._below(batch["input_ids"], batch["attention_mask"])
+                part = self.forward(below, batch["attention_mask"])
             keep = batch["attention_mask"].bool()
             return bool(torch.allclose(whole[keep], part[keep], atol=1e-4, rtol=1e-3))
         except Exception:  # noqa: BLE001 - any failure means: train through the whole network
