@@ -107,11 +107,16 @@ def test_a_text_family_without_a_text_column_is_a_config_error(tiny_base: Path) 
         assert info.value.key == "data.text"
 
 
-def test_refit_fixes_the_best_epoch_with_no_rows_held_out() -> None:
+def test_refit_fixes_the_best_epoch_on_a_gpu_and_keeps_the_model_on_a_cpu() -> None:
     class Fitted:
         best_epoch_ = 2
+        device_ = "cuda"
+
+    class OnCpu(Fitted):
+        device_ = "cpu"
 
     assert LoraFamily().refit_params(Fitted(), 1.2) == {"epochs": 2, "validation_fraction": 0.0}
+    assert LoraFamily().refit_params(OnCpu(), 1.2) is None
     assert FullFineTuneFamily().refit_params(object(), 1.2) is None
     assert EmbeddingLinearFamily().refit_params(object(), 1.2) == {}
 

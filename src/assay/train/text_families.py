@@ -304,9 +304,15 @@ class _FineTuneFamily(TextFamily):
         return int(chosen.get("epochs", 3))
 
     def refit_params(self, model: Any, row_ratio: float) -> dict[str, Any] | None:
-        """``epochs``: the early-stopped best epoch, with no rows held out."""
+        """On a GPU, ``epochs``: the early-stopped best epoch, with no rows held out.
+
+        On a CPU the search keeps the early-stopped model (``None``): a refit is a second
+        fit as long as the first, to add the validation rows, and it would double what the
+        family costs within the search budget.
+        """
         best = int(getattr(model, "best_epoch_", 0) or 0)
-        if best <= 0:
+        device = str(getattr(model, "device_", "cpu"))
+        if best <= 0 or not device.startswith("cuda"):
             return None
         return {"epochs": best, "validation_fraction": 0.0}
 

@@ -428,8 +428,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
     validation rows: the form the MLP records, which the learning-curve diagnosis reads),
     ``history_metric_`` (``"log_loss"``), ``validation_scores_`` (the stopping metric
     per epoch), ``best_epoch_`` (1-based), ``n_epochs_``, ``n_params_``,
-    ``n_trainable_params_`` and ``lower_cached_`` (whether the frozen lower blocks ran
-    once per text).
+    ``n_trainable_params_``, ``lower_cached_`` (whether the frozen lower blocks ran
+    once per text) and ``device_`` (where it was trained).
     """
 
     #: the server may score concurrent requests to this model in one call
@@ -593,6 +593,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.base_ = resolve_checkpoint(self.base)
         self.max_length_ = token_limit(self.base_, self.max_length)
         device = text_device(self.device)
+        self.device_ = device
         with torch_threads(int(self.threads or thread_count(self.base_))):
             torch.manual_seed(int(self.seed))
             self._tokenizer = load_tokenizer(self.base_)
