@@ -71,6 +71,7 @@ LAYERS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
             "assay.lifecycle",
             "assay.data_audit",
             "assay.candidate",
+            "assay.labelling",
             "assay.monitor.retrain",
             "assay.monitor.watch",
             "assay.monitor._candidate",
