@@ -142,6 +142,10 @@ class PlanResult:
             validation and test in the same shares); None when unreachable.
         additional_interval: the same for the ends of the plan's interval.
         hours, hours_interval: annotator hours for them, with ``seconds_per_label``.
+        seconds_per_label: annotator seconds per labelled item the hours use.
+        seconds_from: where that came from: ``option`` (given), ``annotations`` (the
+            median time the imported annotations record per item, every judgement of
+            the item counted), or None (no hours).
     """
 
     version: int
@@ -155,10 +159,14 @@ class PlanResult:
     additional_interval: tuple[int | None, int | None]
     hours: float | None = None
     hours_interval: tuple[float | None, float | None] = (None, None)
+    seconds_per_label: float | None = None
+    seconds_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
         return {
+            "seconds_per_label": self.seconds_per_label,
+            "seconds_from": self.seconds_from,
             "version": self.version,
             "family": self.family,
             "threshold": self.threshold,
@@ -614,6 +622,10 @@ def build_plan(
     interval = (more(plan.interval[0]), more(plan.interval[1]))
     hours: float | None = None
     hours_interval: tuple[float | None, float | None] = (None, None)
+    seconds_from: str | None = "option" if seconds_per_label is not None else None
+    if seconds_per_label is None:
+        seconds_per_label = _stored_seconds_per_item(registry)
+        seconds_from = None if seconds_per_label is None else "annotations"
     if seconds_per_label is not None:
         def to_hours(n: int | None) -> float | None:
             return None if n is None else round(n * seconds_per_label / 3600.0, 2)
@@ -623,8 +635,26 @@ def build_plan(
         version=record.version, family=record.family, threshold=str(threshold), source=used,
         plan=plan, training_rows=n_train, labelled_rows=n_labelled,
         additional_labels=additional, additional_interval=interval, hours=hours,
-        hours_interval=hours_interval,
+        hours_interval=hours_interval, seconds_per_label=seconds_per_label,
+        seconds_from=seconds_from,
     )
+
+
+def _stored_seconds_per_item(registry: ModelRegistry) -> float | None:
+    """The median annotator seconds an imported item took, all its judgements summed.
+
+    Only items whose every judgement records its time count; None when there are none.
+    """
+    from assay.registry.labels import LabelStore
+
+    rows = LabelStore(registry.store).annotation_rows()
+    if rows.empty:
+        return None
+    spent = pd.to_numeric(rows["time_spent"], errors="coerce")
+    timed = spent.notna().groupby(rows["item_id"]).all()
+    per_item = spent.groupby(rows["item_id"]).sum()[timed]
+    per_item = per_item[per_item > 0]
+    return None if per_item.empty else float(per_item.median())
 
 
 def _refit_curve(

@@ -307,3 +307,75 @@ def test_without_an_acceptance_threshold_the_plan_says_which_to_set(trained: Any
     result = _invoke("plan", "--config", project.config_path)
     error = _error(result, ConfigError, "acceptance.roc_auc: the label plan extrapolates")
     assert "Set acceptance.roc_auc in assay.yaml" in error.render()
+
+
+def _export(tasks: list[dict[str, Any]], truth: dict[str, int], lead_time: float) -> list[Any]:
+    """A Label Studio export of ``tasks``: three annotators, each right, ``lead_time`` s each."""
+    out = []
+    for n, task in enumerate(tasks, start=1):
+        item = task["data"]["row_id"]
+        annotations = [
+            {
+                "id": 10 * n + who,
+                "completed_by": who,
+                "result": [{"type": "choices", "from_name": "label", "to_name": "text",
+                            "value": {"choices": [str(truth[item])]}}],
+                "was_cancelled": False,
+                "lead_time": lead_time,
+            }
+            for who in (1, 2, 3)
+        ]
+        out.append({"id": 1000 + n, "data": task["data"], "annotations": annotations})
+    return out
+
+
+def test_the_whole_loop_through_the_assay_command(
+    trained: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """queue -> Label Studio -> import -> the next data version, and the plan's hours come
+    from the time the imported annotations record."""
+    import sys
+
+    from assay.cli.app import main
+
+    project, registry = trained
+    registry.store.close()
+    monkeypatch.chdir(project.root)
+
+    def assay(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["assay", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    code, said = assay("label", "queue", "--budget", "12", "-o", "tasks.json")
+    assert code == 0, said
+    tasks = json.loads((project.root / "tasks.json").read_text())
+    assert len(tasks) == 12
+    X, y = make_classification(
+        n_samples=LABELLED + UNLABELLED, n_features=5, n_informative=3, n_redundant=0,
+        flip_y=0.0, class_sep=1.5, random_state=0,
+    )
+    truth = {f"r{i:04d}": int(v) for i, v in enumerate(y)}
+    (project.root / "export.json").write_text(json.dumps(_export(tasks, truth, 4.0)))
+    before = Project.open(project.root / "assay.yaml").load_data()
+    code, said = assay("label", "import", "export.json", "--json")
+    assert code == 0, said
+    report = json.loads(said[said.index("{"):])
+    assert report["label_version"]["n_held_out"] == 0
+    after = Project.open(project.root / "assay.yaml").load_data()
+    assert after.version != before.version and after.label_version == 1
+    queued = [t["data"]["row_id"] for t in tasks]
+    labelled = after.frame.set_index("row_id").loc[queued, "y"]
+    assert labelled.tolist() == [truth[i] for i in queued]
+    code, said = assay("history")
+    assert "labels" in said and "export.json" in said
+    code, said = assay("label", "plan", "--json")
+    assert code == 0, said
+    plan = json.loads(said[said.index("{"):])
+    assert plan["seconds_per_label"] == 12.0 and plan["seconds_from"] == "annotations"

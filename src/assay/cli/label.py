@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from assay.cli.common import ConfigOpt, JsonOpt, out_console as _out
+from assay.cli.label_queue import register_queue_commands
 
 if TYPE_CHECKING:
     from assay.label.agreement import AgreementReport
@@ -281,4 +282,5 @@ def register_label_commands(app: typer.Typer) -> None:
     label_app.command("import")(import_cmd)
     label_app.command("status")(status)
     label_app.command("agreement")(agreement)
+    register_queue_commands(label_app)
     app.add_typer(label_app, name="label")

@@ -163,7 +163,9 @@ def _render_plan(console: Console, result: Any) -> None:
             h_low, h_high = result.hours_interval
             line += (
                 f"; about {result.hours:g} annotator hours ({'?' if h_low is None else h_low} to "
-                f"{'unbounded' if h_high is None else h_high})"
+                f"{'unbounded' if h_high is None else h_high}"
+                + (f", at the {result.seconds_per_label:g} s per item the imported annotations "
+                   "record)" if result.seconds_from == "annotations" else ")")
             )
         console.print(line)
     console.print(f"[yellow]note[/]: {escape(p.warning)}")
