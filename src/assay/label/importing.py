@@ -269,17 +269,17 @@ def _read_table(
             )
     offset = 2 if kind == "csv" else 1
     where = [f"{'line' if kind == 'csv' else 'row'} {i + offset}" for i in range(len(frame))]
-    for column, role in ((item, "item id"), (names.annotator, "annotator")):
+    for column, role in ((item, "an item id"), (names.annotator, "an annotator")):
         empty = frame[column].isna().to_numpy()
         if empty.any():
             at = where[int(np.flatnonzero(empty)[0])]
             raise DataError(
-                f"{at} has no {role}",
+                f"{at} has no {role.split(' ', 1)[1]}",
                 path=str(path),
                 column=column,
-                expected=f"a {role} on every row",
+                expected=f"{role} on every row",
                 received=f"{int(empty.sum())} empty value(s)",
-                fix=f"Fill in the {role}s, or drop those rows.",
+                fix=f"Fill in the {role.split(' ', 1)[1]}s, or drop those rows.",
                 where=f"{path}, {at}",
             )
     has_label = frame[label].notna().to_numpy()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from assay.data.schema import Schema
 from assay.text.checkpoint import BaseCheckpoint
@@ -29,12 +30,14 @@ class TextOptions:
         max_length: tokens read per text (``None``: 128, capped by the base).
         device: ``cpu`` or ``cuda``; ``None`` picks a GPU when torch sees one.
         cache_dir: where frozen embeddings are kept between fits and runs.
+        quantize: ``int8``: fine-tuned models score with int8 linear layers on a CPU.
     """
 
     base: BaseCheckpoint | None = None
     max_length: int | None = None
     device: str | None = None
     cache_dir: Path | None = None
+    quantize: Literal["none", "int8"] = "none"
 
 
 @dataclass(frozen=True)

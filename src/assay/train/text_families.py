@@ -130,6 +130,7 @@ class _Reading:
     max_length: int | None
     device: str | None
     cache_dir: str | Path | None
+    quantize: Literal["none", "int8"]
 
 
 class TextFamily(BaseModelFamily):
@@ -181,6 +182,7 @@ class TextFamily(BaseModelFamily):
             max_length=text.max_length or self.max_length,
             device=text.device or self.device,
             cache_dir=text.cache_dir or self.cache_dir,
+            quantize=text.quantize,
         )
 
     def _text_column(self, text_column: str | None) -> str:
@@ -352,6 +354,7 @@ class _FineTuneFamily(TextFamily):
             class_weight="balanced" if objective.balance_classes else None,
             seed=context.seed,
             device=options.device,
+            quantize=options.quantize,
             **self._options(params),
         )
 

@@ -19,6 +19,7 @@ weights differ.
 
 from __future__ import annotations
 
+import copy as _copy
 import hashlib
 import io
 import math
@@ -422,6 +423,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         threads: torch threads while fitting and scoring (default: the cores this
             process may use; one for an encoder narrower than 256, and for scoring a
             few texts).
+        quantize: ``"int8"`` scores (after training, and wherever the model is loaded)
+            with the adapters merged into the base and the linear layers' weights in
+            int8, activations quantised per call (``torch.ao.quantization.
+            quantize_dynamic``); each text is then scored alone, so its answer does not
+            depend on the texts batched with it. On a CPU about twice as fast as float32;
+            what it costs in accuracy is measured on the test rows like any model.
 
     Fitted attributes: ``classes_``, ``base_``, ``history_`` (per-epoch log loss on up
     to 512 training rows, scored like the validation rows without dropout, and on the
@@ -435,6 +442,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
     #: the server may score concurrent requests to this model in one call
     prefers_batches_ = True
     _net: _Classifier | None = None
+    _scorer: nn.Module | None = None
     _tokenizer: Any = None
 
     def __init__(
@@ -461,6 +469,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         seed: int = 0,
         device: str | None = None,
         threads: int | None = None,
+        quantize: Literal["none", "int8"] = "none",
     ) -> None:
         self.base = base
         self.text_column = text_column
@@ -483,6 +492,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.device = device
         self.threads = threads
+        self.quantize = quantize
 
     # building ---------------------------------------------------------------------------
 
@@ -494,6 +504,14 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                 expected="'lora' or 'full'",
                 received=self.method,
                 fix="Use method='lora' (adapters) or method='full' (every weight).",
+            )
+        if getattr(self, "quantize", "none") not in ("none", "int8"):
+            raise ConfigError(
+                f"unknown quantisation {self.quantize!r}",
+                key="quantize",
+                expected="'none' or 'int8'",
+                received=self.quantize,
+                fix="Use quantize='none' (float32) or 'int8'.",
             )
         if self.stopping_metric not in ("f1_macro", "log_loss"):
             raise ConfigError(
@@ -605,7 +623,23 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.n_trainable_params_ = sum(
             p.numel() for p in self._model.parameters() if p.requires_grad
         )
+        self._scorer = self._quantised()
         return self
+
+    def _quantised(self) -> nn.Module | None:
+        """The int8 scoring copy of the trained network (``quantize="int8"`` on a CPU)."""
+        if getattr(self, "quantize", "none") != "int8" or self._net is None:
+            return None
+        if next(self._net.parameters()).device.type != "cpu":
+            return None
+        copy = _copy.deepcopy(self._net).to("cpu").eval()
+        if self.method == "lora":
+            copy.encoder = copy.encoder.merge_and_unload()
+        dynamic: Any = getattr(torch.ao.quantization, "quantize_dynamic")
+        with warnings.catch_warnings():  # torch points this API to torchao; it still works
+            warnings.simplefilter("ignore")
+            quantised: nn.Module = dynamic(copy, {nn.Linear}, dtype=torch.qint8)
+        return quantised.eval()
 
     def _split(
         self, texts: list[str], codes: np.ndarray
@@ -751,6 +785,13 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         out = np.zeros((len(ids), len(self.classes_)), dtype=np.float64)
         if not ids:
             return out
+        if self._scorer is not None:
+            pad = int(self._tokenizer.pad_token_id or 0)
+            with torch.inference_mode():
+                for i, row in enumerate(ids):  # alone: int8 activations scale per call
+                    logits = self._scorer(**pad_batch([row], pad, "cpu"))
+                    out[i] = torch.softmax(logits.float(), dim=1).cpu().numpy()[0]
+            return out
         device = next(self._model.parameters()).device
         pad = int(self._tokenizer.pad_token_id or 0)
         with torch.inference_mode():
@@ -771,6 +812,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self._net = self._build(self.base_, len(self.classes_), text_device(self.device))
         self._load_trainable(state)
         self._model.eval()
+        self._scorer = self._quantised()
         self._weights = None
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -792,6 +834,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         state: dict[str, Any] = dict(super().__getstate__())  # never the live __dict__
         net = state.pop("_net", None)
         state.pop("_tokenizer", None)
+        state.pop("_scorer", None)
         if net is not None:
             buffer = io.BytesIO()
             torch.save(self._trainable_state(), buffer)
@@ -801,6 +844,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._net = None
+        self._scorer = None
         self._tokenizer = None
         if isinstance(getattr(self, "base_", None), BaseCheckpoint):
             self.base_ = reverify_base(self.base_)
