@@ -190,3 +190,19 @@ def test_texts_with_gaps_fit_and_numbers_do_not(tiny_base: Path) -> None:
     assert model.predict_proba(frame).shape == (4, 2)
     with pytest.raises(Exception, match="column 'note'"):
         model.predict(pd.DataFrame({"note": [1.5, 2.5]}))
+
+
+def test_the_search_estimates_from_what_this_machine_measured(tiny_base: Path) -> None:
+    minilm = resolve_base(None)
+    lora = LoraFamily(minilm)
+    speeds = lora.measured_speeds()
+    assert set(speeds) == {"forward", "lora", "full"}
+    assert all(0 < v < 1e-6 for v in speeds.values())
+    assert speeds["lora"] > speeds["forward"]  # a step back-propagates
+    assert lora.measured_speeds() == speeds  # timed once per base
+    measured = lora.estimated_seconds(1000, mean_tokens=40, speeds=speeds)
+    fixed = lora.estimated_seconds(1000, mean_tokens=40)
+    assert measured != fixed
+    # the skip reason says the estimate comes from this machine
+    reason = lora.over_budget(10_000_000, 60.0, mean_tokens=40, measure=True)
+    assert reason is not None and "on this machine" in reason

@@ -460,6 +460,7 @@ def _over_budget(
         context.text.base,
         params=family.defaults(context.task),
         mean_tokens=mean_tokens(texts, context.text.max_length or 128),
+        measure=True,
     )
     return reason
 

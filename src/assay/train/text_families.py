@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import optuna
 
 from assay.config.metrics import CLASSIFICATION_TASKS
-from assay.errors import ConfigError
+from assay.errors import ConfigError, MissingDependencyError
 from assay.text.checkpoint import BaseCheckpoint, resolve_base
 from assay.train.context import BuildContext
 from assay.train.families import FAMILIES, BaseModelFamily
@@ -163,6 +163,7 @@ class TextFamily(BaseModelFamily):
         self.device = device
         self.cache_dir = cache_dir
         self._resolved: dict[str, BaseCheckpoint] = {}
+        self._speeds: dict[str, dict[str, float]] = {}
 
     def resolve(self, base: BaseCheckpoint | str | Path | None = None) -> BaseCheckpoint:
         """The checkpoint ``base`` (else the family's) names, resolved and hashed once."""
@@ -210,6 +211,7 @@ class TextFamily(BaseModelFamily):
         *,
         params: Mapping[str, Any] | None = None,
         mean_tokens: float | None = None,
+        speeds: Mapping[str, float] | None = None,
     ) -> float:
         """Seconds one fit on ``n_rows`` rows should take on a two-core CPU.
 
@@ -218,21 +220,24 @@ class TextFamily(BaseModelFamily):
         own longest text, so pass ``mean_tokens`` (:func:`mean_tokens` of the training
         texts); without it every text counts ``max_length`` tokens, a ceiling. ``params``
         (else the defaults) give the epochs. The estimate is for a CPU; a GPU is much
-        faster.
+        faster. ``speeds`` (:meth:`measured_speeds`) replaces the constants with what this
+        machine measured.
         """
+        per = dict(SECONDS_PER_TOKEN_WEIGHT)
+        per.update(speeds or {})
         checkpoint = self.resolve(base)
         tokens = float(mean_tokens or min(self.max_length or 128, checkpoint.max_length))
         weights = float(encoder_params(checkpoint))
         share = self._trained_share(params, checkpoint)
-        per_row = tokens * weights * share * SECONDS_PER_TOKEN_WEIGHT[self.cost_kind]
+        per_row = tokens * weights * share * per[self.cost_kind]
         epochs = self._epochs(params)
         # each epoch also scores the validation rows (about a tenth) and a training sample
         scoring = 0.0
         # frozen lower blocks run once per text, their output cached for every epoch
         lower = 0.0
         if self.cost_kind != "forward":
-            scoring = 0.2 * tokens * weights * share * SECONDS_PER_TOKEN_WEIGHT["forward"]
-            lower = (1.0 - share) * tokens * weights * SECONDS_PER_TOKEN_WEIGHT["forward"]
+            scoring = 0.2 * tokens * weights * share * per["forward"]
+            lower = (1.0 - share) * tokens * weights * per["forward"]
         return LOAD_SECONDS + float(n_rows) * (epochs * (per_row + scoring) + lower)
 
     def over_budget(
@@ -243,19 +248,45 @@ class TextFamily(BaseModelFamily):
         *,
         params: Mapping[str, Any] | None = None,
         mean_tokens: float | None = None,
+        measure: bool = False,
     ) -> str | None:
-        """Why one fit would not finish within ``budget_seconds`` (a skip reason), else None."""
-        seconds = self.estimated_seconds(n_rows, base, params=params, mean_tokens=mean_tokens)
+        """Why one fit would not finish within ``budget_seconds`` (a skip reason), else None.
+
+        ``measure``: time this machine first (:meth:`measured_speeds`) instead of using
+        the constants measured on a two-core CPU.
+        """
+        speeds = self.measured_speeds(base) if measure and self.cost_kind != "forward" else None
+        seconds = self.estimated_seconds(
+            n_rows, base, params=params, mean_tokens=mean_tokens, speeds=speeds
+        )
         if seconds <= budget_seconds:
             return None
         checkpoint = self.resolve(base)
         tokens = mean_tokens or min(self.max_length or 128, checkpoint.max_length)
         epochs = self._epochs(params)
+        where = "on this machine" if speeds else "on the CPU"
         return (
             f"one fit on {n_rows:,} rows ({epochs} epoch{'s' if epochs != 1 else ''}, about "
             f"{tokens:.0f} tokens per text, base {checkpoint.source}) is estimated at "
-            f"{_minutes(seconds)} on the CPU; the search budget is {_minutes(budget_seconds)}"
+            f"{_minutes(seconds)} {where}; the search budget is {_minutes(budget_seconds)}"
         )
+
+    def measured_speeds(self, base: BaseCheckpoint | str | Path | None = None) -> dict[str, float]:
+        """Seconds per token-weight of a forward pass and a training step, timed here once.
+
+        Falls back to the constants when the timing cannot run (no torch).
+        """
+        checkpoint = self.resolve(base)
+        key = f"{checkpoint.sha256}:{self.device or 'auto'}"
+        if key not in self._speeds:
+            try:
+                from assay.train.text_speed import measure_speed
+            except MissingDependencyError:
+                return dict(SECONDS_PER_TOKEN_WEIGHT)
+            self._speeds[key] = measure_speed(
+                checkpoint, encoder_params(checkpoint), self.device
+            )
+        return dict(self._speeds[key])
 
     def _stopping(self, objective: ObjectiveHints) -> Literal["f1_macro", "log_loss"]:
         return "f1_macro" if objective.primary_metric in _LABEL_METRICS else "log_loss"
