@@ -355,3 +355,22 @@ def test_int8_scoring_is_close_to_float32_and_does_not_depend_on_batchmates(
     copy = pickle.loads(pickle.dumps(int8))
     np.testing.assert_array_equal(copy.predict_proba(X_val), int8.predict_proba(X_val))
     assert copy._scorer is not None and plain._scorer is None
+
+
+def test_texts_the_audit_embedded_are_not_encoded_again_by_the_family(
+    base: Path, data: tuple
+) -> None:
+    from assay.text.encoder import TextEncoder
+
+    X, _, _, _ = data
+    texts = list(X["note"])
+    clear_embedding_cache()
+    checkpoint = resolve_base(str(base))
+    audited = TextEncoder(checkpoint, max_length=64).encode(texts)  # what the audit does
+    family = _frozen_encoder(checkpoint, 64, "cpu")
+    again = family.embed(texts, None)
+    assert family.batches == 0
+    np.testing.assert_allclose(again, audited, atol=1e-6)
+    # another token limit is another embedding: encoded anew
+    _frozen_encoder(checkpoint, 32, "cpu").embed(texts[:5], None)
+    assert _frozen_encoder(checkpoint, 32, "cpu").batches > 0

@@ -18,7 +18,43 @@ import numpy as np
 from assay.errors import ConfigError, MissingDependencyError
 from assay.text.checkpoint import BaseCheckpoint
 
-__all__ = ["TextEncoder", "load_model", "load_tokenizer", "pick_device", "require_torch"]
+__all__ = [
+    "TextEncoder",
+    "embedding_memory",
+    "forget_embeddings",
+    "load_model",
+    "load_tokenizer",
+    "pick_device",
+    "remember",
+    "require_torch",
+]
+
+#: texts whose embeddings one process keeps per base and token limit (the oldest go first)
+MEMORY_TEXTS = 200_000
+_MEMORY: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+
+
+def embedding_memory(base: BaseCheckpoint, max_length: int) -> dict[str, np.ndarray]:
+    """The process's embeddings of texts under ``base`` read to ``max_length`` tokens.
+
+    Shared by every frozen encoder of the process: the data audit, the embedding
+    family's fits and the drift reference of one ``assay run`` embed the same texts
+    with the same base, so each text is encoded once.
+    """
+    return _MEMORY.setdefault((base.sha256, int(max_length)), {})
+
+
+def forget_embeddings() -> None:
+    """Drop the embeddings kept in memory (a disk cache, where one is used, stays)."""
+    _MEMORY.clear()
+
+
+def remember(memory: dict[str, np.ndarray], texts: Sequence[str], vectors: np.ndarray) -> None:
+    """Keep ``vectors`` for ``texts`` in ``memory``, dropping the oldest beyond the cap."""
+    for text, vector in zip(texts, vectors, strict=True):
+        memory[text] = vector
+    while len(memory) > MEMORY_TEXTS:
+        del memory[next(iter(memory))]
 
 
 def require_torch() -> Any:
@@ -93,8 +129,9 @@ def mean_pool(hidden: Any, mask: Any) -> Any:
 class TextEncoder:
     """A frozen encoder that turns texts into L2-normalised mean-pooled embeddings.
 
-    Embeddings are cached in memory by text, so a search that fits several heads on
-    the same rows encodes each text once.
+    Embeddings are kept in the process's memory by text (:func:`embedding_memory`), so
+    every encoder of the same base and token limit encodes each text once. Texts are
+    encoded longest first in batches of similar length, so little is padding.
     """
 
     base: BaseCheckpoint
@@ -103,7 +140,10 @@ class TextEncoder:
     device: str | None = None
     _tokenizer: Any = field(default=None, init=False, repr=False)
     _model: Any = field(default=None, init=False, repr=False)
-    _cache: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _cache: dict[str, np.ndarray] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._cache = embedding_memory(self.base, self.max_length or self.base.max_length)
 
     @property
     def tokenizer(self) -> Any:
@@ -117,15 +157,16 @@ class TextEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """An array of shape (len(texts), hidden size), float32, rows of unit length."""
-        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if todo:
-            for start in range(0, len(todo), self.batch_size):
-                chunk = todo[start : start + self.batch_size]
-                for text, vector in zip(chunk, self._encode_batch(chunk), strict=True):
-                    self._cache[text] = vector
+        todo = sorted(dict.fromkeys(t for t in texts if t not in self._cache), key=len, reverse=True)
+        done: dict[str, np.ndarray] = {}
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            done.update(zip(chunk, self._encode_batch(chunk), strict=True))
+        if done:
+            remember(self._cache, list(done), np.stack(list(done.values())))
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([self._cache[t] for t in texts])
+        return np.stack([done[t] if t in done else self._cache[t] for t in texts])
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         torch = require_torch()

@@ -39,7 +39,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from assay.errors import ConfigError, DataError, MissingDependencyError
 from assay.text.checkpoint import BaseCheckpoint
-from assay.text.encoder import load_model, load_tokenizer, mean_pool
+from assay.text.encoder import (
+    embedding_memory,
+    forget_embeddings,
+    load_model,
+    load_tokenizer,
+    mean_pool,
+    remember,
+)
 from assay.train.pipeline import StepCallback
 from assay.train.text_layers import MAX_CACHE_BYTES, TopLayers, cache_bytes, encoder_layers, stack
 from assay.train.text_inputs import (
@@ -75,8 +82,6 @@ __all__ = [
     "read_texts",
 ]
 
-#: texts in memory per encoder before the oldest are dropped (384 floats each for MiniLM)
-_MEMORY_TEXTS = 200_000
 #: row sets smaller than this are not written to the disk cache (one-row serving calls)
 _DISK_MIN_ROWS = 100
 #: training rows scored in evaluation mode after each epoch for the training curve
@@ -107,8 +112,13 @@ class _FrozenEncoder:
     device: str
     tokenizer: Any = None
     model: Any = None
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    vectors: dict[str, np.ndarray] = field(init=False)
     batches: int = 0
+
+    def __post_init__(self) -> None:
+        # the process's memory of this base's embeddings, shared with the audit's and
+        # the drift reference's encoders
+        self.vectors = embedding_memory(self.base, self.max_length)
 
     def embed(self, texts: Sequence[str], cache_dir: Path | None) -> np.ndarray:
         """Unit-length mean-pooled embeddings: memory, then the disk file of the row set."""
@@ -132,10 +142,7 @@ class _FrozenEncoder:
         return out
 
     def _remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        for text, vector in zip(texts, vectors, strict=True):
-            self.vectors[text] = vector
-        while len(self.vectors) > _MEMORY_TEXTS:
-            del self.vectors[next(iter(self.vectors))]
+        remember(self.vectors, texts, vectors)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self.model is None:  # loaded on the first miss: a disk hit needs no weights
@@ -169,6 +176,7 @@ def _frozen_encoder(base: BaseCheckpoint, max_length: int, device: str) -> _Froz
 def clear_embedding_cache() -> None:
     """Forget the loaded encoders and their in-memory embeddings (the disk cache stays)."""
     _ENCODERS.clear()
+    forget_embeddings()
 
 
 def _set_name(texts: Sequence[str]) -> str:
