@@ -14,6 +14,7 @@ distribution); ``shift`` moves ``x0`` (the inputs drift).
 from __future__ import annotations
 
 import shutil
+import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,6 +61,12 @@ class Monitored:
     registry: ModelRegistry
     _log: PredictionLog | None = None
     _models: dict[int, LoadedModel] = field(default_factory=dict)
+    # seeded ids: the log returns rows of one instant in id order, so random ids would
+    # shuffle the refreshed data (and the retrain's split) from one test run to the next
+    _ids: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def _id(self) -> str:
+        return uuid.UUID(int=self._ids.getrandbits(128), version=4).hex
 
     @property
     def root(self) -> Path:
@@ -102,15 +109,15 @@ class Monitored:
         shadows = self.model(shadow).predict(frame[champion.features]) if shadow else None
         entries, ids = [], []
         for i, (record, answer) in enumerate(zip(rows, answers)):
-            request = uuid.uuid4().hex
-            pid = uuid.uuid4().hex
+            request = self._id()
+            pid = self._id()
             ids.append(pid)
             entries.append(LogEntry(pid, at, champion.version, "champion", request, record,
                                     answer.prediction, answer.probabilities, answer.confidence,
                                     1.0, list(flags or [])))
             if shadows is not None:
                 s = shadows[i]
-                entries.append(LogEntry(uuid.uuid4().hex, at, int(shadow), "shadow", request,
+                entries.append(LogEntry(self._id(), at, int(shadow), "shadow", request,
                                         record, s.prediction, s.probabilities, s.confidence,
                                         1.0, list(flags or [])))
         self.log.append(entries)
