@@ -828,7 +828,10 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "best_epoch_")
         self._ensure_loaded()
         ids = tokenize(self._tokenizer, read_texts(X, self.text_column), self.max_length_)
-        threads = self.threads or thread_count(self.base_, sum(len(i) for i in ids))
+        # int8 scores one text at a time: products that small only wait on a second thread
+        threads = self.threads or (
+            1 if self._scorer is not None else thread_count(self.base_, sum(len(i) for i in ids))
+        )
         with torch_threads(int(threads)):
             return self._proba(ids)
 
