@@ -853,6 +853,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # versions pickled before these parameters existed adapted every block in float32
+        state = {"layers": None, "quantize": "none", **state}
         super().__setstate__(state)
         self._net = None
         self._scorer = None
