@@ -44,8 +44,8 @@ def agreement_finding(report: AgreementReport, min_agreement: float) -> Finding 
         columns=(),
         message=said,
         evidence={
-            "alpha": None if alpha.value != alpha.value else round(alpha.value, 4),
-            "interval": [alpha.low, alpha.high],
+            "alpha": _number(alpha.value),
+            "interval": [_number(alpha.low), _number(alpha.high)],
             "min_agreement": min_agreement,
             "level": level,
             "items": alpha.n_items,
@@ -55,3 +55,8 @@ def agreement_finding(report: AgreementReport, min_agreement: float) -> Finding 
         },
         fix=fix,
     )
+
+
+def _number(value: float) -> float | None:
+    """A rounded figure for the evidence, None when undefined (NaN)."""
+    return None if value != value else round(float(value), 4)
