@@ -7,7 +7,8 @@ and promoted like any version. Requests go over real HTTP from threads released 
 every answer is compared with the wrapped pipeline's own answer for that request's rows alone.
 
 Gathering is made deterministic without timing: ``max_rows`` is the total of all the requests'
-rows and the wait is long, so the batch is scored the moment the last request has queued.
+rows and the wait is long (and not adaptive: the first request always waits), so the batch is
+scored the moment the last request has queued.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def test_concurrent_requests_share_calls_and_get_their_own_answers(text_project:
     version, pipeline = _wrapped(tp)
     requests = _requests(12)
     rows = sum(len(r) for r in requests)
-    policy = BatchPolicy(wait_ms=LONG_WAIT_MS, max_rows=rows)
+    policy = BatchPolicy(wait_ms=LONG_WAIT_MS, max_rows=rows, adaptive=False)
     with live_server(tp.project, tmp_path / "wal", batching=policy) as server:
         model = server.champion_model()
         assert isinstance(model, CountingTextModel) and model.calls == []
@@ -135,7 +136,7 @@ def test_a_failing_row_fails_only_its_own_request(text_project: TextProject,
     requests = _requests(6)
     requests[2] = ["fine words", f"this one says {POISON}"]
     rows = sum(len(r) for r in requests)
-    policy = BatchPolicy(wait_ms=LONG_WAIT_MS, max_rows=rows)
+    policy = BatchPolicy(wait_ms=LONG_WAIT_MS, max_rows=rows, adaptive=False)
     with live_server(tp.project, tmp_path / "wal", batching=policy) as server:
         model = server.champion_model()
         responses = _post_together(server.url, requests)
@@ -162,7 +163,7 @@ def test_shadow_and_canary_gather_per_model(text_project: TextProject, tmp_path:
     deploy(tp.registry, challenger, mode="shadow")
     requests = _requests(8)
     rows = sum(len(r) for r in requests)
-    policy = BatchPolicy(wait_ms=LONG_WAIT_MS, max_rows=rows)
+    policy = BatchPolicy(wait_ms=LONG_WAIT_MS, max_rows=rows, adaptive=False)
     with live_server(tp.project, tmp_path / "wal", batching=policy) as server:
         routing = server.state.runtime.routing
         assert routing.mode == "shadow" and routing.challenger.version == challenger
@@ -253,3 +254,58 @@ def test_a_batch_never_mixes_two_model_objects(text_project: TextProject) -> Non
     answers = asyncio.run(interleaved())
     assert [len(a) for a in answers] == [1, 2, 3, 4]
     assert old.model.calls == [1 + 3] and new.model.calls == [2 + 4]
+
+
+def test_a_lone_request_in_sequential_traffic_does_not_wait(text_project: TextProject) -> None:
+    """One client sending one text at a time never pays the gathering wait."""
+    version, pipeline = _wrapped(text_project)
+    model = LoadedModel.load(text_project.registry, version)
+    gatherer = Gatherer(BatchPolicy(wait_ms=LONG_WAIT_MS, max_rows=32))
+
+    async def one_after_another() -> list[Any]:
+        answers = []
+        for text in ["great love", "rude slow", "friendly fast staff"]:
+            async with asyncio.timeout(LONG_WAIT_MS / 1000 / 2):  # a wait would run out
+                answers.append(await _submit(gatherer, model, [text]))
+        return answers
+
+    answers = asyncio.run(one_after_another())
+    assert model.model.calls == [1, 1, 1]
+    got = [a[0].probabilities["pos"] for a in answers]
+    np.testing.assert_allclose(got, _alone(pipeline, ["great love", "rude slow",
+                                                      "friendly fast staff"])[:, 1], atol=1e-12)
+    # the same with the adaptive rule off: the first request waits out the whole wait
+    patient = Gatherer(BatchPolicy(wait_ms=LONG_WAIT_MS, max_rows=32, adaptive=False))
+
+    async def lone_patient() -> bool:
+        try:
+            async with asyncio.timeout(0.5):
+                await _submit(patient, model, ["great love"])
+        except TimeoutError:
+            return True
+        return False
+
+    assert asyncio.run(lone_patient())
+
+
+def test_after_overlapping_requests_a_lone_request_waits_for_company(
+    text_project: TextProject,
+) -> None:
+    version, _ = _wrapped(text_project)
+    model = LoadedModel.load(text_project.registry, version)
+    gatherer = Gatherer(BatchPolicy(wait_ms=20, max_rows=32))
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        loop = asyncio.get_running_loop()
+        sequential = gatherer.concurrent(loop.time())
+        await asyncio.gather(*(_submit(gatherer, model, [f"great {i}"]) for i in range(3)))
+        concurrent = gatherer.concurrent(loop.time())
+        task = asyncio.ensure_future(_submit(gatherer, model, ["rude slow"]))
+        await asyncio.sleep(0)  # the request has queued; its batch has not been taken
+        waits = not gatherer._queues[model].alone
+        await task
+        return sequential, concurrent, waits
+
+    sequential, concurrent, waits = asyncio.run(scenario())
+    assert not sequential and concurrent and waits
+    assert model.model.calls == [3, 1]  # the three overlapping requests shared one call

@@ -16,11 +16,12 @@ def test_settings_round_trip_through_the_environment() -> None:
     settings = ServeSettings(config=Path("/srv/p/assay.yaml"), auth=False, poll_seconds=0.25,
                              log_drain="process",
                              limits=RequestLimits(max_records=50, header_timeout=2.5),
-                             batching=BatchPolicy(wait_ms=2.5, max_rows=64))
+                             batching=BatchPolicy(wait_ms=2.5, max_rows=64, adaptive=False))
     env = settings.to_env()
     assert env["ASSAY_SERVE_AUTH"] == "0" and env["ASSAY_SERVE_LOG_DRAIN"] == "process"
     assert env["ASSAY_SERVE_MAX_RECORDS"] == "50"
     assert env["ASSAY_SERVE_BATCH_WAIT_MS"] == "2.5" and env["ASSAY_SERVE_MAX_BATCH"] == "64"
+    assert env["ASSAY_SERVE_BATCH_ADAPTIVE"] == "0"
     assert ServeSettings.from_env(env) == settings
 
 
@@ -43,6 +44,7 @@ def test_a_batch_of_one_turns_gathering_off() -> None:
     ("ASSAY_SERVE_POLL_SECONDS", "soon", "ASSAY_SERVE_POLL_SECONDS"),
     ("ASSAY_SERVE_MAX_RECORDS", "many", "ASSAY_SERVE_MAX_RECORDS"),
     ("ASSAY_SERVE_BATCH_WAIT_MS", "-5", "ASSAY_SERVE_BATCH_WAIT_MS"),
+    ("ASSAY_SERVE_BATCH_ADAPTIVE", "maybe", "ASSAY_SERVE_BATCH_ADAPTIVE"),
     ("ASSAY_SERVE_BATCH_WAIT_MS", "soon", "ASSAY_SERVE_BATCH_WAIT_MS"),
     ("ASSAY_SERVE_MAX_BATCH", "0", "ASSAY_SERVE_MAX_BATCH"),
     ("ASSAY_SERVE_MAX_BATCH", "2.5", "ASSAY_SERVE_MAX_BATCH"),

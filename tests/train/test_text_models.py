@@ -138,9 +138,9 @@ def test_epochs_report_their_loss_and_record_a_curve_the_diagnosis_reads(
 def test_early_stopping_restores_the_best_epoch(base: Path, data: tuple) -> None:
     X, y, X_val, y_val = data
     flipped = np.where(y_val == "pos", "neg", "pos")  # learning makes these rows worse
-    model = _model(base, epochs=6, patience=2, stopping_metric="log_loss").fit(
-        X, y, eval_set=(X_val, flipped)
-    )
+    model = _model(
+        base, epochs=6, patience=2, stopping_metric="log_loss", quantize="none"
+    ).fit(X, y, eval_set=(X_val, flipped))
     losses = model.history_["validation"]
     assert model.best_epoch_ == int(np.argmin(losses)) + 1
     assert model.n_epochs_ == model.best_epoch_ + 2 < 6
@@ -155,9 +155,10 @@ def test_early_stopping_restores_the_best_epoch(base: Path, data: tuple) -> None
 @pytest.fixture(scope="module")
 def top(base: Path, data: tuple) -> TransformerTextClassifier:
     X, y, X_val, y_val = data
-    return _model(base, method="lora", layers=1, stopping_metric="log_loss").fit(
-        X, y, eval_set=(X_val, y_val)
-    )
+    # float32 scoring: the whole network must reproduce the cached path's numbers exactly
+    return _model(
+        base, method="lora", layers=1, stopping_metric="log_loss", quantize="none"
+    ).fit(X, y, eval_set=(X_val, y_val))
 
 
 def test_lora_on_the_top_block_trains_from_cached_lower_states_and_learns(
@@ -188,9 +189,9 @@ def test_the_top_block_path_is_seeded_and_pickles(
     base: Path, top: TransformerTextClassifier, data: tuple
 ) -> None:
     X, y, X_val, y_val = data
-    again = _model(base, method="lora", layers=1, stopping_metric="log_loss").fit(
-        X, y, eval_set=(X_val, y_val)
-    )
+    again = _model(
+        base, method="lora", layers=1, stopping_metric="log_loss", quantize="none"
+    ).fit(X, y, eval_set=(X_val, y_val))
     np.testing.assert_array_equal(again.predict_proba(X_val), top.predict_proba(X_val))
     copy = pickle.loads(pickle.dumps(top))
     np.testing.assert_array_equal(copy.predict_proba(X_val), top.predict_proba(X_val))
@@ -341,7 +342,9 @@ def test_int8_scoring_is_close_to_float32_and_does_not_depend_on_batchmates(
     base: Path, data: tuple
 ) -> None:
     X, y, X_val, y_val = data
-    plain = _model(base, method="lora", layers=1, epochs=3).fit(X, y, eval_set=(X_val, y_val))
+    plain = _model(base, method="lora", layers=1, epochs=3, quantize="none").fit(
+        X, y, eval_set=(X_val, y_val)
+    )
     int8 = _model(base, method="lora", layers=1, epochs=3, quantize="int8").fit(
         X, y, eval_set=(X_val, y_val)
     )

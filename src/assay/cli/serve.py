@@ -82,7 +82,9 @@ def serve(
     ] = 30.0,
     batch_wait_ms: Annotated[
         float, typer.Option(help="Milliseconds a request to a model that prefers batches waits "
-                            "for others to be scored with it (0: only those queued meanwhile).",
+                            "for others to be scored with it (0: only those queued meanwhile). "
+                            "Only under concurrent traffic: a request that finds the model idle "
+                            "while requests come one at a time is scored at once.",
                             min=0.0)
     ] = 5.0,
     max_batch: Annotated[

@@ -11,7 +11,10 @@ answers are then handed to a :class:`Gatherer` after validation:
    two models, and a hot swap leaves the old model's queue to drain on the old model);
 2. the queue's first request waits at most :attr:`BatchPolicy.wait_ms` for company, or
    less once :attr:`BatchPolicy.max_rows` rows are queued; requests are taken whole, in
-   arrival order, while their rows fit under ``max_rows`` (the first always goes);
+   arrival order, while their rows fit under ``max_rows`` (the first always goes). A request
+   that finds its model idle while traffic is sequential (no two requests to one model have
+   overlapped within :data:`CONCURRENT_WINDOW_S`) does not wait: nobody would join it, and
+   one client sending one text at a time would pay the wait on every answer;
 3. the batch is scored in one call in a worker thread (the event loop keeps answering),
    one batch per model at a time; requests that arrive meanwhile form the next batch;
 4. each request gets exactly its own rows' answers, in order. If the combined call
@@ -47,10 +50,13 @@ logger = logging.getLogger("assay.serve")
 DEFAULT_WAIT_MS = 5.0
 #: most rows one gathered call scores, by default
 DEFAULT_MAX_ROWS = 32
+#: traffic counts as concurrent for this long (seconds) after two requests overlapped
+CONCURRENT_WINDOW_S = 1.0
 
 _ENV_PREFIX = "ASSAY_SERVE_"
 _ENV = {"wait_ms": "BATCH_WAIT_MS", "max_rows": "MAX_BATCH"}
 _OPTIONS = {"wait_ms": "--batch-wait-ms", "max_rows": "--max-batch"}
+_ADAPTIVE_ENV = "BATCH_ADAPTIVE"
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,13 @@ class BatchPolicy:
             0 gathers only the requests that queued while the previous batch was scored.
         max_rows: most rows in one call; 1 turns gathering off (each request is scored
             alone, still in a worker thread).
+        adaptive: a request that finds its model idle waits only when requests have
+            overlapped recently (concurrent traffic); False: it always waits ``wait_ms``.
     """
 
     wait_ms: float = DEFAULT_WAIT_MS
     max_rows: int = DEFAULT_MAX_ROWS
+    adaptive: bool = True
 
     def __post_init__(self) -> None:
         if not (self.wait_ms >= 0 and self.wait_ms != float("inf")):
@@ -91,7 +100,8 @@ class BatchPolicy:
     def to_env(self) -> dict[str, str]:
         """``ASSAY_SERVE_BATCH_WAIT_MS`` and ``ASSAY_SERVE_MAX_BATCH`` (see :meth:`from_env`)."""
         return {_ENV_PREFIX + _ENV["wait_ms"]: repr(float(self.wait_ms)),
-                _ENV_PREFIX + _ENV["max_rows"]: str(self.max_rows)}
+                _ENV_PREFIX + _ENV["max_rows"]: str(self.max_rows),
+                _ENV_PREFIX + _ADAPTIVE_ENV: "1" if self.adaptive else "0"}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BatchPolicy:
@@ -117,6 +127,16 @@ class BatchPolicy:
                     fix=f"Unset {_ENV_PREFIX}{suffix} for the default ({default:g}), or set a "
                     "valid value.",
                 ) from None
+        raw = env.get(_ENV_PREFIX + _ADAPTIVE_ENV)
+        if raw not in (None, ""):
+            if raw not in ("0", "1"):
+                raise ConfigError(
+                    "a batching setting of the server is not valid",
+                    key=_ENV_PREFIX + _ADAPTIVE_ENV, expected="1 or 0", received=raw,
+                    fix=f"Unset {_ENV_PREFIX}{_ADAPTIVE_ENV} for the default (1: a lone request "
+                    "in sequential traffic does not wait), or set 0 to always wait.",
+                )
+            values["adaptive"] = raw == "1"
         return cls(**values)
 
 
@@ -137,6 +157,8 @@ class _Queue:
     waiting: deque[_Request] = field(default_factory=deque)
     rows: int = 0
     full: asyncio.Event = field(default_factory=asyncio.Event)
+    #: the first request found the model idle during sequential traffic: it goes at once
+    alone: bool = False
 
 
 BatchObserver = Callable[[LoadedModel, int, int, bool], None]
@@ -160,6 +182,8 @@ class Gatherer:
         self.policy = policy if policy is not None else BatchPolicy()
         self._observe = observe
         self._queues: dict[LoadedModel, _Queue] = {}
+        #: event-loop time when a request last arrived while another was queued or scored
+        self._overlapped_at = float("-inf")
 
     async def predict(
         self, model: LoadedModel, rows: Sequence[Mapping[str, Any]]
@@ -175,16 +199,23 @@ class Gatherer:
         request = _Request(rows, loop.create_future(), loop.time())
         queue = self._queues.get(model)
         if queue is None:
-            queue = self._queues[model] = _Queue(model)
+            alone = policy.adaptive and not self.concurrent(request.arrived)
+            queue = self._queues[model] = _Queue(model, alone=alone)
             queue.waiting.append(request)
             queue.rows = len(rows)
             loop.create_task(self._drain(queue), name=f"assay-gather-v{model.version}")
         else:
+            self._overlapped_at = request.arrived
             queue.waiting.append(request)
             queue.rows += len(rows)
             if queue.rows >= policy.max_rows:
                 queue.full.set()
         return await request.answer
+
+    def concurrent(self, now: float) -> bool:
+        """Whether two requests to one model overlapped within :data:`CONCURRENT_WINDOW_S`
+        of ``now`` (event-loop time)."""
+        return now - self._overlapped_at <= CONCURRENT_WINDOW_S
 
     @property
     def waiting(self) -> int:
@@ -199,7 +230,10 @@ class Gatherer:
         batch: list[_Request] = []
         try:
             while queue.waiting:
-                deadline = queue.waiting[0].arrived + wait
+                # a lone request in sequential traffic goes at once; later batches formed
+                # while the previous one was scored, so their traffic is concurrent
+                deadline = queue.waiting[0].arrived + (0.0 if queue.alone else wait)
+                queue.alone = False
                 while queue.rows < limit:
                     remaining = deadline - loop.time()
                     if remaining <= 0:

@@ -30,14 +30,15 @@ class TextOptions:
         max_length: tokens read per text (``None``: 128, capped by the base).
         device: ``cpu`` or ``cuda``; ``None`` picks a GPU when torch sees one.
         cache_dir: where frozen embeddings are kept between fits and runs.
-        quantize: ``int8``: fine-tuned models score with int8 linear layers on a CPU.
+        quantize: ``int8`` (the default): fine-tuned models score with int8 linear layers
+            on a CPU; ``none``: in float32.
     """
 
     base: BaseCheckpoint | None = None
     max_length: int | None = None
     device: str | None = None
     cache_dir: Path | None = None
-    quantize: Literal["none", "int8"] = "none"
+    quantize: Literal["none", "int8"] = "int8"
 
 
 @dataclass(frozen=True)
