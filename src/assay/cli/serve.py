@@ -91,6 +91,12 @@ def serve(
         int, typer.Option(help="Most rows scored in one call of a model that prefers batches "
                           "(1: no gathering).", min=1)
     ] = 32,
+    batch_always_wait: Annotated[
+        bool, typer.Option("--batch-always-wait",
+                           help="Hold every request that finds the model idle for --batch-wait-ms, "
+                           "also when requests come one at a time (default: only under "
+                           "concurrent traffic).")
+    ] = False,
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
     log_drain: Annotated[
         str, typer.Option(help="Who inserts the prediction log into the store: a separate "
@@ -127,7 +133,7 @@ def serve(
     limits = RequestLimits(max_body_bytes=max_body_bytes, max_records=max_records, extra_fields=extra_fields,
                            max_string_length=max_string_length, header_timeout=header_timeout,
                            body_timeout=body_timeout)
-    batching = BatchPolicy(wait_ms=batch_wait_ms, max_rows=max_batch)
+    batching = BatchPolicy(wait_ms=batch_wait_ms, max_rows=max_batch, adaptive=not batch_always_wait)
     project, registry = _open(config)
     champion = registry.alias("champion")
     err = _err()
