@@ -415,45 +415,81 @@ def _group_table(groups: list[dict[str, Any]]) -> Table:
                   "Reliable"), rows)
 
 
+def _gate_evidence(r: ReportInput, name: str) -> dict[str, Any]:
+    """The evidence of the gate called ``name`` (empty when it was not recorded)."""
+    for gate in r.gates:
+        if isinstance(gate, dict) and gate.get("name") == name:
+            evidence = gate.get("evidence")
+            return evidence if isinstance(evidence, dict) else {}
+    return {}
+
+
+_CASE_VERDICTS = {
+    "ok": Cell("within tolerance", "pass"),
+    "over": Cell("OVER tolerance", "fail"),
+    "unanswered": Cell("not answered", "fail"),
+    "informational": Cell("informational", "muted"),
+}
+
+
 def _robustness(r: ReportInput) -> list[Block]:
+    """The cases as the robustness gate judged them: its cost, its tolerance, its verdicts."""
     robust = (r.evaluation or {}).get("robustness")
     if not robust:
         return _missing("robustness was not measured")
-    limit = r.spec_section("gate").get("max_robustness_drop")
-    worst = robust.get("worst_relative_drop")
-    worst_text = pct(worst)
-    if isinstance(limit, (int, float)):
-        worst_text += f" (gate allows {pct(limit)})"
+    evidence = _gate_evidence(r, "robustness")
+    verdicts = {str(c.get("name")): c for c in evidence.get("cases") or [] if isinstance(c, dict)}
+    limit = evidence.get("tolerance", r.spec_section("gate").get("max_robustness_drop"))
+    measure = str(evidence.get("measure") or "relative drop")
+    worst_gated = DASH
+    if evidence.get("worst_gated"):
+        worst_gated = f"{evidence['worst_gated']}: {pct(evidence.get('worst_gated_cost'))} ({measure}"
+        worst_gated += f"; the gate allows {pct(limit)})" if isinstance(limit, (int, float)) else ")"
+    diagnostic = pct(robust.get("worst_relative_drop"))
+    if robust.get("worst_case"):
+        diagnostic += f" ({robust['worst_case']})"
     facts = (
         ("Metric", str(robust.get("metric", DASH))),
         ("Clean value", num(robust.get("clean"))),
         ("Rows probed", num(robust.get("n_rows"))),
-        ("Worst case", str(robust.get("worst_case") or DASH)),
-        ("Worst relative drop", worst_text),
+        ("Worst gated case", worst_gated),
+        ("Largest relative drop, any case", diagnostic),
         ("Most harmful missing features", ", ".join(map(str, robust.get("worst_features") or []))
          or DASH),
     )
     rows, row_cls = [], []
     for case in robust.get("cases") or []:
+        name = str(case.get("name", DASH))
         answered = bool(case.get("answered"))
-        rel = case.get("relative_drop")
-        too_much = (isinstance(limit, (int, float)) and isinstance(rel, (int, float))
-                    and case.get("kind") != "out_of_range" and rel > limit)
+        judged = verdicts.get(name)
+        if judged is not None:
+            verdict = _CASE_VERDICTS.get(str(judged.get("verdict")), Cell(DASH))
+            cost = Cell(pct(judged.get("cost")), verdict.cls if verdict.cls != "pass" else "")
+        else:  # recorded before the gate kept its verdicts: shown, not coloured
+            verdict = Cell(DASH) if answered else Cell("not answered", "fail")
+            cost = Cell(pct(case.get("relative_drop")))
+        gated = case.get("gated")
         rows.append(_cells(
-            str(case.get("name", DASH)), str(case.get("kind", DASH)),
-            str(case.get("feature") or DASH),
+            name, str(case.get("kind", DASH)), str(case.get("feature") or DASH),
+            DASH if gated is None else ("yes" if gated else "no"),
             Cell("yes") if answered else Cell("NO", "fail"),
-            num(case.get("value")), num(case.get("drop")),
-            Cell(pct(rel), "fail" if too_much else ""),
+            num(case.get("value")), num(case.get("drop")), cost, verdict,
             Cell(short(case.get("error")), "muted"),
         ))
         row_cls.append("" if answered else "failed")
     blocks: list[Block] = [Facts(facts)]
     if rows:
-        blocks.append(Table(("Case", "Kind", "Feature", "Answered", "Value", "Drop",
-                             "Relative drop", "Error"), tuple(rows), tuple(row_cls),
-                            "A positive drop is worse than on clean rows. Out-of-range cases "
-                            "only check that the model still answers."))
+        caption = (
+            f"Cost: {measure} of {robust.get('metric', 'the metric')} (a positive drop is worse "
+            "than on clean rows). Every case must be answered; the gate judges the cost of the "
+            "gated cases only (noise, unseen levels, typos, casing). A whole feature missing, "
+            "level swaps, punctuation and truncation are diagnostics; out-of-range rows only "
+            "check that the model still answers."
+        )
+        if not verdicts:
+            caption += " The gate's per-case verdicts were not recorded for this version."
+        blocks.append(Table(("Case", "Kind", "Feature", "Gated", "Answered", "Value", "Drop",
+                             "Cost", "Verdict", "Error"), tuple(rows), tuple(row_cls), caption))
     return blocks
 
 
