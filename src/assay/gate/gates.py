@@ -159,16 +159,39 @@ def robustness_gate(
 
 
 def latency_gate(evaluation: Evaluation, spec: ProjectSpec) -> GateResult:
-    """Single-row p99 latency is within ``serving.latency_p99_ms``."""
+    """The single-row p99 latency, as the server answers one record, is within
+    ``serving.latency_p99_ms``.
+
+    The judged p99 is :func:`assay.evaluate.measure_latency`'s: the median round's p99
+    after warm-up, re-measured before it is reported over the SLA (the fastest attempt
+    kept), so a busy machine does not flip the gate. The evidence holds every round's
+    p50 and p99, the min/median/max round p99 and each attempt's judged p99.
+    """
     latency = evaluation.latency
     sla = spec.serving.latency_p99_ms
     if latency is None:
         return GateResult("latency", False, "latency was not measured", {"sla_ms": sla})
     p99 = latency.single_p99_ms
+    spread = latency.round_p99_ms
+    evidence: dict[str, Any] = {
+        "p99_ms": p99, "p50_ms": latency.single_p50_ms, "sla_ms": sla,
+        "path": latency.path, "judged_on": latency.judged_on if spread else "one measurement",
+        "rounds": [r.to_dict() for r in latency.rounds],
+        "round_p99_ms": None if spread is None else
+        {"min": spread[0], "median": spread[1], "max": spread[2]},
+        "attempts": latency.attempts, "attempt_p99_ms": list(latency.attempt_p99_ms),
+    }
+    how = f"{latency.path}"
+    if spread is not None:
+        how += (f"; median of {len(latency.rounds)} rounds, round p99 "
+                f"{spread[0]:.2f}-{spread[2]:.2f} ms")
+    if latency.attempts > 1:
+        how += f"; fastest of {latency.attempts} measurements"
+    within = p99 <= sla
     return GateResult(
-        "latency", p99 <= sla,
-        f"single-row p99 {p99:.2f} ms {'within' if p99 <= sla else 'over'} the {sla:g} ms SLA",
-        {"p99_ms": p99, "p50_ms": latency.single_p50_ms, "sla_ms": sla},
+        "latency", within,
+        f"single-row p99 {p99:.2f} ms ({how}) {'within' if within else 'over'} the {sla:g} ms SLA",
+        evidence,
     )
 
 
