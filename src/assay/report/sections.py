@@ -8,6 +8,7 @@ the template escapes it.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -302,7 +303,9 @@ def _search(r: ReportInput) -> list[Block]:
         marked = marked or is_best
         state = str(t.get("state", DASH))
         state_cell = Cell(state, {"failed": "fail", "pruned": "muted"}.get(state, ""))
-        note = str(t.get("error") or "")
+        if t.get("rejected"):
+            state_cell = Cell(f"{state}, rejected", "warn")
+        note = str(t.get("error") or t.get("rejected") or "")
         rows.append(_cells(num(t.get("number")), str(t.get("family", DASH)), state_cell,
                            num(t.get("value")), fixed(t.get("seconds")),
                            Cell(compact(t.get("params"), 240) + (f" \u2014 {note}" if note else ""),
@@ -310,6 +313,34 @@ def _search(r: ReportInput) -> list[Block]:
         row_cls.append("best" if is_best else "")
     blocks.append(Table(("Trial", "Family", "State", "Value", "Seconds", "Parameters"),
                         tuple(rows), tuple(row_cls), "The best trial is highlighted."))
+    blocks.extend(_latency_checks(search))
+    return blocks
+
+
+def _latency_checks(search: dict[str, Any]) -> list[Block]:
+    """The finalists the search timed one row at a time, and those it rejected."""
+    checks = [c for c in search.get("latency_checks") or [] if isinstance(c, dict)]
+    if not checks:
+        return []
+    sla = search.get("latency_sla_ms")
+    rows = tuple(
+        _cells(str(c.get("family", DASH)), num(c.get("value")),
+               fixed(c.get("p50_ms"), 3, "ms"), fixed(c.get("p99_ms"), 3, "ms"),
+               str(c.get("path") or DASH), num(c.get("attempts")),
+               Cell("within", "pass") if c.get("passed") else Cell("rejected", "fail"),
+               Cell(short(c.get("reason")), "muted"))
+        for c in checks
+    )
+    objective = f"{sla:g} ms" if isinstance(sla, (int, float)) else "the objective"
+    blocks: list[Block] = [
+        Heading("Finalists timed one row at a time"),
+        Table(("Family", "Value", "p50", "p99", "Timed call", "Measurements", "Latency",
+               "Reason"), rows,
+              caption=f"Single-row p99 (median round, re-measured when over) against "
+                      f"{objective}; a finalist over it was rejected and the next best taken."),
+    ]
+    if search.get("latency_note"):
+        blocks.append(Text(str(search["latency_note"]), "note"))
     return blocks
 
 
@@ -506,13 +537,37 @@ def _latency(r: ReportInput) -> list[Block]:
         over = isinstance(sla, (int, float)) and isinstance(p99, (int, float)) and p99 > sla
         p99_text = fixed(p99, 3, "ms") + (f" (objective {sla:g} ms)"
                                           if isinstance(sla, (int, float)) else "")
+        gate = next((g for g in r.gates if isinstance(g, dict) and g.get("name") == "latency"),
+                    None)
+        if gate is not None:  # coloured by the gate's own verdict
+            over = not gate.get("passed", True)
+        rounds = [x for x in latency.get("rounds") or [] if isinstance(x, dict)]
+        p99s = [x.get("p99_ms") for x in rounds if isinstance(x.get("p99_ms"), (int, float))]
+        if rounds:
+            judged = (f" (median of {len(rounds)} rounds after {num(latency.get('warmup'))} "
+                      "warm-up calls)")
+        else:
+            judged = (f" ({num(latency.get('n_single'))} rows, the fastest of "
+                      f"{num(latency.get('single_repeats', 1))} calls each)")
         rows = [
-            _cells("Timed call", str(latency.get("method", DASH))),
+            _cells("Timed call", str(latency.get("path") or latency.get("method", DASH))),
             _cells("Single row p50", fixed(latency.get("single_p50_ms"), 3, "ms")),
-            _cells("Single row p99", Cell(p99_text, "fail" if over else "")),
+            _cells("Single row p99", Cell(p99_text + judged, "fail" if over else "")),
+        ]
+        if p99s:
+            rows.append(_cells("Round p99 min / median / max",
+                               " / ".join(fixed(v, 3, "ms") for v in
+                                          (min(p99s), statistics.median(p99s), max(p99s)))))
+            rows.append(_cells("Rounds (p50 / p99)", "; ".join(
+                f"{fixed(x.get('p50_ms'), 2)} / {fixed(x.get('p99_ms'), 2)} ms" for x in rounds)))
+        attempts = latency.get("attempts")
+        if isinstance(attempts, int) and attempts > 1:
+            rows.append(_cells("Measurements", f"{attempts} (over the objective at first; the "
+                               "fastest kept): p99 " + ", ".join(
+                                   fixed(v, 2, "ms") for v in latency.get("attempt_p99_ms") or [])))
+        rows += [
             _cells("Single row mean", fixed(latency.get("single_mean_ms"), 3, "ms")
-                   + f" ({num(latency.get('n_single'))} rows, the fastest of "
-                     f"{num(latency.get('single_repeats', 1))} calls each)"),
+                   + f" ({num(latency.get('n_single'))} rows)"),
             _cells("Batch throughput", fixed(latency.get("batch_rows_per_s"), 0, "rows/s")
                    + f" (batches of {num(latency.get('batch_size'))})"),
             _cells("Batch time per row", fixed(latency.get("batch_ms_per_row"), 4, "ms")),
