@@ -542,7 +542,7 @@ def _latency(r: ReportInput) -> list[Block]:
         if gate is not None:  # coloured by the gate's own verdict
             over = not gate.get("passed", True)
         rounds = [x for x in latency.get("rounds") or [] if isinstance(x, dict)]
-        p99s = [x.get("p99_ms") for x in rounds if isinstance(x.get("p99_ms"), (int, float))]
+        p99s = [float(x["p99_ms"]) for x in rounds if isinstance(x.get("p99_ms"), (int, float))]
         if rounds:
             judged = (f" (median of {len(rounds)} rounds after {num(latency.get('warmup'))} "
                       "warm-up calls)")
