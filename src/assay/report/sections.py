@@ -559,7 +559,7 @@ def _latency(r: ReportInput) -> list[Block]:
                                " / ".join(fixed(v, 3, "ms") for v in
                                           (min(p99s), statistics.median(p99s), max(p99s)))))
             rows.append(_cells("Rounds (p50 / p99)", "; ".join(
-                f"{fixed(x.get('p50_ms'), 2)} / {fixed(x.get('p99_ms'), 2)} ms" for x in rounds)))
+                f"{fixed(x.get('p50_ms'), 3)} / {fixed(x.get('p99_ms'), 3)} ms" for x in rounds)))
         attempts = latency.get("attempts")
         if isinstance(attempts, int) and attempts > 1:
             rows.append(_cells("Measurements", f"{attempts} (over the objective at first; the "
