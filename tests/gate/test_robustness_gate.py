@@ -211,3 +211,36 @@ def test_the_report_colours_cases_by_the_gate_verdict() -> None:
     section = next(s for s in build_sections(shown) if s.id == "robustness")
     table = next(b for b in section.blocks if getattr(b, "kind", "") == "table")
     assert table.rows[0][7].cls == "fail" and table.rows[0][8].text == "OVER tolerance"
+
+
+class _SaysGood:
+    """Predicts 1 when the text holds the exact, case-sensitive word "good"."""
+
+    classes_ = np.array([0, 1])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.array([int("good" in str(t).replace(".", " ").split()) for t in X["review"]])
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        hits = self.predict(X).astype(float)
+        return np.column_stack([1 - hits, hits])
+
+
+def test_a_text_model_that_breaks_on_upper_case_fails_and_truncation_is_a_diagnostic() -> None:
+    # the deciding word comes last: truncation to half the words removes it too
+    texts = [f"{' '.join(['the plot'] * (i % 3 + 1))} {'good' if i % 2 == 0 else 'poor'}."
+             for i in range(200)]
+    X, y = pd.DataFrame({"review": texts}), (np.arange(200) % 2 == 0).astype(int)
+    report = robustness(_SaysGood(), X, y, "binary", "accuracy", text_columns=["review"])
+    assert report.clean == 1.0
+    gate = robustness_gate(_evaluation(report), _spec(), baseline_value=0.5)
+    assert not gate.passed
+    assert "uppercase:review" in gate.evidence["over"]
+    assert "truncated:review" not in gate.evidence["over"]  # costs as much, but not gated
+    costs = {c["name"]: c["cost"] for c in gate.evidence["cases"]}
+    assert costs["truncated:review"] == pytest.approx(1.0)
+    assert costs["uppercase:review"] == pytest.approx(1.0)
+    verdicts = {c["name"]: c["verdict"] for c in gate.evidence["cases"]}
+    assert verdicts["truncated:review"] == "informational"
+    assert verdicts["lowercase:review"] == "ok"
+    assert {"typos:review", "lowercase:review", "uppercase:review"} <= set(gate.evidence["gated"])
