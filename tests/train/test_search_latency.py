@@ -124,3 +124,24 @@ def test_searches_stored_before_latency_checks_load(data) -> None:
     loaded = SearchResult.from_dict(stored)
     assert loaded.latency_checks == () and loaded.latency_sla_ms is None
     assert all(t.rejected is None for t in loaded.trials)
+
+
+@pytest.mark.slow
+def test_a_blend_over_the_objective_leaves_the_best_single_model() -> None:
+    from assay.train.ensemble import EnsembleClassifier
+
+    X, y = make_classification(n_samples=500, n_features=8, n_informative=5, random_state=1,
+                               flip_y=0.1)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(8)])
+    data = {"X_train": frame[:350], "y_train": y[:350], "X_val": frame[350:],
+            "y_val": y[350:], "task": "binary", "schema": infer_schema(frame),
+            "features": list(frame.columns), "text_column": None}
+    options: dict[str, Any] = {"families": ["dummy", "linear", "lightgbm", "mlp"], "trials": 8,
+                               "seed": 3, "cv_rows": 2_000}
+    blended = _search(data, **options)
+    assert blended.ensemble is not None  # this search returns a blend when latency is free
+    result = _search(data, **options, latency_p99_ms=SLA, served=_slow("Ensemble"))
+    assert result.ensemble is None and not isinstance(result.estimator, EnsembleClassifier)
+    checks = {c.family: c for c in result.latency_checks}
+    assert not checks["ensemble"].passed and (checks["ensemble"].p99_ms or 0) >= 80.0
+    assert all(c.passed for c in result.latency_checks if c.family != "ensemble")
