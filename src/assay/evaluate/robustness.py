@@ -412,7 +412,8 @@ def robustness(
         if len(levels) < 2:
             continue
         swapped = X.copy()
-        values = _swap(X[col].astype(object).to_numpy(), _pick(rng, len(X), SWAP_SHARE), ref[col], rng)
+        rows_swapped = _pick(rng, len(X), SWAP_SHARE)
+        values = _swap(X[col].astype(object).to_numpy(), rows_swapped, ref[col], rng)
         swapped[col] = pd.Series(values, index=X.index, dtype=object)
         cases.append(scorer.case(f"level_swap:{col}", "categorical", str(col), swapped))
 

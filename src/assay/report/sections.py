@@ -474,8 +474,10 @@ def _robustness(r: ReportInput) -> list[Block]:
     measure = str(evidence.get("measure") or "relative drop")
     worst_gated = DASH
     if evidence.get("worst_gated"):
-        worst_gated = f"{evidence['worst_gated']}: {pct(evidence.get('worst_gated_cost'))} ({measure}"
-        worst_gated += f"; the gate allows {pct(limit)})" if isinstance(limit, (int, float)) else ")"
+        cost = pct(evidence.get("worst_gated_cost"))
+        worst_gated = f"{evidence['worst_gated']}: {cost} ({measure}"
+        allows = f"; the gate allows {pct(limit)}" if isinstance(limit, (int, float)) else ""
+        worst_gated += allows + ")"
     diagnostic = pct(robust.get("worst_relative_drop"))
     if robust.get("worst_case"):
         diagnostic += f" ({robust['worst_case']})"
