@@ -150,3 +150,17 @@ def test_regressor_uses_predict() -> None:
 def test_empty_rows_are_a_data_error() -> None:
     with pytest.raises(DataError, match="non-empty DataFrame.*got 0 rows"):
         measure_latency(_Counting(proba=False), pd.DataFrame({"a": []}))
+
+
+def test_evaluate_times_the_served_path_against_the_objective() -> None:
+    from assay.evaluate import evaluate
+
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0] * 5})
+    y = X["a"] * 2.0
+    model = LinearRegression().fit(X, y)
+    calls: list[dict] = []
+    path = ServedPath("fast path (test)", lambda frame: frame.to_dict("records"), calls.append)
+    ev = evaluate(model, X, y, task="regression", n_boot=0, check_robustness=False,
+                  served=path, latency_sla_ms=50.0)
+    assert ev.latency is not None and ev.latency.path == "fast path (test)"
+    assert ev.latency.sla_ms == 50.0 and len(ev.latency.rounds) == 5 and calls

@@ -343,7 +343,8 @@ def evaluate(
             (``predict``; ``predict_proba`` and ``classes_`` for classifiers).
         metrics: the metric names to report; all of the task's when None.
         slices, protected: extra columns aligned with ``X`` by position.
-        X_reference: the training features (noise scales and ranges for robustness).
+        X_reference: the training features (noise scales, ranges and known levels for
+            robustness).
         primary: the metric robustness is measured with (default: the task's primary
             when reported, else the first of ``metrics``).
         n_boot: bootstrap resamples for the intervals (0 to skip them).
@@ -432,7 +433,9 @@ def evaluate(
     )
     latency = None
     if time_latency and len(X):
-        sizes = {"n_single": 50, "batch_size": 32, "rounds": 3} if text_columns else {}
+        sizes = (
+            {"n_single": 50, "batch_size": 32, "rounds": 3, "warmup": 5} if text_columns else {}
+        )
         latency = measure_latency(
             model, X, seed=seed, served=served, sla_ms=latency_sla_ms, **sizes
         )
