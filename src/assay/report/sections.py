@@ -474,8 +474,8 @@ def _robustness(r: ReportInput) -> list[Block]:
     measure = str(evidence.get("measure") or "relative drop")
     worst_gated = DASH
     if evidence.get("worst_gated"):
-        cost = pct(evidence.get("worst_gated_cost"))
-        worst_gated = f"{evidence['worst_gated']}: {cost} ({measure}"
+        worst_cost = pct(evidence.get("worst_gated_cost"))
+        worst_gated = f"{evidence['worst_gated']}: {worst_cost} ({measure}"
         allows = f"; the gate allows {pct(limit)}" if isinstance(limit, (int, float)) else ""
         worst_gated += allows + ")"
     diagnostic = pct(robust.get("worst_relative_drop"))
