@@ -31,7 +31,8 @@ from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
 from assay.data.values import native
 from assay.errors import AssayError
-from assay.evaluate import Evaluation, PairedComparison, evaluate, paired_bootstrap
+from assay.evaluate import Evaluation, PairedComparison, ServedPath, evaluate, paired_bootstrap
+from assay.model.served import served_path
 from assay.monitor.reference import ReferenceProfile, build_reference
 from assay.monitor.text_drift import profile_text_columns, text_columns
 from assay.project import STATE_DIR, Project
@@ -287,7 +288,18 @@ def _search(inputs: _Inputs, rows: _Rows, say: Listener) -> SearchResult:
         minutes=spec.search.minutes, sampler=spec.search.sampler,
         pruning=spec.search.pruning, seed=spec.seed, text=inputs.text,
         progress=lambda info: say(StageEvent("trial", "", trial=info)),
+        latency_p99_ms=spec.serving.latency_p99_ms, served=lambda model: _served(inputs, model),
         **search_options(spec, train, validation),
+    )
+
+
+def _served(inputs: _Inputs, model: Any) -> ServedPath:
+    """How the server will answer one record with ``model`` (the fast path when it has one)."""
+    schema = inputs.dataset.schema
+    return served_path(
+        model, task=inputs.spec.task, features=inputs.features,
+        columns=[schema[f] for f in inputs.features if f in schema],
+        text_column=inputs.text_column,
     )
 
 
@@ -320,6 +332,7 @@ def _evaluate_on_test(
         artifact_size=len(pickle.dumps(model, protocol=5)), X_reference=rows.X_train,
         primary=spec.primary_metric,
         text_columns=(inputs.text_column,) if inputs.text_column else (),
+        served=_served(inputs, model), latency_sla_ms=spec.serving.latency_p99_ms,
     )
     baseline = evaluate(
         search.baseline, X_test, y_test, task=spec.task, metrics=metrics,

@@ -107,6 +107,9 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
             "best_params": search.get("best_params"), "best_value": search.get("best_value"),
             "metric": search.get("primary_metric"), "trials": search.get("trials", []),
             "ensemble": search.get("ensemble"),
+            "latency_sla_ms": search.get("latency_sla_ms"),
+            "latency_checks": search.get("latency_checks", []),
+            "latency_note": search.get("latency_note", ""),
         }
     return ReportInput(
         version={

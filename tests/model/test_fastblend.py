@@ -11,7 +11,7 @@ import pytest
 from assay.data.schema import infer_schema
 from assay.model.fastblend import BlendPredictor, compile_blend
 from assay.model.fastpath import FastPathUnsupported
-from assay.model.loaded import _compile
+from assay.model.loaded import compile_fast_path as _compile
 from assay.model.validation import frame_records
 from assay.train.context import BuildContext
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor

@@ -271,7 +271,8 @@ class GateSpec(_Section):
     """What a registered version must show before it becomes champion."""
 
     max_robustness_drop: float = Field(
-        0.10, ge=0, description="largest relative drop of the primary metric under small noise"
+        0.10, ge=0, description="largest cost of a gated robustness case (noise, unseen levels, "
+        "typos, casing): the share of the primary metric's skill over the baseline it loses"
     )
     compare_champion: bool = Field(True, description="must not be worse than the champion")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="significance of the champion comparison")

@@ -35,7 +35,7 @@ from assay.evaluate.intervals import (
     resample_index,
     resampled_metrics,
 )
-from assay.evaluate.latency import LatencyReport, measure_latency
+from assay.evaluate.latency import LatencyReport, LatencyRound, ServedPath, measure_latency
 from assay.evaluate.metrics import PROBA_METRICS, compute_metrics, metric_value
 from assay.evaluate.robustness import RobustnessCase, RobustnessReport, robustness
 from assay.evaluate.slices import SliceLevel, SliceReport, reaggregate, slice_metrics
@@ -54,10 +54,12 @@ __all__ = [
     "FairnessResult",
     "GroupRates",
     "LatencyReport",
+    "LatencyRound",
     "PairedComparison",
     "ResidualSummary",
     "RobustnessCase",
     "RobustnessReport",
+    "ServedPath",
     "SliceLevel",
     "SliceReport",
     "bootstrap_intervals",

@@ -24,7 +24,7 @@ from assay.evaluate.inputs import as_array, check_metrics, check_task
 from assay.evaluate.curves import ConfusionMatrix, Curves, build_curves, compute_confusion
 from assay.evaluate.fairness import FAIRNESS_METRICS, FairnessResult, fairness_metrics
 from assay.evaluate.intervals import bootstrap_intervals
-from assay.evaluate.latency import LatencyReport, measure_latency
+from assay.evaluate.latency import LatencyReport, ServedPath, measure_latency
 from assay.evaluate.metrics import compute_metrics
 from assay.evaluate.robustness import RobustnessReport, robustness
 from assay.evaluate.slices import SliceReport, slice_metrics
@@ -333,6 +333,8 @@ def evaluate(
     check_robustness: bool = True,
     time_latency: bool = True,
     text_columns: Sequence[str] = (),
+    served: ServedPath | None = None,
+    latency_sla_ms: float | None = None,
 ) -> Evaluation:
     """Evaluate a fitted model on the rows ``X`` with labels ``y``.
 
@@ -341,7 +343,8 @@ def evaluate(
             (``predict``; ``predict_proba`` and ``classes_`` for classifiers).
         metrics: the metric names to report; all of the task's when None.
         slices, protected: extra columns aligned with ``X`` by position.
-        X_reference: the training features (noise scales and ranges for robustness).
+        X_reference: the training features (noise scales, ranges and known levels for
+            robustness).
         primary: the metric robustness is measured with (default: the task's primary
             when reported, else the first of ``metrics``).
         n_boot: bootstrap resamples for the intervals (0 to skip them).
@@ -350,6 +353,11 @@ def evaluate(
             the median word count are ``short``, the rest ``long``), the text cases of
             robustness (typos, casing, punctuation, truncation), and latency is timed on
             batches of 32 texts, the size a server gathers, rather than 1,000 rows.
+        served: the call the server makes for one record (the fast path when the model
+            has one); single-row latency times it. Without it, ``predict_proba`` or
+            ``predict`` on a one-row frame.
+        latency_sla_ms: the single-row p99 objective; a measurement over it is taken
+            again before it is reported (see :func:`measure_latency`).
     """
     check_task(task)
     names = check_metrics(task, metrics)
@@ -425,8 +433,12 @@ def evaluate(
     )
     latency = None
     if time_latency and len(X):
-        sizes = {"n_single": 50, "batch_size": 32} if text_columns else {}
-        latency = measure_latency(model, X, seed=seed, **sizes)
+        sizes = (
+            {"n_single": 50, "batch_size": 32, "rounds": 3, "warmup": 5} if text_columns else {}
+        )
+        latency = measure_latency(
+            model, X, seed=seed, served=served, sla_ms=latency_sla_ms, **sizes
+        )
     return Evaluation(
         task=task,
         n_rows=len(X),

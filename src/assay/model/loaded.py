@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FAST_MAX_ROWS",
     "LoadedModel",
+    "compile_fast_path",
     "Prediction",
     "final_estimator",
     "model_columns",
@@ -184,7 +185,7 @@ class LoadedModel:
             classes = list(record.lineage.classes or [])
             if not classes and getattr(model, "classes_", None) is not None:
                 classes = [native(c) for c in model.classes_]
-        fast, reason = _compile(model, features)
+        fast, reason = compile_fast_path(model, features)
         text_column = record.lineage.text_column if record.task == "text-classification" else None
         return cls(
             version=record.version,
@@ -320,9 +321,10 @@ def pipeline_scores(model: Any, frame: pd.DataFrame, *, classification: bool) ->
     return labels, proba
 
 
-def _compile(
+def compile_fast_path(
     model: Any, features: Sequence[str]
 ) -> tuple[FastPredictor | BlendPredictor | None, str | None]:
+    """The fast path of a fitted model and ``None``, or ``None`` and why it has none."""
     from assay.model.fastblend import compile_blend
     from assay.model.fastpath import FastPathUnsupported, compile_fast
     from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor

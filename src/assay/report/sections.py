@@ -8,6 +8,7 @@ the template escapes it.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -302,7 +303,9 @@ def _search(r: ReportInput) -> list[Block]:
         marked = marked or is_best
         state = str(t.get("state", DASH))
         state_cell = Cell(state, {"failed": "fail", "pruned": "muted"}.get(state, ""))
-        note = str(t.get("error") or "")
+        if t.get("rejected"):
+            state_cell = Cell(f"{state}, rejected", "warn")
+        note = str(t.get("error") or t.get("rejected") or "")
         rows.append(_cells(num(t.get("number")), str(t.get("family", DASH)), state_cell,
                            num(t.get("value")), fixed(t.get("seconds")),
                            Cell(compact(t.get("params"), 240) + (f" \u2014 {note}" if note else ""),
@@ -310,6 +313,34 @@ def _search(r: ReportInput) -> list[Block]:
         row_cls.append("best" if is_best else "")
     blocks.append(Table(("Trial", "Family", "State", "Value", "Seconds", "Parameters"),
                         tuple(rows), tuple(row_cls), "The best trial is highlighted."))
+    blocks.extend(_latency_checks(search))
+    return blocks
+
+
+def _latency_checks(search: dict[str, Any]) -> list[Block]:
+    """The finalists the search timed one row at a time, and those it rejected."""
+    checks = [c for c in search.get("latency_checks") or [] if isinstance(c, dict)]
+    if not checks:
+        return []
+    sla = search.get("latency_sla_ms")
+    rows = tuple(
+        _cells(str(c.get("family", DASH)), num(c.get("value")),
+               fixed(c.get("p50_ms"), 3, "ms"), fixed(c.get("p99_ms"), 3, "ms"),
+               str(c.get("path") or DASH), num(c.get("attempts")),
+               Cell("within", "pass") if c.get("passed") else Cell("rejected", "fail"),
+               Cell(short(c.get("reason")), "muted"))
+        for c in checks
+    )
+    objective = f"{sla:g} ms" if isinstance(sla, (int, float)) else "the objective"
+    blocks: list[Block] = [
+        Heading("Finalists timed one row at a time"),
+        Table(("Family", "Value", "p50", "p99", "Timed call", "Measurements", "Latency",
+               "Reason"), rows,
+              caption=f"Single-row p99 (median round, re-measured when over) against "
+                      f"{objective}; a finalist over it was rejected and the next best taken."),
+    ]
+    if search.get("latency_note"):
+        blocks.append(Text(str(search["latency_note"]), "note"))
     return blocks
 
 
@@ -415,45 +446,83 @@ def _group_table(groups: list[dict[str, Any]]) -> Table:
                   "Reliable"), rows)
 
 
+def _gate_evidence(r: ReportInput, name: str) -> dict[str, Any]:
+    """The evidence of the gate called ``name`` (empty when it was not recorded)."""
+    for gate in r.gates:
+        if isinstance(gate, dict) and gate.get("name") == name:
+            evidence = gate.get("evidence")
+            return evidence if isinstance(evidence, dict) else {}
+    return {}
+
+
+_CASE_VERDICTS = {
+    "ok": Cell("within tolerance", "pass"),
+    "over": Cell("OVER tolerance", "fail"),
+    "unanswered": Cell("not answered", "fail"),
+    "informational": Cell("informational", "muted"),
+}
+
+
 def _robustness(r: ReportInput) -> list[Block]:
+    """The cases as the robustness gate judged them: its cost, its tolerance, its verdicts."""
     robust = (r.evaluation or {}).get("robustness")
     if not robust:
         return _missing("robustness was not measured")
-    limit = r.spec_section("gate").get("max_robustness_drop")
-    worst = robust.get("worst_relative_drop")
-    worst_text = pct(worst)
-    if isinstance(limit, (int, float)):
-        worst_text += f" (gate allows {pct(limit)})"
+    evidence = _gate_evidence(r, "robustness")
+    verdicts = {str(c.get("name")): c for c in evidence.get("cases") or [] if isinstance(c, dict)}
+    limit = evidence.get("tolerance", r.spec_section("gate").get("max_robustness_drop"))
+    measure = str(evidence.get("measure") or "relative drop")
+    worst_gated = DASH
+    if evidence.get("worst_gated"):
+        worst_cost = pct(evidence.get("worst_gated_cost"))
+        worst_gated = f"{evidence['worst_gated']}: {worst_cost} ({measure}"
+        allows = f"; the gate allows {pct(limit)}" if isinstance(limit, (int, float)) else ""
+        worst_gated += allows + ")"
+    diagnostic = pct(robust.get("worst_relative_drop"))
+    if robust.get("worst_case"):
+        diagnostic += f" ({robust['worst_case']})"
     facts = (
         ("Metric", str(robust.get("metric", DASH))),
         ("Clean value", num(robust.get("clean"))),
         ("Rows probed", num(robust.get("n_rows"))),
-        ("Worst case", str(robust.get("worst_case") or DASH)),
-        ("Worst relative drop", worst_text),
+        ("Worst gated case", worst_gated),
+        ("Largest relative drop, any case", diagnostic),
         ("Most harmful missing features", ", ".join(map(str, robust.get("worst_features") or []))
          or DASH),
     )
     rows, row_cls = [], []
     for case in robust.get("cases") or []:
+        name = str(case.get("name", DASH))
         answered = bool(case.get("answered"))
-        rel = case.get("relative_drop")
-        too_much = (isinstance(limit, (int, float)) and isinstance(rel, (int, float))
-                    and case.get("kind") != "out_of_range" and rel > limit)
+        judged = verdicts.get(name)
+        if judged is not None:
+            verdict = _CASE_VERDICTS.get(str(judged.get("verdict")), Cell(DASH))
+            cost = Cell(pct(judged.get("cost")), verdict.cls if verdict.cls != "pass" else "")
+        else:  # recorded before the gate kept its verdicts: shown, not coloured
+            verdict = Cell(DASH) if answered else Cell("not answered", "fail")
+            cost = Cell(pct(case.get("relative_drop")))
+        gated = case.get("gated")
         rows.append(_cells(
-            str(case.get("name", DASH)), str(case.get("kind", DASH)),
-            str(case.get("feature") or DASH),
+            name, str(case.get("kind", DASH)), str(case.get("feature") or DASH),
+            DASH if gated is None else ("yes" if gated else "no"),
             Cell("yes") if answered else Cell("NO", "fail"),
-            num(case.get("value")), num(case.get("drop")),
-            Cell(pct(rel), "fail" if too_much else ""),
+            num(case.get("value")), num(case.get("drop")), cost, verdict,
             Cell(short(case.get("error")), "muted"),
         ))
         row_cls.append("" if answered else "failed")
     blocks: list[Block] = [Facts(facts)]
     if rows:
-        blocks.append(Table(("Case", "Kind", "Feature", "Answered", "Value", "Drop",
-                             "Relative drop", "Error"), tuple(rows), tuple(row_cls),
-                            "A positive drop is worse than on clean rows. Out-of-range cases "
-                            "only check that the model still answers."))
+        caption = (
+            f"Cost: {measure} of {robust.get('metric', 'the metric')} (a positive drop is worse "
+            "than on clean rows). Every case must be answered; the gate judges the cost of the "
+            "gated cases only (noise, unseen levels, typos, casing). A whole feature missing, "
+            "level swaps, punctuation and truncation are diagnostics; out-of-range rows only "
+            "check that the model still answers."
+        )
+        if not verdicts:
+            caption += " The gate's per-case verdicts were not recorded for this version."
+        blocks.append(Table(("Case", "Kind", "Feature", "Gated", "Answered", "Value", "Drop",
+                             "Cost", "Verdict", "Error"), tuple(rows), tuple(row_cls), caption))
     return blocks
 
 
@@ -470,13 +539,37 @@ def _latency(r: ReportInput) -> list[Block]:
         over = isinstance(sla, (int, float)) and isinstance(p99, (int, float)) and p99 > sla
         p99_text = fixed(p99, 3, "ms") + (f" (objective {sla:g} ms)"
                                           if isinstance(sla, (int, float)) else "")
+        gate = next((g for g in r.gates if isinstance(g, dict) and g.get("name") == "latency"),
+                    None)
+        if gate is not None:  # coloured by the gate's own verdict
+            over = not gate.get("passed", True)
+        rounds = [x for x in latency.get("rounds") or [] if isinstance(x, dict)]
+        p99s = [float(x["p99_ms"]) for x in rounds if isinstance(x.get("p99_ms"), (int, float))]
+        if rounds:
+            judged = (f" (median of {len(rounds)} rounds after {num(latency.get('warmup'))} "
+                      "warm-up calls)")
+        else:
+            judged = (f" ({num(latency.get('n_single'))} rows, the fastest of "
+                      f"{num(latency.get('single_repeats', 1))} calls each)")
         rows = [
-            _cells("Timed call", str(latency.get("method", DASH))),
+            _cells("Timed call", str(latency.get("path") or latency.get("method", DASH))),
             _cells("Single row p50", fixed(latency.get("single_p50_ms"), 3, "ms")),
-            _cells("Single row p99", Cell(p99_text, "fail" if over else "")),
+            _cells("Single row p99", Cell(p99_text + judged, "fail" if over else "")),
+        ]
+        if p99s:
+            rows.append(_cells("Round p99 min / median / max",
+                               " / ".join(fixed(v, 3, "ms") for v in
+                                          (min(p99s), statistics.median(p99s), max(p99s)))))
+            rows.append(_cells("Rounds (p50 / p99)", "; ".join(
+                f"{fixed(x.get('p50_ms'), 3)} / {fixed(x.get('p99_ms'), 3)} ms" for x in rounds)))
+        attempts = latency.get("attempts")
+        if isinstance(attempts, int) and attempts > 1:
+            rows.append(_cells("Measurements", f"{attempts} (over the objective at first; the "
+                               "fastest kept): p99 " + ", ".join(
+                                   fixed(v, 2, "ms") for v in latency.get("attempt_p99_ms") or [])))
+        rows += [
             _cells("Single row mean", fixed(latency.get("single_mean_ms"), 3, "ms")
-                   + f" ({num(latency.get('n_single'))} rows, the fastest of "
-                     f"{num(latency.get('single_repeats', 1))} calls each)"),
+                   + f" ({num(latency.get('n_single'))} rows)"),
             _cells("Batch throughput", fixed(latency.get("batch_rows_per_s"), 0, "rows/s")
                    + f" (batches of {num(latency.get('batch_size'))})"),
             _cells("Batch time per row", fixed(latency.get("batch_ms_per_row"), 4, "ms")),

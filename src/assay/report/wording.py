@@ -230,11 +230,21 @@ def limits(report: ReportInput) -> list[str]:
     evaluation = report.evaluation or {}
     robust = evaluation.get("robustness") or {}
     if robust:
+        gate = next((g for g in report.gates if isinstance(g, dict)
+                     and g.get("name") == "robustness"), None)
+        evidence = (gate or {}).get("evidence") or {}
+        over = evidence.get("over") or []
+        if over:
+            out.append(
+                f"Robustness: these perturbations cost more {robust.get('metric')} than the gate "
+                f"allows ({pct(evidence.get('tolerance'))} {evidence.get('measure', '')}): "
+                + ", ".join(map(str, over)) + "."
+            )
         drop = robust.get("worst_relative_drop")
         if robust.get("worst_case") and isinstance(drop, (int, float)) and drop > 0:
             out.append(
-                f"Robustness: the largest drop of {robust.get('metric')} under noise or a missing "
-                f"feature is {pct(drop)} ('{robust['worst_case']}')."
+                f"Robustness (diagnostic): the largest relative drop of {robust.get('metric')} of "
+                f"any case is {pct(drop)} ('{robust['worst_case']}')."
             )
         if robust.get("worst_features"):
             out.append(

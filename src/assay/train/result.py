@@ -12,6 +12,7 @@ from assay.train.objective import ObjectiveHints
 __all__ = [
     "EnsembleMember",
     "EnsembleRecord",
+    "LatencyCheck",
     "SamplerName",
     "SearchResult",
     "Selection",
@@ -37,6 +38,8 @@ class TrialRecord:
         state: ``complete``, ``pruned`` or ``failed``.
         seconds: wall time of the trial.
         error: for a failed trial, the exception it raised.
+        rejected: why a completed trial was refused as a finalist (e.g. its
+            single-row p99 over ``serving.latency_p99_ms``), else ``None``.
     """
 
     number: int
@@ -46,6 +49,7 @@ class TrialRecord:
     state: TrialState
     seconds: float
     error: str | None = None
+    rejected: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
@@ -57,10 +61,55 @@ class TrialRecord:
             "state": self.state,
             "seconds": self.seconds,
             "error": self.error,
+            "rejected": self.rejected,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialRecord:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{**data, "params": dict(data["params"])})
+
+
+@dataclass(frozen=True)
+class LatencyCheck:
+    """A finalist's single-row latency, measured in the search against the SLA.
+
+    Attributes:
+        family, params, value: the configuration and its validation score (``family``
+            is ``ensemble`` for a blend of candidates).
+        p99_ms, p50_ms: the judged p99 (median round, re-measured when over) and p50.
+        path: what was timed (the fast path or the pipeline).
+        attempts: how many times it was measured.
+        passed: within the SLA; a finalist that is not was rejected.
+        reason: why it was rejected (or why it was kept anyway), else empty.
+    """
+
+    family: str
+    params: dict[str, Any]
+    value: float | None
+    p99_ms: float | None
+    p50_ms: float | None
+    path: str
+    attempts: int
+    passed: bool
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {
+            "family": self.family,
+            "params": {k: native(v, sequences=True) for k, v in self.params.items()},
+            "value": self.value,
+            "p99_ms": self.p99_ms,
+            "p50_ms": self.p50_ms,
+            "path": self.path,
+            "attempts": self.attempts,
+            "passed": self.passed,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyCheck:
         """The inverse of :meth:`to_dict`."""
         return cls(**{**data, "params": dict(data["params"])})
 
@@ -180,6 +229,11 @@ class SearchResult:
         fit_rows: the rows the returned estimator was fitted on.
         ensemble: the members and weights when the returned estimator is an
             ensemble of cross-validated candidates, else ``None``.
+        latency_sla_ms: the single-row p99 the finalists were held to (``None``: not
+            checked in the search).
+        latency_checks: each finalist's measured latency; those over the SLA were
+            rejected (their trials carry the reason) and the next best was taken.
+        latency_note: what happened when no finalist was within the SLA.
         estimator: the fitted best model (refitted when ``refitted``); not serialised.
         baseline: the fitted dummy model; not serialised.
         searched: the best model as fitted in the search (training rows, validation
@@ -207,6 +261,9 @@ class SearchResult:
     refit_params: dict[str, Any] = field(default_factory=dict)
     fit_rows: int = 0
     ensemble: EnsembleRecord | None = None
+    latency_sla_ms: float | None = None
+    latency_checks: tuple[LatencyCheck, ...] = ()
+    latency_note: str = ""
     estimator: Any = field(default=None, compare=False, repr=False)
     baseline: Any = field(default=None, compare=False, repr=False)
     searched: Any = field(default=None, compare=False, repr=False)
@@ -259,6 +316,9 @@ class SearchResult:
             "refit_params": {k: native(v, sequences=True) for k, v in self.refit_params.items()},
             "fit_rows": self.fit_rows,
             "ensemble": None if self.ensemble is None else self.ensemble.to_dict(),
+            "latency_sla_ms": self.latency_sla_ms,
+            "latency_checks": [c.to_dict() for c in self.latency_checks],
+            "latency_note": self.latency_note,
         }
 
     @classmethod
@@ -292,4 +352,9 @@ class SearchResult:
                 if data.get("ensemble") is None
                 else EnsembleRecord.from_dict(data["ensemble"])
             ),
+            latency_sla_ms=data.get("latency_sla_ms"),
+            latency_checks=tuple(
+                LatencyCheck.from_dict(c) for c in data.get("latency_checks", ())
+            ),
+            latency_note=str(data.get("latency_note", "")),
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import lightgbm as lgb
@@ -139,6 +139,7 @@ class Config:
     params: dict[str, Any]
     estimator: Any
     seconds: float
+    record: int = -1  # its position in SearchScheduler.records, once recorded
 
 
 @dataclass
@@ -214,6 +215,7 @@ class SearchScheduler:
         self.overall: tuple[str | None, float | None] = (None, None)
         self._errors: dict[tuple[str, int], str] = {}
         self._timings: dict[tuple[str, int], float] = {}
+        self._configs: dict[tuple[str, int], Config] = {}
 
     def better(self, a: float, b: float | None) -> bool:
         """True when score ``a`` beats ``b`` (or ``b`` is missing)."""
@@ -383,6 +385,7 @@ class SearchScheduler:
             return float("nan")  # Optuna records a NaN objective as a failed trial
         seconds = (time.perf_counter() - t0) * _fixed_share(model)
         config = Config(value, dict(params), model, seconds)
+        self._configs[(arm.alias, trial.number)] = config
         if all(c.params != config.params for c in arm.top):
             at = next((i for i, c in enumerate(arm.top) if self.better(value, c.value)), None)
             arm.top.insert(len(arm.top) if at is None else at, config)
@@ -408,11 +411,30 @@ class SearchScheduler:
             error=self._errors.get(key),
         )
         self.records.append(rec)
+        config = self._configs.pop(key, None)
+        if config is not None:
+            config.record = rec.number
         if value is not None and self.better(value, self.overall[1]):
             self.overall = (arm.alias, value)
         if self.progress is not None:
             info = TrialInfo(rec, self.overall[0], self.overall[1], len(self.records), self.planned)
             self.progress(info)
+
+    def reject(self, arm: Arm, config: Config, reason: str) -> None:
+        """Take ``config`` out of the final choice; its trial record keeps ``reason``."""
+        arm.top[:] = [c for c in arm.top if c is not config]
+        if 0 <= config.record < len(self.records):
+            rec = self.records[config.record]
+            self.records[config.record] = replace(rec, rejected=reason)
+
+    def restore(self, arm: Arm, config: Config) -> None:
+        """Put a rejected ``config`` back into the final choice (best first)."""
+        if all(c is not config for c in arm.top):
+            arm.top.append(config)
+            sign = -1.0 if self.higher else 1.0
+            arm.top.sort(key=lambda c: sign * c.value)
+        if 0 <= config.record < len(self.records):
+            self.records[config.record] = replace(self.records[config.record], rejected=None)
 
     # selection and refit --------------------------------------------------------------
     def cross_validate(

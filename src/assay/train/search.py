@@ -43,6 +43,17 @@ Design choices:
   the learning curve is the searched model's; ``SearchResult.searched`` holds it.
 * The dummy baseline is always fitted (on the training rows) and scored; it is
   never searched.
+* **Finalists over the latency objective are rejected in the search.** With
+  ``latency_p99_ms``, each finalist (the leader on validation, or each candidate of a
+  cross-validated choice, and a blend before it is returned) is timed one row at a
+  time the way it will be served (``served``: the fast path when it has one; see
+  :func:`assay.evaluate.measure_latency`: warm-up, rounds, the median round's p99,
+  re-measured before it counts as over). One over the objective is rejected: its
+  trial keeps the reason, ``SearchResult.latency_checks`` the measurements, and the
+  next best configuration takes its place (a rejected blend leaves the best single
+  model). When no finalist is within the objective, the choice is made as if nothing
+  were measured and ``SearchResult.latency_note`` says so; the latency gate then
+  refuses the model.
 * Reproducible: with a trial budget, the same seed gives the same trials, the same
   best parameters and the same model (a time budget makes the trial count vary).
 
@@ -55,6 +66,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -65,7 +77,8 @@ from assay.config.metrics import CLASSIFICATION_TASKS, HIGHER_IS_BETTER
 from assay.data.schema import Schema
 from assay.data.values import native
 from assay.errors import AssayError, ConfigError, DataError
-from assay.train.scheduler import Reporter, SearchScheduler, join_rows
+from assay.evaluate.latency import LatencyReport, ServedPath, measure_latency
+from assay.train.scheduler import Arm, Config, Reporter, SearchScheduler, join_rows
 from assay.train.context import BuildContext, TextOptions
 from assay.train.curves import Diagnosis, LearningCurve, diagnose, learning_curve_for
 from assay.train.ensemble import EnsembleClassifier, EnsembleRegressor
@@ -74,6 +87,7 @@ from assay.train.objective import ObjectiveHints, ThresholdedClassifier, objecti
 from assay.train.pipeline import fit_model
 from assay.train.result import (
     EnsembleRecord,
+    LatencyCheck,
     SamplerName,
     SearchResult,
     Selection,
@@ -232,6 +246,8 @@ def run_search(
     time_ordered: bool = False,
     ensemble: bool = True,
     text: TextOptions | None = None,
+    latency_p99_ms: float | None = None,
+    served: Callable[[Any], ServedPath | None] | None = None,
 ) -> SearchResult:
     """Search each family's hyper-parameters on train/validation and keep the best model.
 
@@ -262,6 +278,11 @@ def run_search(
         text: the pretrained base and how to read text, for the families that start
             from a checkpoint. Under a time budget, such a family whose estimated cost
             of one fit exceeds the budget is skipped, with the estimate as the reason.
+        latency_p99_ms: the single-row p99 objective in milliseconds; finalists over it
+            are rejected (see the module notes). ``None``: latency is not checked here.
+        served: builds the call the server makes for one record of a fitted model
+            (``None`` from it, or no ``served``: ``predict_proba``/``predict`` on a
+            one-row frame).
 
     Raises:
         ConfigError: unknown family/sampler, metric not of the task, no budget, fewer
@@ -358,6 +379,14 @@ def run_search(
             received=first,
             fix="Check the data and the listed families, or raise the budget.",
         )
+    checks: list[LatencyCheck] = []
+    latency_note = ""
+    screen: _Latency | None = None
+    if latency_p99_ms is not None and ranked:
+        screen = _Latency(latency_p99_ms, served, X_val, seed, text_column is not None)
+        latency_note = screen.finalists(runner, cross)
+        checks = screen.checks
+        ranked = runner.ranked()
     X_all, y_all = join_rows(X_train, X_val), join_rows(y_train, y_val)
     selection: Selection = "validation"
     cv_values: dict[str, float] = {}
@@ -394,6 +423,8 @@ def run_search(
                     )
         best_family, best_params, best_value = arm.alias, config.params, config.value
         estimator = chosen_model = config.estimator
+        if blended is not None and screen is not None and not screen.blend(blended):
+            blended = None
         if blended is not None:
             estimator, chosen_ensemble = blended
             refitted = True
@@ -438,10 +469,102 @@ def run_search(
         refit_params={k: native(v, sequences=True) for k, v in refit_params.items()},
         fit_rows=n_all if refitted else n_train,
         ensemble=chosen_ensemble,
+        latency_sla_ms=latency_p99_ms,
+        latency_checks=tuple(checks),
+        latency_note=latency_note,
         estimator=estimator,
         baseline=baseline,
         searched=chosen_model,
     )
+
+
+class _Latency:
+    """Times finalists one row at a time and rejects those over the objective."""
+
+    def __init__(
+        self,
+        sla_ms: float,
+        served: Callable[[Any], ServedPath | None] | None,
+        X: Any,
+        seed: int,
+        text: bool,
+    ) -> None:
+        self.sla_ms, self.served, self.X, self.seed = sla_ms, served, X, seed
+        self.n_single = 30 if text else 100
+        self.checks: list[LatencyCheck] = []
+
+    def measure(self, estimator: Any) -> tuple[LatencyReport | None, str]:
+        """The latency of one fitted model, or ``None`` and why it could not answer one row."""
+        try:
+            path = self.served(estimator) if self.served is not None else None
+            report = measure_latency(
+                estimator, self.X, n_single=self.n_single, batch_size=1, batch_repeats=1,
+                seed=self.seed, rounds=3, served=path, warmup=10, sla_ms=self.sla_ms,
+                max_seconds=10.0,
+            )
+        except Exception as exc:  # noqa: BLE001 - a finalist that cannot answer one row is refused
+            return None, f"could not answer one row: {type(exc).__name__}: {exc}"
+        if report.single_p99_ms > self.sla_ms:
+            return report, (
+                f"single-row p99 {report.single_p99_ms:.2f} ms over the {self.sla_ms:g} ms "
+                f"serving.latency_p99_ms ({report.path}, measured {report.attempts} times)"
+            )
+        return report, ""
+
+    def _check(
+        self, family: str, params: dict[str, Any], value: float | None, estimator: Any
+    ) -> LatencyCheck:
+        report, reason = self.measure(estimator)
+        check = LatencyCheck(
+            family=family,
+            params={k: native(v, sequences=True) for k, v in params.items()},
+            value=value,
+            p99_ms=None if report is None else report.single_p99_ms,
+            p50_ms=None if report is None else report.single_p50_ms,
+            path="" if report is None else report.path,
+            attempts=0 if report is None else report.attempts,
+            passed=not reason,
+            reason=reason,
+        )
+        self.checks.append(check)
+        return check
+
+    def finalists(self, runner: SearchScheduler, cross: bool) -> str:
+        """Reject finalists over the objective until the finalists are all within it.
+
+        Returns a note when none is (the rejected ones are then put back).
+        """
+        measured: set[int] = set()
+        rejected: list[tuple[Arm, Config]] = []
+        while True:
+            ranked = runner.ranked()
+            finalists = runner.cv_candidates() if cross else [(a, a.top[0]) for a in ranked[:1]]
+            pending = [(a, c) for a, c in finalists if id(c) not in measured]
+            if not pending:
+                break
+            for arm, config in pending:
+                measured.add(id(config))
+                check = self._check(arm.alias, config.params, config.value, config.estimator)
+                if not check.passed:
+                    runner.reject(arm, config, check.reason)
+                    rejected.append((arm, config))
+        if runner.ranked() or not rejected:
+            return ""
+        for arm, config in rejected:
+            runner.restore(arm, config)
+        self.checks = [replace(c, reason=c.reason + "; kept: no finalist is within it")
+                       for c in self.checks]
+        return (
+            f"no finalist answers one row within serving.latency_p99_ms ({self.sla_ms:g} ms): "
+            "the best was kept and the latency gate will refuse it; raise the objective or "
+            "search a faster family (e.g. linear, lightgbm with fewer rounds)"
+        )
+
+    def blend(self, blended: tuple[Any, EnsembleRecord]) -> bool:
+        """Whether a blend of candidates is within the objective (a check is recorded)."""
+        estimator, record = blended
+        params = {"members": [m.family for m in record.members]}
+        return self._check("ensemble", params, record.cv_value, estimator).passed
 
 
 def _over_budget(
