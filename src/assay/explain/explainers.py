@@ -45,6 +45,8 @@ __all__ = [
     "split_model",
 ]
 
+#: batches up to this many rows are explained on one thread
+SMALL_BATCH = 256
 _LINEAR = (LogisticRegression, Ridge, HuberRegressor, LinearRegression)
 
 
@@ -93,7 +95,7 @@ def split_model(model: Any) -> tuple[Any, Any]:
 class BaseExplainer(abc.ABC):
     """Attributions of one fitted model on its raw input columns.
 
-    Subclasses set ``method`` and implement :meth:`attributions`.
+    Subclasses set ``method`` and implement :meth:`from_matrix`.
     """
 
     method: ClassVar[Method]
@@ -104,9 +106,14 @@ class BaseExplainer(abc.ABC):
         self.preprocess, self.final = split_model(model)
         self._owners: np.ndarray | None = None
 
-    @abc.abstractmethod
     def attributions(self, X: pd.DataFrame) -> Attributions:
         """The attributions of the rows of ``X`` (its ``features`` columns)."""
+        return self.from_matrix(self._matrix(X))
+
+    @abc.abstractmethod
+    def from_matrix(self, Xt: Any) -> Attributions:
+        """The attributions of rows already preprocessed as the model's pipeline does (a
+        compiled fast path's matrix, say)."""
 
     def _matrix(self, X: pd.DataFrame) -> Any:
         rows = X[list(self.features)]
@@ -130,13 +137,15 @@ class TreeExplainer(BaseExplainer):
 
     method = "tree_shap"
 
-    def attributions(self, X: pd.DataFrame) -> Attributions:
+    def from_matrix(self, Xt: Any) -> Attributions:
         """Contributions in the booster's raw output, summed back to the raw columns."""
         booster = self.final.booster_
-        Xt = self._matrix(X)
         if sp.issparse(Xt):
             Xt = sp.csr_matrix(Xt)
-        raw = booster.predict(Xt, pred_contrib=True)
+        # one thread for small batches: OpenMP's start-up costs more than a few rows' trees
+        # (tens of milliseconds on a busy machine against under one for a row)
+        threads = {"num_threads": 1} if Xt.shape[0] <= SMALL_BATCH else {}
+        raw = booster.predict(Xt, pred_contrib=True, **threads)
         if isinstance(raw, list):  # multiclass on sparse input: one sparse matrix per class
             raw = np.hstack([np.asarray(part.todense()) for part in raw])
         elif sp.issparse(raw):
@@ -203,9 +212,8 @@ class LinearExplainer(BaseExplainer):
         """The expected output: intercept + coefficient . background mean, per output."""
         return np.asarray(self.intercept + self.offsets.sum(axis=1))
 
-    def attributions(self, X: pd.DataFrame) -> Attributions:
+    def from_matrix(self, Xt: Any) -> Attributions:
         """``coef x (x - mean)`` per preprocessed column, summed to the raw columns."""
-        Xt = self._matrix(X)
         weights = self.weights(Xt.shape[1])
         if len(weights) != len(self.offsets):
             raise AssayError("the stored linear offsets do not match the model's outputs",

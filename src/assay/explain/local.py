@@ -62,17 +62,24 @@ def local_explainer(
                           fix=exc.fix) from None
 
 
-def explain_rows(explainer: BaseExplainer, X: pd.DataFrame) -> list[RowExplanation]:
+def explain_rows(explainer: BaseExplainer, X: pd.DataFrame | np.ndarray) -> list[RowExplanation]:
     """One explanation per row of ``X``: contributions that add up, with the base value, to
-    the model's output (log-odds, raw score of the top class, or the prediction)."""
-    if len(X) == 0:
+    the model's output (log-odds, raw score of the top class, or the prediction).
+
+    ``X`` is a frame of the raw input columns, or a matrix already preprocessed as the
+    model's pipeline does.
+    """
+    if X.shape[0] == 0:
         return []
-    attributions = explainer.attributions(X)
+    if isinstance(X, pd.DataFrame):
+        attributions = explainer.attributions(X)
+    else:
+        attributions = explainer.from_matrix(X)
     totals = attributions.totals
     multiclass = attributions.values.shape[2] > 1
     features = attributions.features
     out: list[RowExplanation] = []
-    for i in range(len(X)):
+    for i in range(X.shape[0]):
         k = int(np.argmax(totals[i])) if multiclass else 0
         if attributions.classes:
             label = native(attributions.classes[k])
