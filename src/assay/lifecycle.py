@@ -124,6 +124,7 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
         split=lineage.split,
         search=search_summary,
         learning_curve=curve,
+        explanation=optional(lineage.explanation),
         gates=gates,
         acceptance=acceptance,
         fairness_criteria=fairness,

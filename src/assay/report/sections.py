@@ -113,6 +113,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("gates", "Gates"),
     ("metrics", "Metrics"),
     ("plots", "Plots"),
+    ("explanation", "What the model leans on"),
     ("learning-curve", "Learning curve"),
     ("search", "Search history"),
     ("slices", "Slices"),
@@ -225,6 +226,49 @@ def _plots(r: ReportInput) -> list[Block]:
             ))]
     blocks: list[Block] = [Gallery(tuple(images))] if images else []
     return blocks + missing + extra
+
+
+def _explanation(r: ReportInput) -> list[Block]:
+    explanation = r.explanation
+    if not explanation:
+        return _missing("no explanation was computed for this version")
+    features = sorted(explanation.get("features") or [], key=lambda f: int(f.get("rank", 0)))
+    method = {"tree_shap": "exact tree SHAP values", "linear":
+              "exact linear attributions (coefficient x (value - training mean))",
+              "permutation": "permutation importance"}.get(str(explanation.get("method")),
+                                                           str(explanation.get("method")))
+    blocks: list[Block] = []
+    if len(features) >= 2:
+        top, second = features[0], features[1]
+        share = float(top.get("share") or 0.0)
+        if share >= 0.5 and float(second.get("importance") or 0.0) * 3 <= float(
+                top.get("importance") or 0.0):
+            blocks.append(Text(
+                f"'{top.get('feature')}' carries {pct(share)} of the importance, over three times the "
+                f"next column's: check that it is known at prediction time and is not a copy of "
+                "the target.", "warn"))
+    images: list[tuple[str, str]] = []
+    missing: list[Block] = []
+    _plot_or_missing(plots.importance_plot(explanation), "Global importance", images, missing)
+    if explanation.get("sample_attributions"):
+        _plot_or_missing(plots.beeswarm_plot(explanation), "Per-row contributions", images,
+                         missing)
+    if images:
+        blocks.append(Gallery(tuple(images)))
+    blocks += missing
+    blocks.append(Facts((
+        ("Method", method),
+        ("Rows explained", num(explanation.get("rows"))),
+        ("Base value", ", ".join(num(b) for b in explanation.get("base_values") or []) or DASH),
+    )))
+    if explanation.get("note"):
+        blocks.append(Text(str(explanation["note"])))
+    blocks.append(Table(
+        ("Rank", "Column", "Importance", "Share"),
+        tuple(_cells(num(f.get("rank")), str(f.get("feature")), num(f.get("importance")),
+                     pct(f.get("share"))) for f in features[:20]),
+    ))
+    return blocks
 
 
 def _learning_curve(r: ReportInput) -> list[Block]:
@@ -551,6 +595,7 @@ _BUILDERS: dict[str, Callable[[ReportInput], list[Block]]] = {
     "gates": _gates,
     "metrics": _metrics,
     "plots": _plots,
+    "explanation": _explanation,
     "learning-curve": _learning_curve,
     "search": _search,
     "slices": _slices,
