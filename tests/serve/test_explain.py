@@ -139,3 +139,23 @@ def test_a_champion_without_a_per_row_explainer_is_refused_with_409(
     assert "model family 'svm' has no per-row explainer" in body["message"]
     assert body["details"] == [{"version": champion, "family": "svm"}]
     assert type(final).__name__ == "RBFSupportVectorClassifier"
+
+
+def test_a_tfidf_text_classifier_is_explained_on_its_text_column(
+    text_project: Any, tmp_path: Path
+) -> None:
+    tp = text_project
+    record = tp.registry.get(tp.version)
+    stored = stored_explanation(tp.registry, record)
+    assert record.family == "tfidf_linear" and stored is not None
+    assert stored.method == "linear" and stored.ranking == ["review"]
+    assert all(len(str(v[0])) <= 80 for v in stored.sample_values)
+    texts = [{"review": t} for t in tp.frame["review"].iloc[:2]]
+    app = create_app(tp.project, auth=False, wal_dir=tmp_path / "wal")
+    with TestClient(app) as client:
+        body = client.post("/v1/explain", json={"records": texts}).json()
+        empty = client.post("/v1/explain", json={"records": [{"review": "  "}]})
+    for row in body["explanations"]:
+        assert list(row["contributions"]) == ["review"]
+        assert row["base_value"] + row["contributions"]["review"] == pytest.approx(row["output"])
+    _error(empty, 422, "invalid_records")

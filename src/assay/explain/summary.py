@@ -31,6 +31,8 @@ __all__ = [
 MAX_ROWS = 500
 #: rows whose values and attributions are kept for a beeswarm plot
 SAMPLE_ROWS = 100
+#: characters kept of a sampled text value (the beeswarm colours numbers only)
+SAMPLE_TEXT = 80
 #: shuffles per column for permutation importance
 PERMUTATION_REPEATS = 3
 _CLASSIFICATION = frozenset({"binary", "multiclass", "text-classification"})
@@ -131,11 +133,18 @@ def _from_attributions(
         base_values=tuple(float(b) for b in attributions.base),
         offsets=offsets,
         sample_features=tuple(features),
-        sample_values=tuple(tuple(native(v, missing_as_none=True, iso_timestamps=True) for v in row)
-                           for row in sample[features].itertuples(
-            index=False, name=None)),
+        sample_values=tuple(tuple(_shown(v) for v in row)
+                            for row in sample[features].itertuples(index=False, name=None)),
         sample_attributions=tuple(tuple(float(v) for v in row[:, 0]) for row in sampled),
     )
+
+
+def _shown(value: Any) -> Any:
+    """A sampled raw value as stored: JSON-native, missing as None, long texts cut."""
+    value = native(value, missing_as_none=True, iso_timestamps=True)
+    if isinstance(value, str) and len(value) > SAMPLE_TEXT:
+        return value[: SAMPLE_TEXT - 3] + "..."
+    return value
 
 
 def _permutation(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from assay.errors import StoreError
 from assay.explain import BaseExplainer, Explanation, RowExplanation, explain_rows, local_explainer
 from assay.model.fastpath import FastPredictor
 from assay.model.loaded import LoadedModel, Prediction
@@ -24,7 +25,15 @@ def stored_explanation(registry: ModelRegistry, record: ModelVersion) -> Explana
     digest = record.lineage.explanation
     if digest is None:
         return None
-    return Explanation.from_dict(registry.load_json(digest))
+    data = registry.load_json(digest)
+    try:
+        return Explanation.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(
+            f"the stored explanation of model version {record.version} cannot be read ({exc})",
+            where=f"model version {record.version}",
+            fix="Upgrade assay to the version that registered it, or retrain the version.",
+        ) from exc
 
 
 @dataclass(frozen=True)
