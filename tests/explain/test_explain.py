@@ -60,6 +60,7 @@ def _fit(family: str, frame: pd.DataFrame, y: pd.Series, task: str) -> object:
         ("lightgbm", "regression", "tree_shap"),
         ("linear", "binary", "linear"),
         ("linear", "regression", "linear"),
+        ("extra_trees", "regression", "tree_shap"),
         ("svm", "binary", "permutation"),
     ],
 )
@@ -112,6 +113,23 @@ def test_tree_attributions_add_up_to_the_log_odds_of_the_second_class() -> None:
     proba = model.predict_proba(frame.iloc[:50])[:, 1]
     np.testing.assert_allclose(1.0 / (1.0 + np.exp(-attributions.totals[:, 0])), proba,
                                rtol=1e-9)
+
+
+def test_forest_attributions_add_up_to_the_probability_of_the_second_class() -> None:
+    pytest.importorskip("shap")
+    frame, binary, _ = _frame(n=300)
+    model = _fit("extra_trees", frame, binary, "binary")
+    explainer = explainer_for(model, FEATURES, family="extra_trees")
+    attributions = explainer.attributions(frame.iloc[:20])
+    assert explainer.method == "tree_shap"
+    assert attributions.output == "probability" and attributions.classes == (1,)
+    np.testing.assert_allclose(attributions.totals[:, 0], model.predict_proba(frame.iloc[:20])[:, 1],
+                               atol=1e-9)
+    explanation = explain_model(model, frame, binary, task="binary", features=FEATURES, seed=0,
+                                max_rows=60)
+    assert explanation.ranking[:2] == ["signal", "plan"]
+    rows = explain_rows(local_explainer(model, FEATURES, explanation), frame.iloc[:3])
+    assert [r.output_space for r in rows] == ["probability"] * 3
 
 
 def test_multiclass_tree_attributions_add_up_to_each_class_raw_score() -> None:
@@ -173,7 +191,7 @@ def test_a_family_without_a_per_row_explainer_says_so() -> None:
     assert explanation.output == "loss_increase" and "shuffled" in explanation.note
     with pytest.raises(NoExplainer, match="model version 4: the model family 'svm'") as info:
         local_explainer(model, FEATURES, explanation, family="svm", version=4)
-    assert "lightgbm or linear" in (info.value.fix or "")
+    assert "lightgbm, extra_trees or linear" in (info.value.fix or "")
     with pytest.raises(NoExplainer, match="no per-row explainer"):
         explain_model(model, frame, None, task="binary", features=FEATURES, family="svm")
 
@@ -196,3 +214,18 @@ def test_explanations_and_lineage_read_records_stored_before_them() -> None:
     assert Lineage.from_dict(Lineage(explanation="sha256:x").to_dict()).explanation == "sha256:x"
     with pytest.raises(ValueError, match="unknown explanation method"):
         Explanation.from_dict({"method": "magic", "output": "log_odds"})
+
+
+def test_a_forest_without_shap_installed_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    frame, binary, _ = _frame(n=200)
+    model = _fit("extra_trees", frame, binary, "binary")
+    monkeypatch.delitem(sys.modules, "assay.explain.forest", raising=False)
+    monkeypatch.setitem(sys.modules, "shap", None)  # import shap raises ImportError
+    with pytest.raises(NoExplainer, match="optional package 'shap'") as info:
+        explainer_for(model, FEATURES, family="extra_trees")
+    assert "pip install 'assay[explain]'" in (info.value.fix or "")
+    explanation = explain_model(model, frame, binary, task="binary", features=FEATURES, seed=0,
+                                family="extra_trees")
+    assert explanation.method == "permutation"

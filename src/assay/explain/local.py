@@ -40,10 +40,10 @@ def local_explainer(
         raise NoExplainer(
             f"the model family '{family or 'of this version'}' has no per-row explainer",
             where=where,
-            expected="a lightgbm, linear or tfidf_linear version",
+            expected="a lightgbm, extra_trees, linear or tfidf_linear version",
             received=f"its global importance is by {explanation.method}",
             fix="Its global importance (permutation) is in the report; for per-row "
-            "contributions, serve a lightgbm or linear version.",
+            "contributions, serve a lightgbm, extra_trees or linear version.",
         )
     offsets = None
     if explanation is not None and explanation.method == "linear":

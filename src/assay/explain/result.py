@@ -25,9 +25,10 @@ __all__ = [
 #: attributions (coefficient x (value - mean)), or permutation importance (no per-row values)
 Method = Literal["tree_shap", "linear", "permutation"]
 #: the space the attributions add up in: a binary classifier's log-odds, a multiclass
-#: classifier's raw score of a class (its softmax logit), a regressor's prediction, or,
-#: for permutation importance, the increase of the loss when a column is shuffled
-OutputSpace = Literal["log_odds", "raw_score", "prediction", "loss_increase"]
+#: classifier's raw score of a class (its softmax logit), a class probability (a forest's
+#: own output), a regressor's prediction, or, for permutation importance, the increase of
+#: the loss when a column is shuffled
+OutputSpace = Literal["log_odds", "raw_score", "probability", "prediction", "loss_increase"]
 METHODS: tuple[str, ...] = get_args(Method)
 OUTPUT_SPACES: tuple[str, ...] = get_args(OutputSpace)
 
@@ -163,7 +164,8 @@ class RowExplanation:
     Attributes:
         output: the model's output for the row in ``output_space`` (a binary classifier's
             log-odds of its second class, a multiclass classifier's raw score of
-            ``output_class``, a regressor's prediction).
+            ``output_class``, a forest's probability of ``output_class``, a regressor's
+            prediction).
         output_space: :data:`OutputSpace` (never ``loss_increase``).
         output_class: the class whose score is explained (classification), else None.
         base_value: the expected output over the background rows.

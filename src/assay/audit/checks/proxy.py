@@ -58,7 +58,7 @@ def _levels(series: pd.Series) -> np.ndarray:
     else:
         out = values.astype(str).to_numpy(dtype=object)
     out[missing] = _MISSING
-    return out
+    return np.asarray(out, dtype=object)
 
 
 def _out_of_fold_means(levels: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:

@@ -4,7 +4,7 @@ The records are read, limited and validated exactly as ``/v1/predict`` reads the
 the same token scope (``predict``). Each answer carries the prediction and its
 contributions, which add up with the base value to the model's output in the space
 ``output_space`` names (a binary classifier's log-odds, a multiclass classifier's raw
-score of the explained class, a regressor's prediction). Explanations are not logged as
+score of the explained class, a forest's probability, a regressor's prediction). Explanations are not logged as
 predictions: a label sent back to ``/v1/feedback`` needs a ``/v1/predict`` id.
 """
 
@@ -39,7 +39,8 @@ class RowContributions(BaseModel):
     output: float = Field(description="the model's output that the contributions add up to, "
                           "in output_space")
     output_space: str = Field(description="log_odds (binary: of the second class), raw_score "
-                              "(multiclass: of output_class), or prediction (regression)")
+                              "(multiclass: of output_class), probability (extra trees: of "
+                              "output_class), or prediction (regression)")
     output_class: str | float | int | bool | None = Field(
         None, description="the class whose score is explained (classification)")
     base_value: float = Field(description="the expected output: output = base_value + "
@@ -87,8 +88,9 @@ def add_explain_routes(app: FastAPI, state: ServerState) -> None:
         description="Score each record with the champion and split each prediction into per-feature "
         "contributions: `base_value + sum(contributions) == output`, in the model's output space "
         "(`output_space`: log-odds of the second class for a binary classifier, the raw score of "
-        "`output_class` for a multiclass one, the prediction for a regressor). Exact: tree SHAP for "
-        "LightGBM, coefficient x (value - training mean) for linear models. The body and the "
+        "`output_class` for a multiclass one, the probability of `output_class` for extra trees, the "
+        "prediction for a regressor). Exact: tree SHAP for LightGBM and extra trees, coefficient x "
+        "(value - training mean) for linear models. The body and the "
         "validation are those of /v1/predict (422 naming index, field and reason), with the `predict` "
         "scope. A champion whose family has no per-row explainer is refused with 409 `no_explainer`. "
         "Explanations are not logged as predictions.",
