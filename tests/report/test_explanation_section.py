@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from assay.report import ReportInput, render_html, render_model_card
-from assay.report.plots import beeswarm_plot, importance_plot
+from assay.report.plots import beeswarm_plot, dependence_plot, importance_plot
 
 
 def _explanation(leak: bool = False) -> dict[str, Any]:
@@ -38,7 +38,10 @@ def test_the_report_names_a_dominant_column_first_with_a_warning() -> None:
     assert section.index("fee_paid") < section.index("tenure")
     assert "&#39;fee_paid&#39; carries 83" in section or "'fee_paid' carries 83" in section
     assert "exact tree SHAP values" in section
-    assert section.count("data:image/png;base64,") >= 2
+    gallery = section.split("<h2>", 2)[1]
+    # importance, beeswarm and a dependence plot for each of the three columns
+    assert gallery.count("data:image/png;base64,") == 5
+    assert "Dependence: fee_paid" in gallery
 
 
 def test_a_balanced_model_has_no_dominance_warning_and_a_missing_one_says_so() -> None:
@@ -62,4 +65,6 @@ def test_the_plots_draw_or_say_not_available() -> None:
     assert beeswarm_plot(_explanation()).startswith("data:image/png;base64,")
     assert importance_plot(None) is None and beeswarm_plot({"features": []}) is None
     assert importance_plot({"features": [{"feature": "a"}]}) is None  # malformed: no rank
+    assert dependence_plot(_explanation(), "plan").startswith("data:image/png;base64,")
+    assert dependence_plot(_explanation(), "no_such_column") is None
     assert ReportInput.from_dict(_report(_explanation()).to_dict()).explanation == _explanation()

@@ -22,6 +22,7 @@ from assay.report.wording import running_best
 __all__ = [
     "beeswarm_plot",
     "calibration_plot",
+    "dependence_plot",
     "importance_plot",
     "confusion_plot",
     "learning_curve_plot",
@@ -386,3 +387,40 @@ def beeswarm_plot(explanation: dict[str, Any] | None) -> str | None:
         ax.grid(axis="y", visible=False)
 
     return _render(draw, size=(SIZE[0], max(2.2, 0.9 + 0.28 * len(shown))))
+
+
+def dependence_plot(explanation: dict[str, Any] | None, feature: str) -> str | None:
+    """One column's contribution against its value over the sampled rows (numbers on a
+    scale, categories as levels); None when the column or the sample is missing."""
+    data = explanation or {}
+    names = list(data.get("sample_features") or [])
+    rows = data.get("sample_attributions") or []
+    values = data.get("sample_values") or []
+    if feature not in names or not rows or len(values) != len(rows):
+        return None
+    j = names.index(feature)
+    try:
+        pairs = [(row[j], float(attr[j])) for row, attr in zip(values, rows) if row[j] is not None]
+    except (TypeError, ValueError, IndexError):
+        return None
+    if len(pairs) < 2:
+        return None
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _ in pairs)
+    levels = sorted({str(v) for v, _ in pairs}) if not numeric else []
+    if not numeric and len(levels) > 30:
+        return None
+
+    def draw(fig: Any, ax: Any) -> None:
+        if numeric:
+            ax.scatter([float(v) for v, _ in pairs], [c for _, c in pairs], s=9, alpha=0.7,
+                       color="#3b6ea8", linewidths=0)
+        else:
+            position = {level: i for i, level in enumerate(levels)}
+            ax.scatter([position[str(v)] for v, _ in pairs], [c for _, c in pairs], s=9,
+                       alpha=0.7, color="#3b6ea8", linewidths=0)
+            ax.set_xticks(range(len(levels)), levels, rotation=45 if len(levels) > 5 else 0)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set(xlabel=feature, ylabel=f"contribution ({str(data.get('output', '')).replace('_', ' ')})",
+               title=f"Dependence: {feature}")
+
+    return _render(draw)

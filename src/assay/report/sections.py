@@ -228,6 +228,10 @@ def _plots(r: ReportInput) -> list[Block]:
     return blocks + missing + extra
 
 
+#: dependence plots drawn, for the most important columns
+DEPENDENCE_PLOTS = 3
+
+
 def _explanation(r: ReportInput) -> list[Block]:
     explanation = r.explanation
     if not explanation:
@@ -253,6 +257,10 @@ def _explanation(r: ReportInput) -> list[Block]:
     if explanation.get("sample_attributions"):
         _plot_or_missing(plots.beeswarm_plot(explanation), "Per-row contributions", images,
                          missing)
+        for top in features[:DEPENDENCE_PLOTS]:
+            uri = plots.dependence_plot(explanation, str(top.get("feature")))
+            if uri is not None:
+                images.append((uri, f"Dependence: {top.get('feature')}"))
     if images:
         blocks.append(Gallery(tuple(images)))
     blocks += missing
