@@ -68,3 +68,15 @@ def test_the_plots_draw_or_say_not_available() -> None:
     assert dependence_plot(_explanation(), "plan").startswith("data:image/png;base64,")
     assert dependence_plot(_explanation(), "no_such_column") is None
     assert ReportInput.from_dict(_report(_explanation()).to_dict()).explanation == _explanation()
+
+
+def test_the_report_sets_the_ranking_beside_the_previous_version() -> None:
+    report = ReportInput(version={"version": 4, "family": "lightgbm", "task": "binary"},
+                         explanation=_explanation(leak=True),
+                         previous_explanation={"version": 3, "explanation": _explanation()})
+    html = render_html(report)
+    section = html[html.index("<h2>What the model leans on</h2>"):].split("<h2>", 2)[1]
+    assert "Rank in v3" in section and "Against version 3" in section
+    # fee_paid: 83.3% of the importance now, 5.3% before
+    assert "+78.1 pt" in section
+    assert ReportInput.from_dict(report.to_dict()) == report

@@ -271,12 +271,36 @@ def _explanation(r: ReportInput) -> list[Block]:
     )))
     if explanation.get("note"):
         blocks.append(Text(str(explanation["note"])))
+    previous = r.previous_explanation or {}
+    before = {str(f.get("feature")): f for f in
+              ((previous.get("explanation") or {}).get("features") or [])}
+    if before:
+        label = f"v{previous.get('version')}"
+        blocks.append(Table(
+            ("Rank", "Column", "Importance", "Share", f"Rank in {label}", f"Share in {label}",
+             "Share change"),
+            tuple(_cells(num(f.get("rank")), str(f.get("feature")), num(f.get("importance")),
+                         pct(f.get("share")), *_shift(f, before.get(str(f.get("feature")))))
+                  for f in features[:20]),
+            caption=f"Against version {previous.get('version')}: a column whose share moved "
+            "far changed how the model decides.",
+        ))
+        return blocks
     blocks.append(Table(
         ("Rank", "Column", "Importance", "Share"),
         tuple(_cells(num(f.get("rank")), str(f.get("feature")), num(f.get("importance")),
                      pct(f.get("share"))) for f in features[:20]),
     ))
     return blocks
+
+
+def _shift(now: dict[str, Any], before: dict[str, Any] | None) -> tuple[str, str, str]:
+    """Rank and share of a column in the earlier version, and the change of its share."""
+    if before is None:
+        return ("new", DASH, DASH)
+    change = float(now.get("share") or 0.0) - float(before.get("share") or 0.0)
+    return (num(before.get("rank")), pct(before.get("share")),
+            f"{'+' if change >= 0 else '-'}{100 * abs(change):.1f} pt")
 
 
 def _learning_curve(r: ReportInput) -> list[Block]:
