@@ -36,15 +36,6 @@ def local_explainer(
         version: the version number, named in the error.
     """
     where = f"model version {version}" if version is not None else "explanation"
-    if explanation is not None and explanation.method == "permutation":
-        raise NoExplainer(
-            f"the model family '{family or 'of this version'}' has no per-row explainer",
-            where=where,
-            expected="a lightgbm, extra_trees, linear or tfidf_linear version",
-            received=f"its global importance is by {explanation.method}",
-            fix="Its global importance (permutation) is in the report; for per-row "
-            "contributions, serve a lightgbm, extra_trees or linear version.",
-        )
     offsets = None
     if explanation is not None and explanation.method == "linear":
         offsets = np.asarray(explanation.offsets, dtype=float)
