@@ -48,6 +48,8 @@ LAYERS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
             "assay.split",
             "assay.train",
             "assay.evaluate",
+            # what a model leans on: global and per-row attributions
+            "assay.explain",
             "assay.gate",
             "assay.report",
             "assay.label",

@@ -32,6 +32,7 @@ from assay.data.dataset import Dataset
 from assay.data.values import native
 from assay.errors import AssayError
 from assay.evaluate import Evaluation, PairedComparison, ServedPath, evaluate, paired_bootstrap
+from assay.explain import Explanation, NoExplainer, explain_model
 from assay.model.served import served_path
 from assay.monitor.reference import ReferenceProfile, build_reference
 from assay.monitor.text_drift import profile_text_columns, text_columns
@@ -183,9 +184,10 @@ def build_candidate(
             search.estimator, rows.X_train, dataset, inputs.features, spec, warnings,
             root=project.root, text_column=inputs.text_column, text=inputs.text,
         )
+        explanation = _explanation(inputs, rows, search, warnings)
         lineage = _lineage(
             inputs, registry, rows.plan, search, evaluation, baseline, reference,
-            audit_id=audit_id, reason=reason, extra=extra_lineage,
+            audit_id=audit_id, reason=reason, extra=extra_lineage, explanation=explanation,
         )
         record = _register(
             inputs, registry, rows.plan, search, evaluation, baseline, lineage,
@@ -345,6 +347,7 @@ def _lineage(
     inputs: _Inputs, registry: ModelRegistry, plan: SplitPlan, search: SearchResult,
     evaluation: Evaluation, baseline: Evaluation, reference: ReferenceProfile | None, *,
     audit_id: int, reason: str, extra: Mapping[str, Any] | None,
+    explanation: Explanation | None = None,
 ) -> Lineage:
     """Where the version came from: its documents stored in the registry, by digest.
 
@@ -368,8 +371,34 @@ def _lineage(
         reason=reason,
         base=_base_lineage(inputs, search),
         labels=inputs.dataset.label_version,
+        explanation=registry.store_json(explanation.to_dict()) if explanation is not None else None,
     )
     return replace(lineage, **extra) if extra else lineage
+
+
+def _explanation(
+    inputs: _Inputs, rows: _Rows, search: SearchResult, warnings: list[str]
+) -> Explanation | None:
+    """What the chosen model leans on: its global explanation on (a seeded sample of) the
+    sealed test rows, with the training rows as the background of a linear model's mean.
+
+    None (with a warning) when it cannot be computed: the registered model matters more
+    than its explanation. A text model without an exact explainer is not explained:
+    permutation importance would score every sampled text several times over.
+    """
+    spec, features = inputs.spec, inputs.features
+    test = rows.plan.take(inputs.dataset.frame, "test")
+    labels = None if spec.task == "text-classification" else test[spec.data.target]
+    try:
+        return explain_model(
+            search.estimator, test[features], labels, task=spec.task, features=features,
+            background=rows.X_train, seed=spec.seed, family=search.model_family,
+        )
+    except NoExplainer as exc:
+        warnings.append(f"no explanation: {exc.what}")
+    except Exception as exc:  # noqa: BLE001 - the registered model matters more than its explanation
+        warnings.append(f"the explanation could not be computed ({type(exc).__name__}: {exc})")
+    return None
 
 
 def _base_lineage(inputs: _Inputs, search: SearchResult) -> dict[str, Any] | None:

@@ -127,11 +127,26 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
         split=lineage.split,
         search=search_summary,
         learning_curve=curve,
+        explanation=optional(lineage.explanation),
+        previous_explanation=_previous_explanation(registry, version),
         gates=gates,
         acceptance=acceptance,
         fairness_criteria=fairness,
         spec=spec,
     )
+
+
+def _previous_explanation(registry: ModelRegistry, version: int) -> dict[str, Any] | None:
+    """The newest earlier version's explanation, with its number (``{"version", "explanation"}``),
+    for the report's side-by-side; None when no earlier version has one."""
+    earlier = sorted((r for r in registry.list() if r.version < version and r.lineage.explanation),
+                     key=lambda r: r.version)
+    if not earlier:
+        return None
+    record = earlier[-1]
+    digest = record.lineage.explanation
+    assert digest is not None  # filtered above
+    return {"version": record.version, "explanation": registry.load_json(digest)}
 
 
 def write_version_report(

@@ -168,6 +168,10 @@ def test_run_models_evaluate_promote_rollback_history_report(cli, tmp_path: Path
     report = cli("report", "1", "-o", str(out), cwd=tmp_path)
     assert report.code == 0 and out.exists() and out.with_suffix(".md").exists()
     assert "roc_auc" in out.read_text()
+    assert "What the model leans on" in out.read_text() and "Rank in v" not in out.read_text()
+    # the second version's report sets its importance beside the first's
+    report = cli("report", "2", "-o", str(out), cwd=tmp_path)
+    assert report.code == 0 and "Rank in v1" in out.read_text()
 
 
 def test_run_with_zero_budget_is_a_config_error(cli, tmp_path: Path, clean_frame) -> None:

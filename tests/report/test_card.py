@@ -10,7 +10,8 @@ from markdown_it import MarkdownIt
 from assay.report import ReportInput, render_model_card
 
 SCRIPT = "<script>alert(1)</script>"  # the slice column name planted by conftest
-TITLES = ["Intended use", "Data", "Metrics", "Slices and fairness", "Limits", "Lineage"]
+TITLES = ["Intended use", "Data", "Metrics", "What the model leans on", "Slices and fairness", "Limits",
+          "Lineage"]
 
 
 def _section(card: str, title: str) -> str:

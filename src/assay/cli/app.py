@@ -225,6 +225,10 @@ from assay.cli.label import register_label_commands  # noqa: E402
 
 register_label_commands(app)
 
+from assay.cli.explain import register_explain_commands  # noqa: E402
+
+register_explain_commands(app)
+
 
 def _progress() -> Progress:
     err = _err()

@@ -38,7 +38,9 @@ def _parse(value: str | datetime | None) -> datetime | None:
 
 
 #: lineage keys written only when set (a version from ``assay run`` has none of the retrain ones)
-_OPTIONAL_KEYS = frozenset({"reason", "training_data", "retrain_id", "retrain", "base", "labels"})
+_OPTIONAL_KEYS = frozenset(
+    {"reason", "training_data", "retrain_id", "retrain", "base", "labels", "explanation"}
+)
 
 
 def _dict_of(obj: Any) -> dict[str, Any]:
@@ -76,6 +78,8 @@ class Lineage:
         base: the pretrained base of a text model (its source, path and SHA-256).
         labels: the label version of the store the training data carried (imported
             annotations' consensus), None when the data had no imported labels.
+        explanation: the global explanation on the sealed test rows (what the model
+            leans on), None when none could be computed or for older versions.
         extra: keys of older records this class does not name.
     """
 
@@ -98,6 +102,7 @@ class Lineage:
     retrain: dict[str, Any] | None = None
     base: dict[str, Any] | None = None
     labels: int | None = None
+    explanation: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

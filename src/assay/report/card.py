@@ -14,6 +14,7 @@ from typing import Any
 from assay.evaluate.fairness import FAIRNESS_METRICS
 from assay.report.wording import (
     DASH,
+    MISSING,
     compact,
     failed_gates,
     higher_is_better,
@@ -222,6 +223,22 @@ def _slices_and_fairness(report: ReportInput) -> list[str]:
     return lines + [""]
 
 
+def _leans_on(report: ReportInput) -> list[str]:
+    explanation = report.explanation
+    lines = ["## What the model leans on", ""]
+    if not explanation:
+        return lines + [f"{MISSING}: no explanation was computed for this version.", ""]
+    features = sorted(explanation.get("features") or [], key=lambda f: int(f.get("rank", 0)))
+    measure = ("mean loss increase when the column is shuffled"
+               if explanation.get("output") == "loss_increase"
+               else f"mean absolute contribution to the {str(explanation.get('output', '')).replace('_', ' ')}")
+    lines += [f"Global importance over {num(explanation.get('rows'))} test rows "
+              f"({_md(explanation.get('method'))}: {measure}).", ""]
+    rows = [[num(f.get("rank")), _md(f.get("feature")), num(f.get("importance")), pct(f.get("share"))]
+            for f in features[:10]]
+    return lines + _table(["Rank", "Column", "Importance", "Share"], rows) + [""]
+
+
 def _limits(report: ReportInput) -> list[str]:
     lines = ["## Limits", ""]
     found = limits(report)
@@ -281,6 +298,7 @@ def render_model_card(report: ReportInput) -> str:
     if failed:
         lines += ["", f"> **Gates failed:** {_md(', '.join(failed))}. Not fit for promotion."]
     lines.append("")
-    for part in (_intended_use, _data, _metrics, _slices_and_fairness, _limits, _lineage):
+    for part in (_intended_use, _data, _metrics, _leans_on, _slices_and_fairness, _limits,
+                 _lineage):
         lines += part(report)
     return "\n".join(lines).rstrip() + "\n"

@@ -12,7 +12,10 @@ from typing import Any
 
 __all__ = ["ReportInput"]
 
-_DICTS = ("evaluation", "baseline", "audit", "split", "search", "learning_curve")
+_DICTS = (
+    "evaluation", "baseline", "audit", "split", "search", "learning_curve", "explanation",
+    "previous_explanation",
+)
 _LISTS = ("gates", "acceptance", "fairness_criteria")
 
 
@@ -33,6 +36,9 @@ class ReportInput:
             (or ``primary_metric``) and ``trials`` (``SearchResult.to_dict()`` also fits).
         learning_curve: ``kind``, ``metric``, ``steps``, ``train``, ``validation`` and a
             ``diagnosis`` (``verdict``, ``reason`` or ``evidence``, ``action``).
+        explanation: ``Explanation.to_dict()``: what the model leans on over the test rows.
+        previous_explanation: ``{"version": n, "explanation": Explanation.to_dict()}`` of the
+            newest earlier version that has one, for the side-by-side.
         gates: one dict per gate: ``name``, ``passed``, ``message``, ``evidence``.
         acceptance, fairness_criteria: ``Criterion.to_dict()`` lists.
         spec: ``ProjectSpec.to_dict()``.
@@ -49,6 +55,8 @@ class ReportInput:
     acceptance: list[dict[str, Any]] = field(default_factory=list)
     fairness_criteria: list[dict[str, Any]] = field(default_factory=list)
     spec: dict[str, Any] = field(default_factory=dict)
+    explanation: dict[str, Any] | None = None
+    previous_explanation: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.version, dict):

@@ -20,7 +20,10 @@ from typing import Any
 from assay.report.wording import running_best
 
 __all__ = [
+    "beeswarm_plot",
     "calibration_plot",
+    "dependence_plot",
+    "importance_plot",
     "confusion_plot",
     "learning_curve_plot",
     "pr_plot",
@@ -309,5 +312,115 @@ def search_plot(
         ax.set(xlabel="trial", ylabel=name,
                title=f"Search history ({'higher' if higher_is_better else 'lower'} is better)")
         _legend(ax, len(families) + 1)
+
+    return _render(draw)
+
+
+#: columns drawn in the importance and beeswarm plots
+MAX_FEATURES = 15
+
+
+def importance_plot(explanation: dict[str, Any] | None) -> str | None:
+    """Global importance: one horizontal bar per input column, the most important on top."""
+    features = (explanation or {}).get("features")
+    if not isinstance(features, list) or not features:
+        return None
+    try:
+        shown = sorted(features, key=lambda f: int(f["rank"]))[:MAX_FEATURES]
+        names = [str(f["feature"]) for f in shown][::-1]
+        values = [float(f["importance"]) for f in shown][::-1]
+    except (KeyError, TypeError, ValueError):
+        return None
+    label = ("mean loss increase when shuffled"
+             if explanation and explanation.get("output") == "loss_increase"
+             else f"mean |contribution| ({str((explanation or {}).get('output', '')).replace('_', ' ')})")
+
+    def draw(fig: Any, ax: Any) -> None:
+        ax.barh(range(len(names)), values, color="#3b6ea8")
+        ax.set_yticks(range(len(names)), names)
+        ax.set(xlabel=label, title="What the model leans on")
+        ax.grid(axis="y", visible=False)
+
+    return _render(draw, size=(SIZE[0], max(2.2, 0.9 + 0.24 * len(names))))
+
+
+def beeswarm_plot(explanation: dict[str, Any] | None) -> str | None:
+    """Per-row contributions of the sampled rows, one line of points per column (most important
+    on top); a point's colour is its value's rank within the column (numbers only)."""
+    data = explanation or {}
+    names = data.get("sample_features") or []
+    rows = data.get("sample_attributions") or []
+    values = data.get("sample_values") or []
+    features = data.get("features") or []
+    if not names or not rows or not features:
+        return None
+    try:
+        order = [str(f["feature"]) for f in sorted(features, key=lambda f: int(f["rank"]))]
+        position = {name: i for i, name in enumerate(names)}
+        shown = [n for n in order if n in position][:MAX_FEATURES][::-1]
+        points = [[float(row[position[n]]) for row in rows] for n in shown]
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+    def colour(name: str) -> list[float] | None:
+        column = [row[position[name]] if position[name] < len(row) else None for row in values]
+        numbers = [v for v in column if isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and math.isfinite(v)]
+        if len(numbers) < 2 or len(numbers) != len(column):
+            return None
+        ranked = sorted(numbers)
+        return [ranked.index(v) / (len(ranked) - 1) for v in numbers]
+
+    def draw(fig: Any, ax: Any) -> None:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        for i, (name, xs) in enumerate(zip(shown, points)):
+            jitter = i + rng.uniform(-0.25, 0.25, len(xs))
+            shades = colour(name)
+            ax.scatter(xs, jitter, s=7, alpha=0.7, c=shades if shades is not None else "grey",
+                       cmap="coolwarm", vmin=0, vmax=1, linewidths=0)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(shown)), shown)
+        ax.set(xlabel=f"contribution ({str(data.get('output', '')).replace('_', ' ')}); "
+               "colour: low to high value", title="Per-row contributions")
+        ax.grid(axis="y", visible=False)
+
+    return _render(draw, size=(SIZE[0], max(2.2, 0.9 + 0.28 * len(shown))))
+
+
+def dependence_plot(explanation: dict[str, Any] | None, feature: str) -> str | None:
+    """One column's contribution against its value over the sampled rows (numbers on a
+    scale, categories as levels); None when the column or the sample is missing."""
+    data = explanation or {}
+    names = list(data.get("sample_features") or [])
+    rows = data.get("sample_attributions") or []
+    values = data.get("sample_values") or []
+    if feature not in names or not rows or len(values) != len(rows):
+        return None
+    j = names.index(feature)
+    try:
+        pairs = [(row[j], float(attr[j])) for row, attr in zip(values, rows) if row[j] is not None]
+    except (TypeError, ValueError, IndexError):
+        return None
+    if len(pairs) < 2:
+        return None
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _ in pairs)
+    levels = sorted({str(v) for v, _ in pairs}) if not numeric else []
+    if not numeric and len(levels) > 30:
+        return None
+
+    def draw(fig: Any, ax: Any) -> None:
+        if numeric:
+            ax.scatter([float(v) for v, _ in pairs], [c for _, c in pairs], s=9, alpha=0.7,
+                       color="#3b6ea8", linewidths=0)
+        else:
+            position = {level: i for i, level in enumerate(levels)}
+            ax.scatter([position[str(v)] for v, _ in pairs], [c for _, c in pairs], s=9,
+                       alpha=0.7, color="#3b6ea8", linewidths=0)
+            ax.set_xticks(range(len(levels)), levels, rotation=45 if len(levels) > 5 else 0)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set(xlabel=feature, ylabel=f"contribution ({str(data.get('output', '')).replace('_', ' ')})",
+               title=f"Dependence: {feature}")
 
     return _render(draw)

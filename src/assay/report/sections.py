@@ -114,6 +114,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("gates", "Gates"),
     ("metrics", "Metrics"),
     ("plots", "Plots"),
+    ("explanation", "What the model leans on"),
     ("learning-curve", "Learning curve"),
     ("search", "Search history"),
     ("slices", "Slices"),
@@ -226,6 +227,81 @@ def _plots(r: ReportInput) -> list[Block]:
             ))]
     blocks: list[Block] = [Gallery(tuple(images))] if images else []
     return blocks + missing + extra
+
+
+#: dependence plots drawn, for the most important columns
+DEPENDENCE_PLOTS = 3
+
+
+def _explanation(r: ReportInput) -> list[Block]:
+    explanation = r.explanation
+    if not explanation:
+        return _missing("no explanation was computed for this version")
+    features = sorted(explanation.get("features") or [], key=lambda f: int(f.get("rank", 0)))
+    method = {"tree_shap": "exact tree SHAP values", "linear":
+              "exact linear attributions (coefficient x (value - training mean))",
+              "permutation": "permutation importance"}.get(str(explanation.get("method")),
+                                                           str(explanation.get("method")))
+    blocks: list[Block] = []
+    if len(features) >= 2:
+        top, second = features[0], features[1]
+        share = float(top.get("share") or 0.0)
+        if share >= 0.5 and float(second.get("importance") or 0.0) * 3 <= float(
+                top.get("importance") or 0.0):
+            blocks.append(Text(
+                f"'{top.get('feature')}' carries {pct(share)} of the importance, over three times the "
+                f"next column's: check that it is known at prediction time and is not a copy of "
+                "the target.", "warn"))
+    images: list[tuple[str, str]] = []
+    missing: list[Block] = []
+    _plot_or_missing(plots.importance_plot(explanation), "Global importance", images, missing)
+    if explanation.get("sample_attributions"):
+        _plot_or_missing(plots.beeswarm_plot(explanation), "Per-row contributions", images,
+                         missing)
+        for top in features[:DEPENDENCE_PLOTS]:
+            uri = plots.dependence_plot(explanation, str(top.get("feature")))
+            if uri is not None:
+                images.append((uri, f"Dependence: {top.get('feature')}"))
+    if images:
+        blocks.append(Gallery(tuple(images)))
+    blocks += missing
+    blocks.append(Facts((
+        ("Method", method),
+        ("Rows explained", num(explanation.get("rows"))),
+        ("Base value", ", ".join(num(b) for b in explanation.get("base_values") or []) or DASH),
+    )))
+    if explanation.get("note"):
+        blocks.append(Text(str(explanation["note"])))
+    previous = r.previous_explanation or {}
+    before = {str(f.get("feature")): f for f in
+              ((previous.get("explanation") or {}).get("features") or [])}
+    if before:
+        label = f"v{previous.get('version')}"
+        blocks.append(Table(
+            ("Rank", "Column", "Importance", "Share", f"Rank in {label}", f"Share in {label}",
+             "Share change"),
+            tuple(_cells(num(f.get("rank")), str(f.get("feature")), num(f.get("importance")),
+                         pct(f.get("share")), *_shift(f, before.get(str(f.get("feature")))))
+                  for f in features[:20]),
+            caption=f"Against version {previous.get('version')}: a column whose share moved "
+            "far changed how the model decides.",
+        ))
+        return blocks
+    blocks.append(Table(
+        ("Rank", "Column", "Importance", "Share"),
+        tuple(_cells(num(f.get("rank")), str(f.get("feature")), num(f.get("importance")),
+                     pct(f.get("share"))) for f in features[:20]),
+    ))
+    return blocks
+
+
+def _shift(now: dict[str, Any], before: dict[str, Any] | None) -> tuple[str, str, str]:
+    """Rank and share of a column in the earlier version, and the change of its share."""
+    if before is None:
+        return ("new", DASH, DASH)
+    change = float(now.get("share") or 0.0) - float(before.get("share") or 0.0)
+    return (num(before.get("rank")), pct(before.get("share")),
+            f"{'+' if change >= 0 else '-'}{100 * abs(change):.1f} pt")
 
 
 def _learning_curve(r: ReportInput) -> list[Block]:
@@ -644,6 +720,7 @@ _BUILDERS: dict[str, Callable[[ReportInput], list[Block]]] = {
     "gates": _gates,
     "metrics": _metrics,
     "plots": _plots,
+    "explanation": _explanation,
     "learning-curve": _learning_curve,
     "search": _search,
     "slices": _slices,

@@ -31,6 +31,7 @@ from assay.model.validation import ValidatedBatch
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "FORMATS",
+    "read_records",
     "BatchResult",
     "load_model_for_batch",
     "output_columns",
@@ -469,3 +470,21 @@ class _Writer:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def read_records(source: Path, text_column: str | None = None) -> list[dict[str, Any]]:
+    """Every row of ``source`` (Parquet, CSV or JSON lines, by suffix) as a JSON record, read
+    as :func:`predict_file` reads it (a CSV's ``text_column`` as strings)."""
+    source = Path(source)
+    _check_suffix(source, "input")
+    if not source.is_file():
+        raise DataError("the input file does not exist", path=str(source),
+                        fix="Check the path; assay reads .parquet, .csv or .jsonl files.")
+    if source.suffix.lower() == ".jsonl":
+        return _read_json_lines(source)  # as written: no column is coerced to one type
+    _, chunks, _ = _read(source, DEFAULT_CHUNK_SIZE, text_column)
+    records: list[dict[str, Any]] = []
+    for table in chunks:
+        frame = table.to_pandas()
+        records.extend(orjson.loads(frame.to_json(orient="records", date_format="iso")))
+    return records

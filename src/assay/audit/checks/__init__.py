@@ -6,6 +6,7 @@ from assay.audit.checks import (  # noqa: F401
     codes,
     duplicates,
     fairness,
+    proxy,
     quality,
     target,
     text,
