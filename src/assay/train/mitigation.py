@@ -111,7 +111,8 @@ def reweighing_weights(y: Any, groups: Any) -> np.ndarray:
     """Kamiran & Calders' weights: ``P(group) P(label) / P(group, label)`` for each row.
 
     Under these weights every (group, label) cell has the weight it would have if the
-    label did not depend on the group; each row's weight is positive and they sum to n.
+    label did not depend on the group (``n P(group) P(label)``); with every cell present
+    the weights sum to n.
     """
     frame = pd.DataFrame({"g": np.asarray(groups, dtype=object), "y": np.asarray(y, dtype=object)})
     n = len(frame)
