@@ -50,7 +50,8 @@ class _ProbabilityColumns(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> _ProbabilityColumns:
         """Remember the classes (the probabilities need no fitting)."""
-        self.classes_ = np.asarray(self.classes, dtype=object)
+        # the classes' own dtype: integer labels held as objects do not match integer y
+        self.classes_ = np.asarray(self.classes)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -70,7 +71,7 @@ def fit_calibrator(
     calibrator = CalibratedClassifierCV(FrozenEstimator(columns), method=method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        calibrator.fit(np.asarray(proba, dtype=float), np.asarray(y, dtype=object))
+        calibrator.fit(np.asarray(proba, dtype=float), np.asarray(y))
     return calibrator
 
 
@@ -154,7 +155,7 @@ def recalibrate(
             search-time fit, which has not seen the validation rows.
     """
     classes = list(model.classes_)
-    y = np.asarray(y_validation, dtype=object)
+    y = np.asarray(y_validation)
     proba = np.asarray((scorer or model).predict_proba(X_validation), dtype=float)
     before = probability_ece(y, proba, classes)
     if before is None or before <= max_ece:
