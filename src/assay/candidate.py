@@ -359,6 +359,7 @@ def _mitigate(
         text_column=inputs.text_column, text=inputs.text,
     )
     parts = {"train": rows.train, "validation": rows.validation, "test": test}
+    costly = search.ensemble is None and not get_family(search.best_family).cross_validated
     comparison = mitigate(
         plan, task=spec.task, model=search.estimator, template=template,
         train=(rows.X_train, rows.train[target]),
@@ -368,6 +369,8 @@ def _mitigate(
         primary=spec.primary_metric, limits=dict(spec.fairness.limits),
         mode=spec.fairness.mitigation, seed=spec.seed,
         min_group_size=spec.fairness.min_slice_size,
+        no_refit=f"{search.best_family} is not retrained for mitigation: each fit is a whole "
+        "training run" if costly else "",
     )
     return replace(evaluation, mitigation=comparison)
 

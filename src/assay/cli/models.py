@@ -137,8 +137,9 @@ def _render_mitigation(console: Console, comparison: Any) -> None:
     measures = sorted({m for model in comparison.models
                        for m, v in model.fairness.get(comparison.attribute, {}).items()
                        if v is not None})
-    table = Table(title=f"Mitigated alternatives on the {comparison.rows} rows "
-                        f"({comparison.attribute}, {comparison.constraint})", expand=False)
+    console.print(f"Mitigated alternatives on the {comparison.rows} rows "
+                  f"({comparison.attribute}, {comparison.constraint}):")
+    table = Table(expand=False)
     for header in ("method", comparison.primary, *measures, "limits"):
         table.add_column(header.replace("_", " "))
     for model in comparison.models:

@@ -218,6 +218,13 @@ def _slices_and_fairness(report: ReportInput) -> list[str]:
     measured = "errors" if report.task == "regression" else "decisions"
     lines += ["", f"Fairness of the {measured} per protected attribute:", ""]
     lines += _table(["Attribute", "Measure", "Value", "Limit", "Result"], rows)
+    mitigation = evaluation.get("mitigation")
+    if isinstance(mitigation, dict):
+        fitted = [str(m.get("method")) for m in mitigation.get("models") or []
+                  if isinstance(m, dict) and m.get("method") != "none"]
+        lines += ["", f"Mitigated alternatives for {_code(mitigation.get('attribute'))} were "
+                      f"compared ({', '.join(fitted) or 'none could be fitted'}); this version is "
+                      "the unmitigated model. The report shows the trade-off."]
     return lines + [""]
 
 

@@ -63,6 +63,8 @@ LABEL_BIAS_CHECK = "protected_attribute_correlation"
 #: a protected attribute with more levels than this is not used for per-group thresholds
 MAX_THRESHOLD_GROUPS = 20
 MISSING_GROUP = "(missing)"
+#: largest preprocessed matrix (rows x columns) made dense for the reductions approach
+MAX_DENSE_CELLS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,11 @@ def _fit_reductions(
     fitted_head = clone(head).fit(X, y01) if head is not None else None
     Xt = fitted_head.transform(X) if fitted_head is not None else X
     if sparse.issparse(Xt):
+        if Xt.shape[0] * Xt.shape[1] > MAX_DENSE_CELLS:
+            raise ValueError(
+                f"the preprocessed features ({Xt.shape[0]} x {Xt.shape[1]}, sparse) are too "
+                "large to fit the reduction on a dense matrix"
+            )
         Xt = Xt.toarray()
     base = clone(final) if _takes_sample_weight(final) else LogisticRegression(max_iter=2000)
     moment = EqualizedOdds() if constraint == "equalized_odds" else DemographicParity()
@@ -265,6 +272,7 @@ def mitigate(
     mode: MitigationMode = "auto",
     seed: int = 0,
     min_group_size: int = 30,
+    no_refit: str = "",
 ) -> MitigationComparison:
     """Fit the mitigated alternatives of ``plan`` and compare them with ``model`` on the test rows.
 
@@ -275,6 +283,9 @@ def mitigate(
         protected: the protected columns of ``train``, ``validation`` and ``test`` rows,
             by part name (aligned by position).
         mode: ``auto`` fits every method; a method name fits that one only.
+        no_refit: why the configuration must not be trained again (e.g. a fine-tuned
+            transformer: each fit is a whole training run); reweighing and reductions,
+            which retrain, are then skipped with this reason.
     """
     wanted = METHODS if mode == "auto" else (mode,) if mode in METHODS else ()
     skipped: dict[str, str] = {}
@@ -286,6 +297,8 @@ def mitigate(
     groups_train = _groups(protected["train"][attribute].reset_index(drop=True))
     for method in wanted:
         why = _unsupported(method, task, classes, X_train, attribute)
+        if not why and no_refit and method != "threshold":
+            why = no_refit
         if why:
             skipped[method] = why
             continue
