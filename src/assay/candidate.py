@@ -190,7 +190,9 @@ def build_candidate(
     # The sealed test set is opened here, once, for the chosen candidate.
     with _timed(seconds, "evaluate"):
         say(StageEvent("evaluate", "scoring the sealed test set"))
-        evaluation, baseline = _evaluate_on_test(inputs, rows, search, cv_scores, recalibration)
+        evaluation, baseline = _evaluate_on_test(inputs, rows, search, cv_scores)
+        if recalibration is not None:
+            evaluation = _recalibration_on_test(inputs, rows, search, evaluation, recalibration)
 
     if spec.fairness.mitigation != "off" and spec.fairness.protected:
         with _timed(seconds, "mitigate"):
@@ -318,72 +320,13 @@ def _curve_warnings(search: SearchResult) -> list[str]:
     return []
 
 
-def _recalibrate(
-    inputs: _Inputs, rows: _Rows, search: SearchResult
-) -> tuple[SearchResult, Recalibration]:
-    """The search with its estimator recalibrated on the validation rows when that lowers
-    the ECE there (see :func:`assay.train.calibration.recalibrate`), and the decision.
-
-    A model refitted on training + validation rows is calibrated on the validation
-    probabilities of its search-time fit, which has not seen those rows.
-    """
-    spec = inputs.spec
-    validation = rows.validation
-    model, record = recalibrate(
-        search.estimator, validation[inputs.features], validation[spec.data.target],
-        max_ece=float(spec.calibration.max_ece or 0.0), method=spec.calibration.method,
-        seed=spec.seed,
-        scorer=search.searched if search.refitted and search.searched is not None else None,
-    )
-    return (replace(search, estimator=model) if record.adopted else search), record
-
-
-def _mitigate(
-    inputs: _Inputs, registry: ModelRegistry, rows: _Rows, search: SearchResult,
-    evaluation: Evaluation, audit_id: int, say: Listener,
-) -> Evaluation:
-    """The evaluation with a comparison of fairness-mitigated alternatives, when a fairness
-    limit fails on the test rows or the audit found the labels biased; else unchanged."""
-    spec, features, target = inputs.spec, inputs.features, inputs.spec.data.target
-    findings = [
-        Finding.from_dict(f) for f in registry.get_audit(audit_id).report.get("findings", [])
-    ]
-    criteria = check_fairness(evaluation, dict(spec.fairness.limits))
-    plan = plan_mitigation(criteria, findings, spec.fairness.protected)
-    if plan is None:
-        return evaluation
-    say(StageEvent("mitigate", f"training fairness-mitigated alternatives ({plan.attribute})"))
-    test = rows.plan.take(inputs.dataset.frame, "test")
-    template = chosen_template(
-        search, schema=inputs.dataset.schema, features=features,
-        text_column=inputs.text_column, text=inputs.text,
-    )
-    parts = {"train": rows.train, "validation": rows.validation, "test": test}
-    costly = search.ensemble is None and not get_family(search.best_family).cross_validated
-    comparison = mitigate(
-        plan, task=spec.task, model=search.estimator, template=template,
-        train=(rows.X_train, rows.train[target]),
-        validation=(rows.validation[features], rows.validation[target]),
-        test=(test[features], test[target]),
-        protected={k: v[spec.fairness.protected] for k, v in parts.items()},
-        primary=spec.primary_metric, limits=dict(spec.fairness.limits),
-        mode=spec.fairness.mitigation, seed=spec.seed,
-        min_group_size=spec.fairness.min_slice_size,
-        no_refit=f"{search.best_family} is not retrained for mitigation: each fit is a whole "
-        "training run" if costly else "",
-    )
-    return replace(evaluation, mitigation=comparison)
-
-
 def _evaluate_on_test(
-    inputs: _Inputs, rows: _Rows, search: SearchResult, cv_scores: list[float] | None,
-    recalibration: Recalibration | None = None,
+    inputs: _Inputs, rows: _Rows, search: SearchResult, cv_scores: list[float] | None
 ) -> tuple[Evaluation, Evaluation]:
     """The candidate and the baseline, scored on the sealed test rows.
 
     Only the candidate gets the slices, the fairness groups, robustness and latency;
-    the baseline is the yardstick of its headline metrics. With ``recalibration``, the
-    evaluation records the test ECE before (the model as fitted) and after.
+    the baseline is the yardstick of its headline metrics.
     """
     spec, features = inputs.spec, inputs.features
     test = rows.plan.take(inputs.dataset.frame, "test")
@@ -403,15 +346,6 @@ def _evaluate_on_test(
         search.baseline, X_test, y_test, task=spec.task, metrics=metrics,
         seed=spec.seed, primary=spec.primary_metric, check_robustness=False, time_latency=False,
     )
-    if recalibration is not None:
-        after = evaluation.curves.calibration.ece if evaluation.curves.calibration else None
-        before = after
-        if recalibration.adopted:
-            fitted = model.estimator
-            before = probability_ece(y_test, fitted.predict_proba(X_test), list(fitted.classes_))
-        evaluation = replace(
-            evaluation, recalibration=replace(recalibration, test_before=before, test_after=after)
-        )
     return evaluation, baseline
 
 
@@ -686,3 +620,80 @@ def compare_with_champion(
     except Exception as exc:  # noqa: BLE001 - an old champion that cannot score must not crash a run
         return None, f"the champion could not score the test set: {type(exc).__name__}: {exc}"
     return comparison, ""
+
+
+def _recalibrate(
+    inputs: _Inputs, rows: _Rows, search: SearchResult
+) -> tuple[SearchResult, Recalibration]:
+    """The search with its estimator recalibrated on the validation rows when that lowers
+    the ECE there (see :func:`assay.train.calibration.recalibrate`), and the decision.
+
+    A model refitted on training + validation rows is calibrated on the validation
+    probabilities of its search-time fit, which has not seen those rows.
+    """
+    spec = inputs.spec
+    validation = rows.validation
+    model, record = recalibrate(
+        search.estimator, validation[inputs.features], validation[spec.data.target],
+        max_ece=float(spec.calibration.max_ece or 0.0), method=spec.calibration.method,
+        seed=spec.seed,
+        scorer=search.searched if search.refitted and search.searched is not None else None,
+    )
+    return (replace(search, estimator=model) if record.adopted else search), record
+
+
+def _mitigate(
+    inputs: _Inputs, registry: ModelRegistry, rows: _Rows, search: SearchResult,
+    evaluation: Evaluation, audit_id: int, say: Listener,
+) -> Evaluation:
+    """The evaluation with a comparison of fairness-mitigated alternatives, when a fairness
+    limit fails on the test rows or the audit found the labels biased; else unchanged."""
+    spec, features, target = inputs.spec, inputs.features, inputs.spec.data.target
+    findings = [
+        Finding.from_dict(f) for f in registry.get_audit(audit_id).report.get("findings", [])
+    ]
+    criteria = check_fairness(evaluation, dict(spec.fairness.limits))
+    plan = plan_mitigation(criteria, findings, spec.fairness.protected)
+    if plan is None:
+        return evaluation
+    say(StageEvent("mitigate", f"training fairness-mitigated alternatives ({plan.attribute})"))
+    test = rows.plan.take(inputs.dataset.frame, "test")
+    template = chosen_template(
+        search, schema=inputs.dataset.schema, features=features,
+        text_column=inputs.text_column, text=inputs.text,
+    )
+    parts = {"train": rows.train, "validation": rows.validation, "test": test}
+    costly = search.ensemble is None and not get_family(search.best_family).cross_validated
+    comparison = mitigate(
+        plan, task=spec.task, model=search.estimator, template=template,
+        train=(rows.X_train, rows.train[target]),
+        validation=(rows.validation[features], rows.validation[target]),
+        test=(test[features], test[target]),
+        protected={k: v[spec.fairness.protected] for k, v in parts.items()},
+        primary=spec.primary_metric, limits=dict(spec.fairness.limits),
+        mode=spec.fairness.mitigation, seed=spec.seed,
+        min_group_size=spec.fairness.min_slice_size,
+        no_refit=f"{search.best_family} is not retrained for mitigation: each fit is a whole "
+        "training run" if costly else "",
+    )
+    return replace(evaluation, mitigation=comparison)
+
+
+def _recalibration_on_test(
+    inputs: _Inputs, rows: _Rows, search: SearchResult, evaluation: Evaluation,
+    recalibration: Recalibration,
+) -> Evaluation:
+    """The evaluation with the recalibration record and the test ECE before (the model as
+    fitted) and after (the registered model, as evaluated)."""
+    after = evaluation.curves.calibration.ece if evaluation.curves.calibration else None
+    before = after
+    if recalibration.adopted:
+        test = rows.plan.take(inputs.dataset.frame, "test")
+        fitted = search.estimator.estimator
+        before = probability_ece(
+            test[inputs.spec.data.target], fitted.predict_proba(test[inputs.features]),
+            list(fitted.classes_),
+        )
+    return replace(
+        evaluation, recalibration=replace(recalibration, test_before=before, test_after=after)
+    )

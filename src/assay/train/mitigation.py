@@ -313,7 +313,7 @@ def mitigate(
             skipped[method] = f"fitting failed: {type(exc).__name__}: {exc}"
     X_test, y_test = test
     return compare_mitigations(
-        [(m, d, est) for m, d, est in fitted], X_test, y_test, protected["test"],
+        fitted, X_test, y_test, protected["test"],
         task=task, primary=primary, limits=limits, reasons=plan.reasons, attribute=attribute,
         constraint=plan.constraint, skipped=skipped, min_group_size=min_group_size,
     )
