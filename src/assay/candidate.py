@@ -25,13 +25,21 @@ from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
 
 import assay
-from assay.audit.base import resolve_text_column
+from assay.audit.base import Finding, resolve_text_column
 from assay.config.metrics import CLASSIFICATION_TASKS
 from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
 from assay.data.values import native
 from assay.errors import AssayError
-from assay.evaluate import Evaluation, PairedComparison, ServedPath, evaluate, paired_bootstrap
+from assay.evaluate import (
+    Evaluation,
+    PairedComparison,
+    ServedPath,
+    check_fairness,
+    evaluate,
+    paired_bootstrap,
+)
+from assay.evaluate.calibration import Recalibration, probability_ece
 from assay.explain import Explanation, NoExplainer, explain_model
 from assay.model.served import served_path
 from assay.monitor.reference import ReferenceProfile, build_reference
@@ -44,7 +52,9 @@ from assay.train import SearchResult, TrialInfo, run_search
 from assay.train.pipeline import fit_model
 from assay.train.scoring import score_estimator
 from assay.train.context import TextOptions
+from assay.train.calibration import recalibrate
 from assay.train.families import FAMILIES, get_family
+from assay.train.mitigation import mitigate, plan_mitigation
 from assay.train.search import chosen_template
 
 __all__ = [
@@ -174,10 +184,22 @@ def build_candidate(
             text=inputs.text,
         )
 
+    recalibration = None
+    if spec.calibration.max_ece is not None and spec.task in CLASSIFICATION_TASKS:
+        with _timed(seconds, "calibrate"):
+            say(StageEvent("calibrate", "measuring calibration on the validation rows"))
+            search, recalibration = _recalibrate(inputs, rows, search)
+
     # The sealed test set is opened here, once, for the chosen candidate.
     with _timed(seconds, "evaluate"):
         say(StageEvent("evaluate", "scoring the sealed test set"))
         evaluation, baseline = _evaluate_on_test(inputs, rows, search, cv_scores)
+        if recalibration is not None:
+            evaluation = _recalibration_on_test(inputs, rows, search, evaluation, recalibration)
+
+    if spec.fairness.mitigation != "off" and spec.fairness.protected:
+        with _timed(seconds, "mitigate"):
+            evaluation = _mitigate(inputs, registry, rows, search, evaluation, audit_id, say)
 
     with _timed(seconds, "register"):
         reference = _reference_profile(
@@ -427,6 +449,10 @@ def _register(
         test_fingerprint=plan.test_fingerprint,
     )
     registry.record_test_access(plan.test_fingerprint, record.version, run_id, "register")
+    if evaluation.mitigation is not None:
+        registry.record_test_access(
+            plan.test_fingerprint, record.version, run_id, "fairness mitigation comparison"
+        )
     return record
 
 
@@ -637,3 +663,80 @@ def compare_with_champion(
     except Exception as exc:  # noqa: BLE001 - an old champion that cannot score must not crash a run
         return None, f"the champion could not score the test set: {type(exc).__name__}: {exc}"
     return comparison, ""
+
+
+def _recalibrate(
+    inputs: _Inputs, rows: _Rows, search: SearchResult
+) -> tuple[SearchResult, Recalibration]:
+    """The search with its estimator recalibrated on the validation rows when that lowers
+    the ECE there (see :func:`assay.train.calibration.recalibrate`), and the decision.
+
+    A model refitted on training + validation rows is calibrated on the validation
+    probabilities of its search-time fit, which has not seen those rows.
+    """
+    spec = inputs.spec
+    validation = rows.validation
+    model, record = recalibrate(
+        search.estimator, validation[inputs.features], validation[spec.data.target],
+        max_ece=float(spec.calibration.max_ece or 0.0), method=spec.calibration.method,
+        seed=spec.seed,
+        scorer=search.searched if search.refitted and search.searched is not None else None,
+    )
+    return (replace(search, estimator=model) if record.adopted else search), record
+
+
+def _mitigate(
+    inputs: _Inputs, registry: ModelRegistry, rows: _Rows, search: SearchResult,
+    evaluation: Evaluation, audit_id: int, say: Listener,
+) -> Evaluation:
+    """The evaluation with a comparison of fairness-mitigated alternatives, when a fairness
+    limit fails on the test rows or the audit found the labels biased; else unchanged."""
+    spec, features, target = inputs.spec, inputs.features, inputs.spec.data.target
+    findings = [
+        Finding.from_dict(f) for f in registry.get_audit(audit_id).report.get("findings", [])
+    ]
+    criteria = check_fairness(evaluation, dict(spec.fairness.limits))
+    plan = plan_mitigation(criteria, findings, spec.fairness.protected)
+    if plan is None:
+        return evaluation
+    say(StageEvent("mitigate", f"training fairness-mitigated alternatives ({plan.attribute})"))
+    test = rows.plan.take(inputs.dataset.frame, "test")
+    template = chosen_template(
+        search, schema=inputs.dataset.schema, features=features,
+        text_column=inputs.text_column, text=inputs.text,
+    )
+    parts = {"train": rows.train, "validation": rows.validation, "test": test}
+    costly = search.ensemble is None and not get_family(search.best_family).cross_validated
+    comparison = mitigate(
+        plan, task=spec.task, model=search.estimator, template=template,
+        train=(rows.X_train, rows.train[target]),
+        validation=(rows.validation[features], rows.validation[target]),
+        test=(test[features], test[target]),
+        protected={k: v[spec.fairness.protected] for k, v in parts.items()},
+        primary=spec.primary_metric, limits=dict(spec.fairness.limits),
+        mode=spec.fairness.mitigation, seed=spec.seed,
+        min_group_size=spec.fairness.min_slice_size,
+        no_refit=f"{search.best_family} is not retrained for mitigation: each fit is a whole "
+        "training run" if costly else "",
+    )
+    return replace(evaluation, mitigation=comparison)
+
+
+def _recalibration_on_test(
+    inputs: _Inputs, rows: _Rows, search: SearchResult, evaluation: Evaluation,
+    recalibration: Recalibration,
+) -> Evaluation:
+    """The evaluation with the recalibration record and the test ECE before (the model as
+    fitted) and after (the registered model, as evaluated)."""
+    after = evaluation.curves.calibration.ece if evaluation.curves.calibration else None
+    before = after
+    if recalibration.adopted:
+        test = rows.plan.take(inputs.dataset.frame, "test")
+        fitted = search.estimator.estimator
+        before = probability_ece(
+            test[inputs.spec.data.target], fitted.predict_proba(test[inputs.features]),
+            list(fitted.classes_),
+        )
+    return replace(
+        evaluation, recalibration=replace(recalibration, test_before=before, test_after=after)
+    )

@@ -31,6 +31,8 @@ from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
 from assay.data_audit import audit_project_data
 from assay.errors import ConfigError, GateFailed
+from assay.evaluate.calibration import Recalibration
+from assay.evaluate.mitigation import MitigationComparison
 from assay.gate import GateDecision, decide
 from assay.lifecycle import registered_test_uses, write_version_report
 from assay.project import Project
@@ -78,6 +80,8 @@ class RunResult:
     report: str | None = None
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    recalibration: Recalibration | None = None
+    mitigation: MitigationComparison | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +106,8 @@ class RunResult:
             "report": self.report,
             "seconds": round(self.seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "recalibration": self.recalibration.to_dict() if self.recalibration else None,
+            "mitigation": self.mitigation.to_dict() if self.mitigation else None,
         }
 
 
@@ -253,6 +259,8 @@ def _train_and_decide(
         audit_id=audit_id,
         warnings=tuple(warnings),
         report=report_path,
+        recalibration=evaluation.recalibration,
+        mitigation=evaluation.mitigation,
     )
 
 

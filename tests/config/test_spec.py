@@ -133,3 +133,54 @@ def test_unusable_targets(frame: pd.DataFrame) -> None:
         check_spec_against_data(spec, frame.assign(y=np.nan))
     with pytest.raises(DataError, match="has 1 row; assay needs at least 10"):
         check_spec_against_data(spec, frame.head(1))
+
+
+def regression(**extra: Any) -> dict[str, Any]:
+    return {"task": "regression", "data": {"source": "d.csv", "target": "y"}, **extra}
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "match"),
+    [
+        (
+            regression(fairness={"limits": {"equalized_odds_difference": "<= 0.1"}}),
+            "fairness.limits.equalized_odds_difference",
+            "not a fairness limit of a regression task; valid: mae_difference, mae_ratio, "
+            "rmse_difference, rmse_ratio",
+        ),
+        (
+            minimal(fairness={"limits": {"mae_ratio": ">= 0.8"}}),
+            "fairness.limits.mae_ratio",
+            "not a fairness limit of a binary task; valid: demographic_parity_difference, "
+            "equalized_odds_difference, disparate_impact_ratio",
+        ),
+        (
+            minimal(fairness={"limits": {"parity": "<= 0.1"}}),
+            "fairness.limits.parity",
+            "'parity' is not a fairness limit; valid: demographic_parity_difference",
+        ),
+        (
+            regression(fairness={"limits": {"mae_difference": "small"}}),
+            "fairness.limits.mae_difference",
+            "not a threshold",
+        ),
+        (minimal(fairness={"mitigation": "always"}), "fairness.mitigation", "'auto', 'off'"),
+        (regression(calibration={"max_ece": 0.05}), "calibration.max_ece", "no class probabilities"),
+        (minimal(calibration={"max_ece": 1.5}), "calibration.max_ece", "less than 1"),
+        (minimal(calibration={"method": "platt"}), "calibration.method", "valid: 'auto', 'isotonic' or 'sigmoid'"),
+    ],
+)
+def test_fairness_and_calibration_settings_fit_the_task(
+    raw: dict[str, Any], key: str, match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        parse_spec(raw)
+    assert info.value.key == key
+
+
+def test_task_fairness_limits_and_calibration_are_accepted() -> None:
+    spec = parse_spec(regression(fairness={"protected": ["sex"], "limits": {"mae_ratio": ">= 0.8"}}))
+    assert spec.fairness.limits == {"mae_ratio": ">= 0.8"} and spec.fairness.mitigation == "auto"
+    spec = parse_spec(minimal(calibration={"max_ece": 0.05, "method": "sigmoid"}))
+    assert spec.calibration.max_ece == 0.05 and spec.calibration.method == "sigmoid"
+    assert parse_spec(minimal()).calibration.max_ece is None

@@ -188,8 +188,13 @@ def test_fairness_limit_without_protected_attributes_fails(binary_eval: Evaluati
         replace(binary_eval, fairness=()), {"equalized_odds_difference": "<= 0.1"}
     )
     assert not criterion.passed and "no protected attribute" in criterion.note
-    with pytest.raises(ConfigError, match=r"fairness\.limits\.parity: unknown fairness limit"):
+    with pytest.raises(
+        ConfigError, match=r"fairness\.limits\.parity: 'parity' is not a fairness limit of a binary"
+    ):
         check_fairness(binary_eval, {"parity": "<= 0.1"})
+    with pytest.raises(ConfigError, match=r"fairness\.limits\.mae_ratio: .*expected one of: "
+                                          r"demographic_parity_difference"):
+        check_fairness(binary_eval, {"mae_ratio": ">= 0.8"})
 
 
 def test_model_without_imputer_does_not_crash_the_evaluation(frame) -> None:

@@ -110,11 +110,54 @@ def test_multiclass_reports_each_class_one_vs_rest(multiclass_predictions, seed:
     assert FairnessResult.from_dict(result.to_dict()) == result
 
 
-def test_regression_has_no_fairness_result() -> None:
-    assert (
-        fairness_metrics("regression", [1.0, 2.0], [1.0, 2.0], pd.DataFrame({"g": ["a", "b"]}))
-        == ()
+def test_regression_group_errors_by_hand() -> None:
+    # group a: errors 1, 1 (MAE 1, RMSE 1); group b: errors 2, 4 (MAE 3, RMSE sqrt(10))
+    y = [10.0, 20.0, 30.0, 40.0]
+    pred = [11.0, 19.0, 32.0, 36.0]
+    (result,) = fairness_metrics("regression", y, pred, pd.DataFrame({"g": ["a", "a", "b", "b"]}))
+    assert result.mae_difference == pytest.approx(2.0)
+    assert result.mae_ratio == pytest.approx(1 / 3)
+    assert result.rmse_difference == pytest.approx(np.sqrt(10) - 1)
+    assert result.rmse_ratio == pytest.approx(1 / np.sqrt(10))
+    assert [(g.group, g.mae) for g in result.groups] == [("a", 1.0), ("b", 3.0)]
+    assert result.demographic_parity_difference is None
+    assert FairnessResult.from_dict(result.to_dict()) == result
+
+
+def test_regression_group_errors_equal_fairlearn(seed: int) -> None:
+    from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+
+    rng = np.random.default_rng(seed)
+    n = 900
+    group = rng.choice(["north", "south", "east"], n, p=[0.5, 0.3, 0.2])
+    y = rng.normal(100, 15, n)
+    pred = y + rng.normal(0, np.where(group == "south", 12.0, 4.0))
+    (result,) = fairness_metrics("regression", y, pred, pd.DataFrame({"region": group}))
+    frame = MetricFrame(
+        metrics={"mae": mean_absolute_error, "rmse": root_mean_squared_error},
+        y_true=y, y_pred=pred, sensitive_features=group,
     )
+    assert result.mae_difference == pytest.approx(frame.difference()["mae"])
+    assert result.mae_ratio == pytest.approx(frame.ratio()["mae"])
+    assert result.rmse_difference == pytest.approx(frame.difference()["rmse"])
+    assert result.rmse_ratio == pytest.approx(frame.ratio()["rmse"])
+    # the noisier group has the largest error, so the gap is large and the ratio small
+    assert result.mae_ratio < 0.5
+    for g in result.groups:
+        assert g.mae == pytest.approx(frame.by_group.loc[g.group, "mae"])
+
+
+def test_fairness_result_stored_before_regression_fields_loads() -> None:
+    old = {
+        "attribute": "g", "positive_label": 1, "demographic_parity_difference": 0.1,
+        "equalized_odds_difference": 0.2, "disparate_impact_ratio": 0.9,
+        "groups": [{"group": "a", "n": 3, "selection_rate": 0.5, "true_positive_rate": 1.0,
+                    "false_positive_rate": 0.0, "reliable": False}],
+        "per_class": [], "note": "",
+    }
+    result = FairnessResult.from_dict(old)
+    assert result.mae_difference is None and result.groups[0].mae is None
+    assert result.value("demographic_parity_difference") == 0.1
 
 
 def test_protected_rows_must_match_predictions() -> None:

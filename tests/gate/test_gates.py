@@ -71,3 +71,46 @@ def test_champion_gate_ties_keep_the_champion_and_a_clear_win_passes(fitted) -> 
     assert verdict.passed and verdict.evidence["delta"] > 0.2
     assert champion_gate(None, spec(), champion_version=None).passed
     assert not champion_gate(None, spec(), champion_version=3, note="columns differ").passed
+
+
+def test_regression_fairness_limits_are_checked_on_group_errors() -> None:
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    n = 1200
+    frame = pd.DataFrame({"x": rng.normal(size=n), "region": rng.choice(["n", "s"], n)})
+    # the south is noisier: the model's errors there are about three times larger
+    y = 3 * frame["x"] + rng.normal(0, np.where(frame["region"] == "s", 3.0, 1.0))
+    model = Ridge().fit(frame[["x"]][:800], y[:800])
+    test = frame[800:]
+    ev = evaluate(model, test[["x"]], y[800:], task="regression", protected=test[["region"]],
+                  seed=0, n_boot=0, check_robustness=False, time_latency=False)
+    regression = parse_spec({
+        "task": "regression", "data": {"source": "d.csv", "target": "y"},
+        "fairness": {"protected": ["region"],
+                     "limits": {"mae_ratio": ">= 0.8", "rmse_difference": "<= 100"}},
+    })
+    gate = next(g for g in decide(ev, regression).gates if g.name == "fairness")
+    assert not gate.passed and gate.message.startswith("1 of 2 fail")
+    assert "mae_ratio [region]" in gate.message and "no protected attribute" not in gate.message
+    ratio = ev.fairness[0].mae_ratio
+    assert ratio is not None and 0.2 < ratio < 0.5
+
+
+def test_calibration_gate(fitted) -> None:
+    from dataclasses import replace
+
+    from assay.evaluate.calibration import Recalibration
+
+    *_, ev = fitted
+    assert ev.curves.calibration is not None
+    ece = ev.curves.calibration.ece
+    off = next(g for g in decide(ev, spec()).gates if g.name == "calibration")
+    assert off.passed and "no calibration limit" in off.message
+    loose = decide(ev, spec(calibration={"max_ece": min(0.99, ece + 0.05)}))
+    assert next(g for g in loose.gates if g.name == "calibration").passed
+    recal = Recalibration(ece / 2, "isotonic", True, 0.2, 0.01, test_before=0.3, test_after=ece)
+    tight = decide(replace(ev, recalibration=recal), spec(calibration={"max_ece": ece / 2}))
+    gate = next(g for g in tight.gates if g.name == "calibration")
+    assert not gate.passed and "after isotonic recalibration (before: 0.3000)" in gate.message
+    assert gate.evidence["ece"] == ece and gate.evidence["recalibration"]["adopted"] is True

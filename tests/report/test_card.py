@@ -45,7 +45,7 @@ def test_regression_primary_metric(regression_input: ReportInput) -> None:
     low, high = evaluation["intervals"]["rmse"]
     assert f"rmse (lower is better): {evaluation['metrics']['rmse']:.4f}" in card
     assert f"[{low:.4f}, {high:.4f}]" in card
-    assert "not applicable to regression" in _section(card, "Slices and fairness")
+    assert "no protected attribute was evaluated" in _section(card, "Slices and fairness")
 
 
 def test_acceptance_outcomes(binary_input: ReportInput) -> None:

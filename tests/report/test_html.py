@@ -296,3 +296,52 @@ def test_public_names_are_pinned() -> None:
     assert sorted(assay.report.__all__) == [
         "ReportInput", "SECTIONS", "render_html", "render_model_card", "write_report"
     ]
+
+
+def test_mitigation_and_recalibration_are_shown(binary_input: ReportInput) -> None:
+    from assay.evaluate.calibration import Recalibration
+    from assay.evaluate.mitigation import MitigatedModel, MitigationComparison
+
+    comparison = MitigationComparison(
+        reasons=("fairness limit demographic_parity_difference <= 0.1 fails on 'group'",),
+        attribute="group", constraint="demographic_parity", rows="test", primary="roc_auc",
+        limits={"demographic_parity_difference": "<= 0.1"},
+        models=(
+            MitigatedModel("none", "the chosen model", 0.85,
+                           {"group": {"demographic_parity_difference": 0.877}}, False),
+            MitigatedModel("reductions", "fairlearn ExponentiatedGradient", 0.65,
+                           {"group": {"demographic_parity_difference": 0.0045}}, True),
+        ),
+        skipped={"threshold": "'group' is not a model input"},
+    )
+    recal = Recalibration(0.05, "isotonic", True, 0.1276, 0.0333, 0.109, 0.0265)
+    evaluation = {**(binary_input.evaluation or {}), "mitigation": comparison.to_dict(),
+                  "recalibration": recal.to_dict()}
+    sections = _parse(render_html(dataclasses.replace(binary_input, evaluation=evaluation))).sections
+    fairness = sections["fairness"]
+    assert "Mitigation: group (demographic_parity)" in fairness
+    assert "fairlearn ExponentiatedGradient" in fairness and "0.0045" in fairness
+    assert "threshold: not fitted: 'group' is not a model input" in fairness
+    assert "the alternatives are not registered" in fairness
+    metrics = sections["metrics"]
+    assert "isotonic recalibration, fitted on the validation rows" in metrics
+    assert "0.109" in metrics and "0.0265" in metrics
+
+
+def test_regression_fairness_shows_group_errors(regression_input: ReportInput) -> None:
+    evaluation = dict(regression_input.evaluation or {})
+    evaluation["fairness"] = [{
+        "attribute": "region", "positive_label": None, "demographic_parity_difference": None,
+        "equalized_odds_difference": None, "disparate_impact_ratio": None,
+        "groups": [{"group": "n", "n": 50, "selection_rate": None, "true_positive_rate": None,
+                    "false_positive_rate": None, "reliable": True, "mae": 1.5, "rmse": 2.0},
+                   {"group": "s", "n": 50, "selection_rate": None, "true_positive_rate": None,
+                    "false_positive_rate": None, "reliable": True, "mae": 4.5, "rmse": 6.0}],
+        "per_class": [], "note": "", "mae_difference": 3.0, "mae_ratio": 1 / 3,
+        "rmse_difference": 4.0, "rmse_ratio": 1 / 3,
+    }]
+    report = dataclasses.replace(regression_input, evaluation=evaluation)
+    fairness = _parse(render_html(report)).sections["fairness"]
+    assert "mae ratio" in fairness and "rmse difference" in fairness
+    assert "demographic parity" not in fairness
+    assert "MAE" in fairness and "4.5" in fairness

@@ -99,6 +99,8 @@ def _render_run(console: Console, result: Any) -> None:
         table.add_row(gate.name, Text("pass" if gate.passed else "FAIL",
                                       style="green" if gate.passed else "bold red"), gate.message)
     console.print(table)
+    _render_recalibration(console, result.recalibration)
+    _render_mitigation(console, result.mitigation)
     for warning in result.warnings:
         console.print(f"[yellow]warning[/]: {warning}")
     if result.promoted:
@@ -109,6 +111,50 @@ def _render_run(console: Console, result: Any) -> None:
         console.print(f"[bold red]Not promoted[/]: failed gates: {failed}. Champion unchanged ({champion}).")
     if result.report:
         console.print(f"Report: {result.report}")
+
+
+def _render_recalibration(console: Console, recal: Any) -> None:
+    if recal is None:
+        return
+    if recal.adopted:
+        console.print(
+            f"Calibration: {recal.method} recalibration on the validation rows registered; ECE "
+            f"validation {_fmt(recal.validation_before)} -> {_fmt(recal.validation_after)} "
+            f"(out of fold), test {_fmt(recal.test_before)} -> {_fmt(recal.test_after)} "
+            f"(limit {recal.max_ece:g})"
+        )
+    else:
+        console.print(
+            f"Calibration: model kept as fitted ({recal.note}); ECE validation "
+            f"{_fmt(recal.validation_before)}, test {_fmt(recal.test_after)} (limit {recal.max_ece:g})"
+        )
+
+
+def _render_mitigation(console: Console, comparison: Any) -> None:
+    if comparison is None:
+        return
+    console.print("Fairness mitigation ran: " + "; ".join(comparison.reasons))
+    measures = sorted({m for model in comparison.models
+                       for m, v in model.fairness.get(comparison.attribute, {}).items()
+                       if v is not None})
+    console.print(f"Mitigated alternatives on the {comparison.rows} rows "
+                  f"({comparison.attribute}, {comparison.constraint}):")
+    table = Table(expand=False)
+    for header in ("method", comparison.primary, *measures, "limits"):
+        table.add_column(header.replace("_", " "))
+    for model in comparison.models:
+        values = model.fairness.get(comparison.attribute, {})
+        hold = "-" if model.limits_hold is None else ("hold" if model.limits_hold else "fail")
+        table.add_row(model.method, _fmt(model.primary), *(_fmt(values.get(m)) for m in measures),
+                      hold)
+    console.print(table)
+    for method, why in comparison.skipped.items():
+        console.print(f"  {method}: not fitted: {why}")
+    console.print(
+        "The registered version is the unmitigated model: the alternatives above are "
+        "compared, not registered, and no command registers one yet. The report holds "
+        "this table; fairness.mitigation: off stops the comparison."
+    )
 
 
 def models(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:

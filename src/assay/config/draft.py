@@ -245,7 +245,8 @@ def render_yaml(draft: Draft) -> str:
         "",
         "fairness:",
         f"  protected: {json.dumps(spec.fairness.protected)}",
-        "  limits: {}       # e.g. equalized_odds_difference: \"<= 0.1\", disparate_impact_ratio: \">= 0.8\"",
+        "  limits: {}       # e.g. equalized_odds_difference: \"<= 0.1\", disparate_impact_ratio: "
+        "\">= 0.8\" (regression: mae_ratio: \">= 0.8\", mae_difference: \"<= 5\")",
         f"  min_slice_size: {spec.fairness.min_slice_size}",
         "",
         "search:",

@@ -11,6 +11,10 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "CLASSIFICATION_TASKS",
     "metrics_for",
+    "CLASSIFICATION_FAIRNESS_LIMITS",
+    "REGRESSION_FAIRNESS_LIMITS",
+    "FAIRNESS_LIMITS",
+    "fairness_limits_for",
 ]
 
 TaskName = Literal["binary", "multiclass", "regression", "text-classification"]
@@ -70,3 +74,27 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 def metrics_for(task: str) -> tuple[str, ...]:
     """The metrics a task reports, in display order."""
     return TASK_METRICS[task]
+
+
+#: fairness limits of a classifier's decisions (fairlearn's names; the ratio is the
+#: "four-fifths rule" ratio of selection rates)
+CLASSIFICATION_FAIRNESS_LIMITS: tuple[str, ...] = (
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "disparate_impact_ratio",
+)
+#: fairness limits of a regressor's errors: the largest gap between groups' MAE or RMSE
+#: (target units) and the smallest / largest group error (1 = equal errors)
+REGRESSION_FAIRNESS_LIMITS: tuple[str, ...] = (
+    "mae_difference",
+    "mae_ratio",
+    "rmse_difference",
+    "rmse_ratio",
+)
+#: every name assay.yaml ``fairness.limits`` accepts, for some task
+FAIRNESS_LIMITS: tuple[str, ...] = CLASSIFICATION_FAIRNESS_LIMITS + REGRESSION_FAIRNESS_LIMITS
+
+
+def fairness_limits_for(task: str) -> tuple[str, ...]:
+    """The fairness limits a task can be checked against."""
+    return CLASSIFICATION_FAIRNESS_LIMITS if task in CLASSIFICATION_TASKS else REGRESSION_FAIRNESS_LIMITS

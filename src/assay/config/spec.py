@@ -16,11 +16,19 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from assay.config.columns import feature_columns
-from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY, TaskName, metrics_for
+from assay.config.metrics import (
+    CLASSIFICATION_TASKS,
+    DEFAULT_PRIMARY,
+    FAIRNESS_LIMITS,
+    TaskName,
+    fairness_limits_for,
+    metrics_for,
+)
 
 __all__ = [
     "AcceptanceThreshold",
     "AuditSpec",
+    "CalibrationSpec",
     "DataSpec",
     "FairnessSpec",
     "GateSpec",
@@ -131,25 +139,52 @@ class MetricsSpec(_Section):
 
 
 class FairnessSpec(_Section):
-    """Protected attributes and the limits a model must respect."""
+    """Protected attributes, the limits a model must respect, and what is done when one fails.
+
+    ``mitigation``: when the data audit finds the labels biased across a protected
+    attribute, or the chosen model breaks a limit, ``auto`` trains every mitigated
+    alternative (reweighted training rows, per-group thresholds, a fairness-constrained
+    reduction) and the report compares them with the chosen model; ``reweight``,
+    ``threshold`` or ``reductions`` trains that one only; ``off`` none. The chosen model
+    is never replaced by a mitigated one.
+    """
 
     protected: list[str] = Field(default_factory=list)
-    limits: dict[
-        Literal[
-            "demographic_parity_difference",
-            "equalized_odds_difference",
-            "disparate_impact_ratio",
-        ],
-        str,
-    ] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
     min_slice_size: int = Field(30, ge=1, description="a slice smaller than this is unreliable")
+    mitigation: Literal["auto", "off", "reweight", "threshold", "reductions"] = Field(
+        "auto", description="mitigated alternatives trained when a fairness check fails"
+    )
 
-    @field_validator("limits")
-    @classmethod
-    def _limits_parse(cls, value: dict[str, str]) -> dict[str, str]:
-        for text in value.values():
-            parse_threshold(text)
-        return value
+    @model_validator(mode="after")
+    def _limits_known(self) -> FairnessSpec:
+        for name, text in self.limits.items():
+            if name not in FAIRNESS_LIMITS:
+                raise _KeyedError(
+                    ("limits", name),
+                    f"'{name}' is not a fairness limit; valid: {', '.join(FAIRNESS_LIMITS)}",
+                )
+            try:
+                parse_threshold(text)
+            except ValueError as exc:
+                raise _KeyedError(("limits", name), str(exc)) from None
+        return self
+
+
+class CalibrationSpec(_Section):
+    """How well a classifier's probabilities must match the observed frequencies.
+
+    With ``max_ece`` set, a chosen model whose expected calibration error on the
+    validation rows exceeds it is recalibrated on those rows (``isotonic`` or
+    ``sigmoid``; ``auto`` keeps the one with the lower cross-validated error) and the
+    recalibrated model is registered when it lowers that error; the calibration gate
+    fails when the test ECE still exceeds the limit.
+    """
+
+    max_ece: float | None = Field(
+        None, gt=0, lt=1, description="largest expected calibration error (10 equal-width bins)"
+    )
+    method: Literal["auto", "isotonic", "sigmoid"] = "auto"
 
 
 class SearchSpec(_Section):
@@ -330,6 +365,7 @@ class ProjectSpec(_Section):
     acceptance: dict[str, str] = Field(default_factory=dict)
     slices: list[str] = Field(default_factory=list)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
+    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
@@ -366,6 +402,20 @@ class ProjectSpec(_Section):
                 parse_threshold(text)
             except ValueError as exc:
                 raise _KeyedError(("acceptance", name), str(exc)) from None
+        task_limits = fairness_limits_for(self.task)
+        for name in self.fairness.limits:
+            if name not in task_limits:
+                raise _KeyedError(
+                    ("fairness", "limits", name),
+                    f"'{name}' is not a fairness limit of a {self.task} task; "
+                    f"valid: {', '.join(task_limits)}",
+                )
+        if self.calibration.max_ece is not None and self.task not in CLASSIFICATION_TASKS:
+            raise _KeyedError(
+                ("calibration", "max_ece"),
+                f"a {self.task} model has no class probabilities to calibrate; remove "
+                "calibration.max_ece or choose a classification task",
+            )
         if self.split.strategy == "chronological" and self.data.time is None:
             raise _KeyedError(
                 ("split", "strategy"),

@@ -16,16 +16,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from assay.config.metrics import CLASSIFICATION_TASKS, DEFAULT_PRIMARY, TASK_METRICS
+from assay.config.metrics import (
+    CLASSIFICATION_TASKS,
+    DEFAULT_PRIMARY,
+    TASK_METRICS,
+    fairness_limits_for,
+)
 from assay.config.spec import AcceptanceThreshold, parse_threshold
 from assay.data.values import native
 from assay.errors import ConfigError, DataError
 from assay.evaluate.inputs import as_array, check_metrics, check_task
+from assay.evaluate.calibration import Recalibration
 from assay.evaluate.curves import ConfusionMatrix, Curves, build_curves, compute_confusion
-from assay.evaluate.fairness import FAIRNESS_METRICS, FairnessResult, fairness_metrics
+from assay.evaluate.fairness import FairnessResult, fairness_metrics
 from assay.evaluate.intervals import bootstrap_intervals
 from assay.evaluate.latency import LatencyReport, ServedPath, measure_latency
 from assay.evaluate.metrics import compute_metrics
+from assay.evaluate.mitigation import MitigationComparison
 from assay.evaluate.robustness import RobustnessReport, robustness
 from assay.evaluate.slices import SliceReport, slice_metrics
 
@@ -121,7 +128,12 @@ class Criterion:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Everything measured about one model on one set of rows."""
+    """Everything measured about one model on one set of rows.
+
+    ``recalibration`` says what recalibrating the chosen classifier changed (its
+    calibration ECE before and after); ``mitigation`` compares the chosen model with its
+    fairness-mitigated alternatives. Both are None when that stage did not run.
+    """
 
     task: str
     n_rows: int
@@ -139,6 +151,8 @@ class Evaluation:
     cv: CVSummary | None = None
     seed: int = 0
     n_boot: int = 0
+    recalibration: Recalibration | None = None
+    mitigation: MitigationComparison | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable fields (``json.dumps`` works on the result)."""
@@ -159,6 +173,8 @@ class Evaluation:
             "cv": self.cv.to_dict() if self.cv else None,
             "seed": self.seed,
             "n_boot": self.n_boot,
+            "recalibration": self.recalibration.to_dict() if self.recalibration else None,
+            "mitigation": self.mitigation.to_dict() if self.mitigation else None,
         }
 
     @classmethod
@@ -186,6 +202,8 @@ class Evaluation:
             cv=opt("cv", CVSummary.from_dict),
             seed=int(data.get("seed", 0)),
             n_boot=int(data.get("n_boot", 0)),
+            recalibration=opt("recalibration", Recalibration.from_dict),
+            mitigation=opt("mitigation", MitigationComparison.from_dict),
         )
 
 
@@ -225,16 +243,17 @@ def check_fairness(
     passing silently.
 
     Raises:
-        ConfigError: an unknown limit name, or a limit that does not parse.
+        ConfigError: a limit name the task does not have, or a limit that does not parse.
     """
+    valid = fairness_limits_for(evaluation.task)
     out = []
     for name, raw in limits.items():
         key = f"fairness.limits.{name}"
-        if name not in FAIRNESS_METRICS:
+        if name not in valid:
             raise ConfigError(
-                f"unknown fairness limit '{name}'",
+                f"'{name}' is not a fairness limit of a {evaluation.task} task",
                 key=key,
-                expected="one of: " + ", ".join(FAIRNESS_METRICS),
+                expected="one of: " + ", ".join(valid),
                 received=name,
                 fix="Use one of the listed limit names.",
             )

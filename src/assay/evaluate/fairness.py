@@ -1,4 +1,4 @@
-"""Group fairness of a classifier's decisions, computed with fairlearn.
+"""Group fairness of a model's decisions or errors, computed with fairlearn.
 
 For each protected attribute: the demographic-parity difference (largest gap in
 selection rate between groups), the equalized-odds difference (largest gap in true-
@@ -7,6 +7,11 @@ rate; the "four-fifths rule" asks for >= 0.8). A selection is a prediction of th
 positive class (``classes[1]``). With more than two classes each class is treated
 one-vs-rest and the headline numbers are those of the worst class. Numeric
 attributes are cut into quartiles, as slices are.
+
+For regression the groups are compared on their errors: per-group MAE and RMSE
+(fairlearn ``MetricFrame``), the largest gap between two groups (``mae_difference``,
+``rmse_difference``, in target units) and the smallest group error over the largest
+(``mae_ratio``, ``rmse_ratio``; 1 is equal errors).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from fairlearn.metrics import (
     selection_rate,
     true_positive_rate,
 )
+from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
-from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.config.metrics import CLASSIFICATION_TASKS, FAIRNESS_LIMITS
 from assay.data.values import native
 from assay.errors import DataError
 from assay.evaluate.inputs import (
@@ -41,17 +47,14 @@ from assay.evaluate.inputs import (
 
 __all__ = ["FAIRNESS_METRICS", "ClassFairness", "FairnessResult", "GroupRates", "fairness_metrics"]
 
-#: the limit names of assay.yaml ``fairness.limits``
-FAIRNESS_METRICS: tuple[str, ...] = (
-    "demographic_parity_difference",
-    "equalized_odds_difference",
-    "disparate_impact_ratio",
-)
+#: the limit names of assay.yaml ``fairness.limits`` (every task's)
+FAIRNESS_METRICS: tuple[str, ...] = FAIRNESS_LIMITS
 
 
 @dataclass(frozen=True)
 class GroupRates:
-    """One group of a protected attribute: its size and decision rates."""
+    """One group of a protected attribute: its size and decision rates (classification)
+    or errors (regression)."""
 
     group: str
     n: int
@@ -59,6 +62,8 @@ class GroupRates:
     true_positive_rate: float | None
     false_positive_rate: float | None
     reliable: bool = True
+    mae: float | None = None
+    rmse: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable fields."""
@@ -66,7 +71,7 @@ class GroupRates:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GroupRates:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (records stored before the error fields load too)."""
         return cls(**data)
 
 
@@ -114,6 +119,10 @@ class FairnessResult:
     groups: tuple[GroupRates, ...]
     per_class: tuple[ClassFairness, ...] = ()
     note: str = ""
+    mae_difference: float | None = None
+    mae_ratio: float | None = None
+    rmse_difference: float | None = None
+    rmse_ratio: float | None = None
 
     def value(self, name: str) -> float | None:
         """The headline value of a limit name (see :data:`FAIRNESS_METRICS`)."""
@@ -132,6 +141,10 @@ class FairnessResult:
             "groups": [g.to_dict() for g in self.groups],
             "per_class": [c.to_dict() for c in self.per_class],
             "note": self.note,
+            "mae_difference": self.mae_difference,
+            "mae_ratio": self.mae_ratio,
+            "rmse_difference": self.rmse_difference,
+            "rmse_ratio": self.rmse_ratio,
         }
 
     @classmethod
@@ -140,12 +153,16 @@ class FairnessResult:
         return cls(
             attribute=data["attribute"],
             positive_label=data.get("positive_label"),
-            demographic_parity_difference=data["demographic_parity_difference"],
-            equalized_odds_difference=data["equalized_odds_difference"],
-            disparate_impact_ratio=data["disparate_impact_ratio"],
+            demographic_parity_difference=data.get("demographic_parity_difference"),
+            equalized_odds_difference=data.get("equalized_odds_difference"),
+            disparate_impact_ratio=data.get("disparate_impact_ratio"),
             groups=tuple(GroupRates.from_dict(g) for g in data["groups"]),
             per_class=tuple(ClassFairness.from_dict(c) for c in data.get("per_class", [])),
             note=data.get("note", ""),
+            mae_difference=data.get("mae_difference"),
+            mae_ratio=data.get("mae_ratio"),
+            rmse_difference=data.get("rmse_difference"),
+            rmse_ratio=data.get("rmse_ratio"),
         )
 
 
@@ -157,14 +174,12 @@ def fairness_metrics(
     classes: Sequence[Any] | None = None,
     min_group_size: int = 30,
 ) -> tuple[FairnessResult, ...]:
-    """Fairness per column of ``protected`` (rows aligned by position); empty for regression.
+    """Fairness per column of ``protected`` (rows aligned by position).
 
     Raises:
         DataError: when ``protected`` does not have one row per prediction.
     """
     check_task(task)
-    if task not in CLASSIFICATION_TASKS:
-        return ()
     yt = as_array(y_true, "y_true")
     yp = as_array(y_pred, "y_pred", len(yt))
     if len(protected) != len(yt):
@@ -174,6 +189,15 @@ def fairness_metrics(
             expected=f"{len(yt)} rows",
             received=f"{len(protected)} rows",
             fix="Pass the protected columns of the evaluated rows, in the same order.",
+        )
+    if task not in CLASSIFICATION_TASKS:
+        return tuple(
+            _regression_fairness(
+                str(column), yt, yp,
+                level_labels(protected[column].reset_index(drop=True))[0].to_numpy(),
+                min_group_size,
+            )
+            for column in protected.columns
         )
     labels = resolve_classes(task, yt, yp, classes)
     results = []
@@ -207,6 +231,50 @@ def fairness_metrics(
             )
         )
     return tuple(results)
+
+
+def _regression_fairness(
+    attribute: str, y_true: np.ndarray, y_pred: np.ndarray, sf: np.ndarray, min_group_size: int
+) -> FairnessResult:
+    """Per-group MAE and RMSE, their largest gap and their smallest / largest ratio."""
+    yt = np.asarray(y_true, dtype=float)
+    yp = np.asarray(y_pred, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = MetricFrame(
+            metrics={"mae": mean_absolute_error, "rmse": root_mean_squared_error, "count": count},
+            y_true=yt,
+            y_pred=yp,
+            sensitive_features=pd.Series(sf, name="group"),
+        )
+        difference = frame.difference(method="between_groups")
+        ratio = frame.ratio(method="between_groups")
+    groups = tuple(
+        GroupRates(
+            group=str(group),
+            n=int(row["count"]),
+            selection_rate=None,
+            true_positive_rate=None,
+            false_positive_rate=None,
+            reliable=int(row["count"]) >= min_group_size,
+            mae=none_if_nan(row["mae"]),
+            rmse=none_if_nan(row["rmse"]),
+        )
+        for group, row in frame.by_group.iterrows()
+    )
+    return FairnessResult(
+        attribute=attribute,
+        positive_label=None,
+        demographic_parity_difference=None,
+        equalized_odds_difference=None,
+        disparate_impact_ratio=None,
+        groups=groups,
+        note="regression: the groups are compared on their errors (MAE, RMSE)",
+        mae_difference=none_if_nan(difference["mae"]),
+        mae_ratio=none_if_nan(ratio["mae"]),
+        rmse_difference=none_if_nan(difference["rmse"]),
+        rmse_ratio=none_if_nan(ratio["rmse"]),
+    )
 
 
 def _worst(values: list[float | None], pick: Any) -> float | None:

@@ -19,6 +19,7 @@ __all__ = [
     "GateDecision",
     "GateResult",
     "acceptance_gate",
+    "calibration_gate",
     "champion_gate",
     "decide",
     "fairness_gate",
@@ -26,7 +27,7 @@ __all__ = [
     "robustness_gate",
 ]
 
-GATE_NAMES = ("acceptance", "fairness", "robustness", "latency", "champion")
+GATE_NAMES = ("acceptance", "fairness", "calibration", "robustness", "latency", "champion")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,34 @@ def fairness_gate(evaluation: Evaluation, spec: ProjectSpec) -> GateResult:
         "fairness",
         check_fairness(evaluation, {str(k): v for k, v in spec.fairness.limits.items()}),
         "no fairness limits in assay.yaml",
+    )
+
+
+def calibration_gate(evaluation: Evaluation, spec: ProjectSpec) -> GateResult:
+    """The expected calibration error on the sealed test set is within ``calibration.max_ece``."""
+    limit = spec.calibration.max_ece
+    if limit is None:
+        return GateResult("calibration", True, "no calibration limit in assay.yaml", {})
+    calibration = evaluation.curves.calibration
+    recal = evaluation.recalibration
+    evidence: dict[str, Any] = {"max_ece": limit}
+    if recal is not None:
+        evidence["recalibration"] = recal.to_dict()
+    if calibration is None:
+        return GateResult(
+            "calibration", False, "the calibration error could not be measured (no probabilities)",
+            evidence,
+        )
+    ece = calibration.ece
+    evidence["ece"] = ece
+    done = ""
+    if recal is not None and recal.adopted and recal.test_before is not None:
+        done = f" after {recal.method} recalibration (before: {recal.test_before:.4f})"
+    within = ece <= limit
+    return GateResult(
+        "calibration", within,
+        f"test ECE {ece:.4f}{done} {'within' if within else 'over'} the limit {limit:g}",
+        evidence,
     )
 
 
@@ -244,6 +273,7 @@ def decide(
     return GateDecision((
         acceptance_gate(evaluation, spec),
         fairness_gate(evaluation, spec),
+        calibration_gate(evaluation, spec),
         robustness_gate(evaluation, spec, baseline_value),
         latency_gate(evaluation, spec),
         champion_gate(comparison, spec, champion_version, champion_note),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from assay.evaluate.fairness import FAIRNESS_METRICS
+from assay.config.metrics import fairness_limits_for
 from assay.report.wording import (
     DASH,
     MISSING,
@@ -203,12 +203,10 @@ def _slices_and_fairness(report: ReportInput) -> list[str]:
     fairness = [f for f in evaluation.get("fairness") or [] if isinstance(f, dict)]
     criteria = {(c.get("metric"), c.get("attribute")): c for c in report.fairness_criteria}
     if not fairness and not criteria:
-        note = ("not applicable to regression" if report.task == "regression"
-                else "no protected attribute was evaluated")
-        return lines + [f"- **Fairness:** not available ({note}).", ""]
+        return lines + ["- **Fairness:** not available (no protected attribute was evaluated).", ""]
     rows = []
     for result in fairness:
-        for name in FAIRNESS_METRICS:
+        for name in fairness_limits_for(report.task or "binary"):
             c = criteria.pop((name, result.get("attribute")), None)
             verdict = ("met" if c.get("passed") else "NOT met") if c else DASH
             rows.append([_code(result.get("attribute")), name.replace("_", " "),
@@ -218,8 +216,16 @@ def _slices_and_fairness(report: ReportInput) -> list[str]:
                      _md(c.get("metric")), num(c.get("observed")), _code(c.get("threshold")),
                      ("met" if c.get("passed") else "NOT met") + (f" ({_md(c['note'])})"
                                                                    if c.get("note") else "")])
-    lines += ["", "Fairness of the decisions per protected attribute:", ""]
+    measured = "errors" if report.task == "regression" else "decisions"
+    lines += ["", f"Fairness of the {measured} per protected attribute:", ""]
     lines += _table(["Attribute", "Measure", "Value", "Limit", "Result"], rows)
+    mitigation = evaluation.get("mitigation")
+    if isinstance(mitigation, dict):
+        fitted = [str(m.get("method")) for m in mitigation.get("models") or []
+                  if isinstance(m, dict) and m.get("method") != "none"]
+        lines += ["", f"Mitigated alternatives for {_code(mitigation.get('attribute'))} were "
+                      f"compared ({', '.join(fitted) or 'none could be fitted'}); this version is "
+                      "the unmitigated model. The report shows the trade-off."]
     return lines + [""]
 
 

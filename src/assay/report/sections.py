@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from assay.config.metrics import CLASSIFICATION_TASKS
-from assay.evaluate.fairness import FAIRNESS_METRICS
+from assay.config.metrics import CLASSIFICATION_TASKS, fairness_limits_for
 from assay.report import plots
 from assay.report.wording import (
     DASH,
@@ -184,7 +183,28 @@ def _metrics(r: ReportInput) -> list[Block]:
         tuple("primary" if row.primary else "" for row in rows),
         caption,
     ))
-    return blocks
+    return blocks + _recalibration(evaluation.get("recalibration"))
+
+
+def _recalibration(recal: Any) -> list[Block]:
+    if not isinstance(recal, dict):
+        return []
+    if recal.get("adopted"):
+        verdict = (f"{recal.get('method')} recalibration, fitted on the validation rows, is part of "
+                   "the registered model (it lowered the out-of-fold validation ECE)")
+    else:
+        verdict = f"the model is registered as fitted: {recal.get('note') or 'not recalibrated'}"
+    return [
+        Heading("Calibration"),
+        Facts((
+            ("ECE limit", num(recal.get("max_ece"))),
+            ("Decision", verdict),
+            ("ECE, validation rows", f"{num(recal.get('validation_before'))} before, "
+                                     f"{num(recal.get('validation_after'))} after (out of fold)"),
+            ("ECE, test rows", f"{num(recal.get('test_before'))} before, "
+                               f"{num(recal.get('test_after'))} registered"),
+        )),
+    ]
 
 
 def _plot_or_missing(uri: str | None, alt: str, images: list[tuple[str, str]],
@@ -470,10 +490,11 @@ def _fairness(r: ReportInput) -> list[Block]:
     if not results and not criteria:
         return _missing("no protected attribute was evaluated")
     lookup = {(c.get("metric"), c.get("attribute")): c for c in criteria}
+    names = fairness_limits_for(r.task or "binary")
     rows = []
     for result in results:
         attribute = result.get("attribute")
-        for name in FAIRNESS_METRICS:
+        for name in names:
             criterion = lookup.pop((name, attribute), None)
             rows.append(_cells(
                 str(attribute), name.replace("_", " "), num(result.get(name)),
@@ -502,16 +523,51 @@ def _fairness(r: ReportInput) -> list[Block]:
         if per_class:
             blocks.append(Heading(f"Per class, one-vs-rest: {attribute}"))
             blocks.append(Table(
-                ("Class", *(n.replace("_", " ") for n in FAIRNESS_METRICS)),
-                tuple(_cells(str(c.get("label")), *(num(c.get(n)) for n in FAIRNESS_METRICS))
+                ("Class", *(n.replace("_", " ") for n in names)),
+                tuple(_cells(str(c.get("label")), *(num(c.get(n)) for n in names))
                       for c in per_class),
             ))
         if result.get("note"):
             blocks.append(Text(str(result["note"]), "note"))
+    return blocks + _mitigation((r.evaluation or {}).get("mitigation"), r.primary)
+
+
+def _mitigation(comparison: Any, primary: str | None) -> list[Block]:
+    if not isinstance(comparison, dict):
+        return []
+    attribute = str(comparison.get("attribute"))
+    models = [m for m in comparison.get("models") or [] if isinstance(m, dict)]
+    measures = sorted({name for m in models for name, v in
+                       ((m.get("fairness") or {}).get(attribute) or {}).items() if v is not None})
+    rows = []
+    for m in models:
+        values = (m.get("fairness") or {}).get(attribute) or {}
+        hold = m.get("limits_hold")
+        rows.append(_cells(
+            str(m.get("method")), str(m.get("description", "")), num(m.get("primary")),
+            *(num(values.get(name)) for name in measures),
+            _verdict(hold) if hold is not None else Cell(DASH),
+        ))
+    blocks: list[Block] = [
+        Heading(f"Mitigation: {attribute} ({comparison.get('constraint')})"),
+        Text("Why: " + "; ".join(str(x) for x in comparison.get("reasons") or []), "warn"),
+        Table(("Method", "Model", str(comparison.get("primary") or primary or "primary"),
+               *(n.replace("_", " ") for n in measures), "Limits"), tuple(rows),
+              caption=f"On the {comparison.get('rows', 'test')} rows. The registered version is "
+                      "the unmitigated model (method none); the alternatives are not registered."),
+    ]
+    for method, why in (comparison.get("skipped") or {}).items():
+        blocks.append(Text(f"{method}: not fitted: {why}", "note"))
     return blocks
 
 
 def _group_table(groups: list[dict[str, Any]]) -> Table:
+    if any(g.get("mae") is not None for g in groups):
+        return Table(("Group", "Rows", "MAE", "RMSE", "Reliable"), tuple(
+            _cells(str(g.get("group")), num(g.get("n")), num(g.get("mae")), num(g.get("rmse")),
+                   Cell("yes") if g.get("reliable", True) else Cell("no (too few rows)", "warn"))
+            for g in groups
+        ))
     rows = tuple(
         _cells(str(g.get("group")), num(g.get("n")), pct(g.get("selection_rate")),
                pct(g.get("true_positive_rate")), pct(g.get("false_positive_rate")),
