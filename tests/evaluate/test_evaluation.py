@@ -243,6 +243,7 @@ def test_public_names_are_pinned() -> None:
         "build_curves",
         "check_acceptance",
         "check_fairness",
+        "check_slice_acceptance",
         "compute_confusion",
         "compute_metrics",
         "evaluate",

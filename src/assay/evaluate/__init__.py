@@ -18,6 +18,7 @@ from assay.evaluate.evaluation import (
     CVSummary,
     Evaluation,
     check_acceptance,
+    check_slice_acceptance,
     check_fairness,
     evaluate,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "bootstrap_intervals",
     "build_curves",
     "check_acceptance",
+    "check_slice_acceptance",
     "check_fairness",
     "compute_confusion",
     "compute_metrics",
