@@ -167,7 +167,8 @@ def _init(
         "slices": slices, "data": data, "search": search, "acceptance": {"roc_auc": ">= 0.58"},
         "monitoring": monitoring, "retrain": retrain,
     })
-    path.write_text(render_yaml(Draft(spec=spec, notes=draft.notes)), encoding="utf-8")
+    notes = {k: v for k, v in draft.notes.items() if k != "acceptance"}  # its own criterion
+    path.write_text(render_yaml(Draft(spec=spec, notes=notes)), encoding="utf-8")
     return Project.open(path)
 
 
