@@ -175,7 +175,7 @@ def evaluate_cmd(
         table.add_row(name + (" (primary)" if name == evaluation.primary else ""), _fmt(value), shown)
     console.print(table)
     decision = registry.latest_gate(version)
-    criteria = next((g.get("evidence", {}).get("criteria", []) for g in (decision.gates if decision else [])
+    criteria: list[Any] = next((g.get("evidence", {}).get("criteria", []) for g in (decision.gates if decision else [])
                      if g.get("name") == "acceptance"), [])
     if criteria:
         from assay.evaluate import Criterion
