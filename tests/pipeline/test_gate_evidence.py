@@ -96,3 +96,15 @@ def test_without_criteria_the_first_run_registers_and_waits_for_promote(make_pro
     with pytest.raises(NotFoundError) as info:
         rollback_champion(registry, reason=None)
     assert "assay models" in info.value.render() and "assay promote N" in info.value.render()
+
+
+def test_per_slice_criteria_metrics_are_evaluated(tmp_path: Path) -> None:
+    from assay.candidate import evaluated_metrics
+    from assay.config import parse_spec
+
+    spec = parse_spec({
+        "task": "binary", "data": {"source": "d.csv", "target": "y"},
+        "metrics": {"report": ["roc_auc"]},
+        "slices": [{"column": "plan", "acceptance": {"recall": ">= 0.6"}}],
+    })
+    assert evaluated_metrics(spec) == ["roc_auc", "recall"]

@@ -100,7 +100,7 @@ def _intended_use(report: ReportInput) -> list[str]:
             if c.get("note"):
                 verdict += f" ({c['note']})"
             lines.append(
-                f"  - {_md(c.get('metric'))}{_md(criterion_scope(c))} {_code(c.get('threshold'))}: observed "
+                f"  - {_md(str(c.get('metric')) + criterion_scope(c))} {_code(c.get('threshold'))}: observed "
                 f"{num(c.get('observed'))} {interval(c.get('interval'))}, {verdict}."
             )
     elif configured:
