@@ -139,9 +139,12 @@ def test_init_drafts_an_acceptance_criterion_that_beats_the_dummy(tmp_path: Path
         dummy = (roc_auc_score(y, model.predict_proba(X)[:, 1]) if metric == "roc_auc"
                  else f1_score(y, model.predict(X), average="macro"))
         assert threshold.op == ">=" and not threshold.holds(dummy)
-        assert threshold.value == pytest.approx(dummy + 0.1 * (1 - dummy), abs=0.011)
+        wanted = dummy + 0.1 * (1 - dummy)
+        assert wanted <= threshold.value < wanted + 0.01 + 1e-9
+        if metric == "roc_auc":
+            assert threshold.value == 0.55
     text = render_yaml(draft)
-    assert f"scores {metric} " in text and "assay promote N" in text
+    assert f"scores {metric} " in " ".join(text.replace("#", " ").split()) and "assay promote N" in text
     path = tmp_path / "assay.yaml"
     path.write_text(text)
     assert load_spec(path).acceptance == draft.spec.acceptance

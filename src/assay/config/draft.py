@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -229,7 +230,8 @@ def draft_acceptance(
         how = f"{DRAFT_MARGIN:.0%} less error"
         dummy = "predicting the mean"
     else:
-        bound = math.ceil((base + DRAFT_MARGIN * (1 - base)) * 100) / 100
+        # rounded up to two decimals (rounding first, so 0.55 stays 0.55)
+        bound = math.ceil(round((base + DRAFT_MARGIN * (1 - base)) * 100, 6)) / 100
         text = f">= {bound:g}"
         how = f"{DRAFT_MARGIN:.0%} of the way from it to a perfect score"
         dummy = "predicting the class priors"
@@ -307,7 +309,9 @@ def render_yaml(draft: Draft) -> str:
         "# test set (gate.acceptance_on: interval | point). Without any criterion the first",
         "# model is registered but not promoted until you run 'assay promote N'.",
         *(
-            [f"# Drafted: {draft.notes['acceptance']}; raise it to what the use needs."]
+            [f"# Drafted: {line}" if i == 0 else f"#   {line}" for i, line in enumerate(
+                textwrap.wrap(f"{draft.notes['acceptance']}; raise it to what the use needs.", 86)
+            )]
             if "acceptance" in draft.notes else []
         ),
         *(
