@@ -325,6 +325,9 @@ def _evaluate_on_test(
         artifact_size=len(pickle.dumps(model, protocol=5)), X_reference=rows.X_train,
         primary=spec.primary_metric,
         text_columns=(inputs.text_column,) if inputs.text_column else (),
+        slice_interval_metrics=[
+            name for criteria in spec.slice_acceptance.values() for name in criteria
+        ],
     )
     baseline = evaluate(
         search.baseline, X_test, y_test, task=spec.task, metrics=metrics,

@@ -164,7 +164,7 @@ def sliced(fitted) -> tuple:
     y_planted = np.where(plan == "bad", 1 - y, y)
     frame = pd.DataFrame({"plan": plan})
     ev = evaluate(model, X, y_planted, task="binary", slices=frame, min_slice_size=30, seed=0,
-                  check_robustness=False, time_latency=False)
+                  check_robustness=False, time_latency=False, slice_interval_metrics=["recall"])
     return ev, pd.Series(plan)
 
 
@@ -183,8 +183,22 @@ def test_per_slice_criteria_hold_on_clean_slices(sliced, fitted) -> None:
     model, _, X, y, _ = fitted
     plan = np.where(np.arange(len(X)) % 2 == 0, "a", "b")
     ev = evaluate(model, X, y, task="binary", slices=pd.DataFrame({"plan": plan}), seed=0,
-                  check_robustness=False, time_latency=False)
-    s = spec(slices=["other", {"column": "plan", "acceptance": {"recall": ">= 0.6"}}])
+                  check_robustness=False, time_latency=False, slice_interval_metrics=["recall"])
+    s = spec(slices=["other", {"column": "plan", "acceptance": {"recall": ">= 0.45"}}])
     gate = acceptance_gate(ev, s)
     assert gate.passed, gate.message
-    assert {c["level"] for c in gate.evidence["criteria"]} == {"a", "b"}
+    criteria = [Criterion.from_dict(c) for c in gate.evidence["criteria"]]
+    assert {c.level for c in criteria} == {"a", "b"}
+    # each level is judged on the lower bound of its own bootstrap interval
+    for c in criteria:
+        assert c.judged == "interval" and c.interval is not None
+        assert c.judged_value == c.interval[0] < c.observed
+
+
+def test_slice_levels_stored_without_intervals_load() -> None:
+    from assay.evaluate import SliceLevel
+
+    old = {"level": "a", "n": 40, "metrics": {"recall": 0.7}, "reliable": True}
+    assert SliceLevel.from_dict(old).intervals == {}
+    level = SliceLevel("a", 40, {"recall": 0.7}, True, {"recall": (0.6, 0.8)})
+    assert SliceLevel.from_dict(level.to_dict()) == level

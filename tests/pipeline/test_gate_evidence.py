@@ -108,3 +108,14 @@ def test_per_slice_criteria_metrics_are_evaluated(tmp_path: Path) -> None:
         "slices": [{"column": "plan", "acceptance": {"recall": ">= 0.6"}}],
     })
     assert evaluated_metrics(spec) == ["roc_auc", "recall"]
+
+
+def test_a_run_judges_per_slice_criteria_on_every_level(make_project) -> None:
+    strict = make_project(slices=[{"column": "segment", "acceptance": {"recall": ">= 0.99"}}])
+    result = run_project(strict, write_report=False)
+    gate = next(g for g in result.gate.gates if g.name == "acceptance")
+    assert not gate.passed and not result.promoted
+    assert "recall [segment=a]" in gate.message and "recall [segment=b]" in gate.message
+    levels = [c for c in gate.evidence["criteria"] if c.get("slice") == "segment"]
+    assert {c["level"] for c in levels} == {"a", "b"}
+    assert all(c["judged"] == "interval" and c["interval"] is not None for c in levels)

@@ -251,12 +251,14 @@ def check_acceptance(
 def check_slice_acceptance(
     evaluation: Evaluation,
     thresholds: Mapping[str, Mapping[str, AcceptanceThreshold | str]],
+    on: str = "point",
 ) -> list[Criterion]:
     """One :class:`Criterion` per slice level and criterion of ``thresholds`` (by column).
 
-    Levels are judged on their point estimate. A level with fewer test rows than the
-    slice minimum is reported with the note ``too few rows`` and does not fail; a slice
-    that was not evaluated, or a metric undefined on a level, fails.
+    Levels are judged as :func:`check_acceptance` judges the whole test set (``on``),
+    on the level's bootstrap interval when it has one. A level with fewer test rows
+    than the slice minimum is reported with the note ``too few rows`` and does not
+    fail; a slice that was not evaluated, or a metric undefined on a level, fails.
     """
     reports = {report.column: report for report in evaluation.slices}
     out: list[Criterion] = []
@@ -279,7 +281,9 @@ def check_slice_acceptance(
                         note=f"too few rows ({level.n}) to judge this level",
                     ))
                     continue
-                criterion = _criterion(name, threshold, value, None, None)
+                criterion = _criterion(
+                    name, threshold, value, level.intervals.get(name), None, on=on
+                )
                 out.append(replace(criterion, slice=column, level=level.level, n=level.n))
     return out
 
@@ -414,6 +418,7 @@ def evaluate(
     check_robustness: bool = True,
     time_latency: bool = True,
     text_columns: Sequence[str] = (),
+    slice_interval_metrics: Sequence[str] = (),
 ) -> Evaluation:
     """Evaluate a fitted model on the rows ``X`` with labels ``y``.
 
@@ -431,6 +436,8 @@ def evaluate(
             the median word count are ``short``, the rest ``long``), the text cases of
             robustness (typos, casing, punctuation, truncation), and latency is timed on
             batches of 32 texts, the size a server gathers, rather than 1,000 rows.
+        slice_interval_metrics: metrics that get bootstrap intervals on every reliable
+            slice level (those per-slice acceptance criteria name).
     """
     check_task(task)
     names = check_metrics(task, metrics)
@@ -491,7 +498,9 @@ def evaluate(
     slice_reports: tuple[SliceReport, ...] = ()
     if slices is not None and len(slices.columns):
         slice_reports = slice_metrics(
-            task, yt, pred, slices, proba, classes or None, names, min_slice_size
+            task, yt, pred, slices, proba, classes or None, names, min_slice_size,
+            interval_metrics=[m for m in slice_interval_metrics if m in names],
+            n_boot=n_boot, seed=seed,
         )
     fair: tuple[FairnessResult, ...] = ()
     if protected is not None and len(protected.columns):

@@ -134,7 +134,7 @@ def acceptance_gate(
     champion needs an explicit ``assay promote``.
     """
     criteria = check_acceptance(evaluation, spec.thresholds, on=spec.gate.acceptance_on)
-    criteria += check_slice_acceptance(evaluation, spec.slice_thresholds)
+    criteria += check_slice_acceptance(evaluation, spec.slice_thresholds, on=spec.gate.acceptance_on)
     if criteria or champion_version is not None:
         empty = "no acceptance criteria in assay.yaml: the champion is the yardstick (add some)"
         return _criteria_gate("acceptance", criteria, empty, {"judged_on": spec.gate.acceptance_on})
