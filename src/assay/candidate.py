@@ -66,6 +66,7 @@ __all__ = [
     "StageEvent",
     "build_candidate",
     "code_version",
+    "compare_with_baseline",
     "compare_with_champion",
     "cross_validate",
     "evaluated_metrics",
@@ -110,6 +111,8 @@ class Candidate:
         evaluation: the candidate on the sealed test rows.
         baseline: the baseline on the same rows.
         features: the model's input columns, in order.
+        baseline_comparison: the baseline (A) against the candidate (B) on the primary
+            metric, paired on the same sealed test rows (None when it could not be computed).
         warnings: what the caller should tell the user (learning curve, reference).
         seconds: wall time per stage (split, search, cv, evaluate, register).
     """
@@ -123,6 +126,7 @@ class Candidate:
     features: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
+    baseline_comparison: PairedComparison | None = None
 
     @property
     def version(self) -> int:
@@ -196,6 +200,7 @@ def build_candidate(
         evaluation, baseline = _evaluate_on_test(inputs, rows, search, cv_scores)
         if recalibration is not None:
             evaluation = _recalibration_on_test(inputs, rows, search, evaluation, recalibration)
+        versus_baseline = compare_with_baseline(inputs, rows, search, warnings)
 
     if spec.fairness.mitigation != "off" and spec.fairness.protected:
         with _timed(seconds, "mitigate"):
@@ -218,7 +223,7 @@ def build_candidate(
     return Candidate(
         record=record, model=search.estimator, plan=rows.plan, search=search,
         evaluation=evaluation, baseline=baseline, features=tuple(inputs.features),
-        warnings=tuple(warnings), seconds=seconds,
+        warnings=tuple(warnings), seconds=seconds, baseline_comparison=versus_baseline,
     )
 
 
@@ -357,12 +362,42 @@ def _evaluate_on_test(
         primary=spec.primary_metric,
         text_columns=(inputs.text_column,) if inputs.text_column else (),
         served=_served(inputs, model), latency_sla_ms=spec.serving.latency_p99_ms,
+        slice_interval_metrics=[
+            name for criteria in spec.slice_acceptance.values() for name in criteria
+        ],
     )
     baseline = evaluate(
         search.baseline, X_test, y_test, task=spec.task, metrics=metrics,
         seed=spec.seed, primary=spec.primary_metric, check_robustness=False, time_latency=False,
     )
     return evaluation, baseline
+
+
+def compare_with_baseline(
+    inputs: _Inputs, rows: _Rows, search: SearchResult, warnings: list[str]
+) -> PairedComparison | None:
+    """The dummy baseline (A) against the candidate (B) on the primary metric, paired on
+    the sealed test rows (the same rows and resamples for both; no further test access).
+
+    None, with a warning, when the metric cannot be computed for both on these rows.
+    """
+    spec, features = inputs.spec, inputs.features
+    test = rows.plan.take(inputs.dataset.frame, "test")
+    X_test, y_test = test[features], test[spec.data.target]
+    classification = spec.task in CLASSIFICATION_TASKS
+    model, dummy = search.estimator, search.baseline
+    try:
+        classes = getattr(model, "classes_", None)
+        return paired_bootstrap(
+            spec.task, spec.primary_metric, y_test.to_numpy(),
+            dummy.predict(X_test), dummy.predict_proba(X_test) if classification else None,
+            model.predict(X_test), model.predict_proba(X_test) if classification else None,
+            classes=classes, n_boot=1000, seed=spec.seed,
+        )
+    except (AssayError, ValueError) as exc:
+        shown = exc.render() if isinstance(exc, AssayError) else str(exc)
+        warnings.append(f"the model could not be compared with the dummy baseline: {shown}")
+        return None
 
 
 def _lineage(
@@ -542,8 +577,11 @@ def search_options(
 
 
 def evaluated_metrics(spec: ProjectSpec) -> list[str]:
-    """Reported metrics plus every metric an acceptance criterion names."""
-    return list(dict.fromkeys([spec.primary_metric, *spec.reported_metrics, *spec.acceptance]))
+    """Reported metrics plus every metric an acceptance criterion (global or per slice) names."""
+    per_slice = [name for criteria in spec.slice_acceptance.values() for name in criteria]
+    return list(dict.fromkeys(
+        [spec.primary_metric, *spec.reported_metrics, *spec.acceptance, *per_slice]
+    ))
 
 
 def split_summary(plan: SplitPlan) -> dict[str, Any]:
@@ -631,24 +669,36 @@ def cross_validate(
 def compare_with_champion(
     registry: ModelRegistry, champion: int | None, model: Any, X_test: pd.DataFrame,
     y_test: pd.Series, spec: ProjectSpec, run_id: int, fingerprint: str,
+    features: list[str] | None = None,
 ) -> tuple[PairedComparison | None, str]:
-    """The candidate against the champion on the same rows (paired bootstrap), or why not."""
+    """The candidate against the champion on the same rows (paired bootstrap), or why not.
+
+    ``X_test`` holds the test rows with every column at hand (the candidate's features
+    and any column the champion was trained on, dropped from features since); each
+    model scores its own feature columns (the candidate ``features``, default all of
+    ``X_test``; the champion those of its lineage). A note without a comparison means
+    the champion could not be scored on these rows at all.
+    """
     if champion is None or not spec.gate.compare_champion:
         return None, ""
     record = registry.get(champion)
-    wanted = list(record.lineage.features) or list(X_test.columns)
+    own = list(X_test.columns) if features is None else list(features)
+    wanted = list(record.lineage.features) or own
     missing = [c for c in wanted if c not in X_test.columns]
     if missing:
-        return None, f"the champion uses columns the new data lacks: {', '.join(missing[:5])}"
+        return None, (
+            f"the champion was trained on columns the current data no longer has: "
+            f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}"
+        )
     try:
         champ = registry.load_model(champion)
         registry.record_test_access(fingerprint, champion, run_id, "champion comparison")
         task = spec.task
         classification = task in CLASSIFICATION_TASKS
         pred_a = champ.predict(X_test[wanted])
-        pred_b = model.predict(X_test)
+        pred_b = model.predict(X_test[own])
         proba_a = champ.predict_proba(X_test[wanted]) if classification else None
-        proba_b = model.predict_proba(X_test) if classification else None
+        proba_b = model.predict_proba(X_test[own]) if classification else None
         classes = getattr(model, "classes_", None)
         if classification and list(getattr(champ, "classes_", [])) != (
             [] if classes is None else list(classes)

@@ -82,6 +82,8 @@ class RunResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     recalibration: Recalibration | None = None
     mitigation: MitigationComparison | None = None
+    #: why the gates passed but the version waits for an explicit ``assay promote``
+    review: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +110,7 @@ class RunResult:
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "recalibration": self.recalibration.to_dict() if self.recalibration else None,
             "mitigation": self.mitigation.to_dict() if self.mitigation else None,
+            "review": list(self.review),
         }
 
 
@@ -203,19 +206,22 @@ def _train_and_decide(
     say(StageEvent("gate", "checking the gates"))
     test = plan.take(dataset.frame, "test")
     champion = registry.champion()
+    # the whole test rows: the champion scores its own columns, even ones data.drop now
+    # keeps out of the candidate's features
     comparison, note = compare_with_champion(
         registry, champion.version if champion else None, candidate.model,
-        test[list(candidate.features)], test[spec.data.target], spec, run_id,
-        plan.test_fingerprint,
+        test.drop(columns=[spec.data.target]), test[spec.data.target], spec, run_id,
+        plan.test_fingerprint, features=list(candidate.features),
     )
     decision = decide(
         evaluation, spec, comparison=comparison,
         champion_version=champion.version if champion else None, champion_note=note,
         baseline_value=baseline.metrics.get(spec.primary_metric),
+        baseline=candidate.baseline_comparison, champion_comparable=not note,
     )
     registry.record_gate(version.version, decision.passed, [g.to_dict() for g in decision.gates])
     promoted = False
-    if decision.passed:
+    if decision.passed and not decision.review:
         registry.promote(
             version.version, gate_passed=True, reason=f"assay run {run_id}: every gate passed"
         )
@@ -236,7 +242,7 @@ def _train_and_decide(
     registry.finish_run(
         run_id, "succeeded",
         {"version": version.version, "gate_passed": decision.passed, "promoted": promoted,
-         "warnings": warnings},
+         "review": decision.review, "warnings": warnings},
     )
     test_value = evaluation.metrics.get(spec.primary_metric)
     return RunResult(
@@ -261,6 +267,7 @@ def _train_and_decide(
         report=report_path,
         recalibration=evaluation.recalibration,
         mitigation=evaluation.mitigation,
+        review=tuple(decision.review) if decision.passed else (),
     )
 
 

@@ -130,6 +130,7 @@ def _fast_project(root: Path, clean_frame: pd.DataFrame, **extra: object) -> Non
         "data": {"source": "data.csv", "target": "target"},
         "search": {"families": ["dummy", "linear"], "trials": 2, "cv_folds": 3},
         "serving": {"latency_p99_ms": 1000},
+        "acceptance": {"roc_auc": ">= 0.6"},
         **extra,
     }
     (root / "assay.yaml").write_text(yaml.safe_dump(raw))
@@ -172,6 +173,27 @@ def test_run_models_evaluate_promote_rollback_history_report(cli, tmp_path: Path
     # the second version's report sets its importance beside the first's
     report = cli("report", "2", "-o", str(out), cwd=tmp_path)
     assert report.code == 0 and "Rank in v1" in out.read_text()
+
+
+def test_run_without_criteria_registers_and_promote_needs_no_force(cli, tmp_path: Path, clean_frame) -> None:
+    _fast_project(tmp_path, clean_frame, acceptance={})
+    first = cli("run", cwd=tmp_path)
+    assert first.code == 1, first.err
+    assert "Registered, not promoted" in first.out and "assay promote 1" in first.out
+    assert "Champion unchanged (none)" in first.out
+    nothing = cli("rollback", cwd=tmp_path)
+    assert nothing.code == 2 and "assay promote N" in nothing.err
+    promoted = cli("promote", "1", cwd=tmp_path)
+    assert promoted.code == 0 and "Version 1 is the champion." in promoted.out
+
+
+def test_evaluate_shows_the_point_the_interval_and_the_value_judged(cli, tmp_path: Path, clean_frame) -> None:
+    _fast_project(tmp_path, clean_frame, acceptance={"roc_auc": ">= 0.6"})
+    assert cli("run", cwd=tmp_path).code in (0, 1)
+    shown = cli("evaluate", "1", cwd=tmp_path)
+    assert shown.code == 0, shown.err
+    assert "Acceptance" in shown.out and "95% CI [" in shown.out
+    assert "lower bound" in shown.out and "judged" in shown.out and "needs >= 0.6" in shown.out
 
 
 def test_run_with_zero_budget_is_a_config_error(cli, tmp_path: Path, clean_frame) -> None:

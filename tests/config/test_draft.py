@@ -110,3 +110,41 @@ def test_short_strings_beside_numbers_stay_tabular() -> None:
     })
     draft = draft_spec(Dataset.from_frame(frame, source="x.csv"), source="x.csv", target="label")
     assert draft.spec.task == "binary"
+
+
+@pytest.mark.parametrize(
+    ("target", "metric"),
+    [
+        (np.random.default_rng(0).choice([0, 1], 300, p=[0.7, 0.3]), "roc_auc"),
+        (np.random.default_rng(0).choice(["a", "b", "c"], 300, p=[0.6, 0.3, 0.1]), "f1_macro"),
+        (np.random.default_rng(0).normal(10, 3, 300), "rmse"),
+    ],
+)
+def test_init_drafts_an_acceptance_criterion_that_beats_the_dummy(tmp_path: Path, target, metric) -> None:
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.metrics import f1_score, mean_squared_error, roc_auc_score
+
+    frame = _frame(target)
+    draft = draft_spec(Dataset.from_frame(frame, source="d.csv"), source="d.csv", target="y")
+    (criterion,) = draft.spec.thresholds.items()
+    name, threshold = criterion
+    assert name == metric == draft.spec.primary_metric
+    # the dummy's score, measured the long way, is what the draft compares with
+    X, y = np.zeros((len(frame), 1)), frame["y"]
+    if metric == "rmse":
+        dummy = float(np.sqrt(mean_squared_error(y, DummyRegressor().fit(X, y).predict(X))))
+        assert threshold.op == "<=" and threshold.value == pytest.approx(0.9 * dummy, rel=1e-2)
+    else:
+        model = DummyClassifier().fit(X, y)
+        dummy = (roc_auc_score(y, model.predict_proba(X)[:, 1]) if metric == "roc_auc"
+                 else f1_score(y, model.predict(X), average="macro"))
+        assert threshold.op == ">=" and not threshold.holds(dummy)
+        wanted = dummy + 0.1 * (1 - dummy)
+        assert wanted <= threshold.value < wanted + 0.01 + 1e-9
+        if metric == "roc_auc":
+            assert threshold.value == 0.55
+    text = render_yaml(draft)
+    assert f"scores {metric} " in " ".join(text.replace("#", " ").split()) and "assay promote N" in text
+    path = tmp_path / "assay.yaml"
+    path.write_text(text)
+    assert load_spec(path).acceptance == draft.spec.acceptance

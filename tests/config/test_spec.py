@@ -49,12 +49,33 @@ def test_defaults_follow_the_task() -> None:
         ({"data": {"source": "d.csv", "target": "y"}}, "task", "is required"),
         ({"task": "binary", "data": {"source": "d.csv"}}, "data.target", "is required"),
         (minimal(fairness={"limits": {"equalized_odds_difference": "small"}}), "fairness.limits", "threshold"),
+        (minimal(gate={"acceptance_on": "median"}), "gate.acceptance_on", "'interval' or 'point'"),
+        (minimal(slices=["a", {"column": "b", "acceptance": {"rmse": "<= 1"}}]),
+         "slices[1].acceptance.rmse", "not a binary metric"),
+        (minimal(slices=[{"column": "b", "acceptance": {"recall": "0.6"}}]),
+         "slices[0].acceptance.recall", "not a threshold"),
+        (minimal(slices=[{"column": "b", "acceptance": {"recall": 0.6}}]),
+         "slices[0].acceptance.recall", "no direction"),
+        (minimal(slices=[{"colum": "b"}]), "slices[0].colum", "unknown key"),
+        (minimal(slices=[{"acceptance": {"recall": ">= 0.6"}}]), "slices[0].column", "needs column"),
+        (minimal(slices=[{"column": "b", "acceptance": ">= 0.6"}]), "slices[0].acceptance", "mapping"),
     ],
 )
 def test_invalid_specs_name_the_key(raw: dict[str, Any], key: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match) as info:
         parse_spec(raw)
     assert info.value.key is not None and info.value.key.startswith(key)
+
+
+def test_slices_take_names_and_entries_with_criteria() -> None:
+    spec = parse_spec(minimal(slices=["region", {"column": "plan", "acceptance": {"recall": ">= 0.6"}}]))
+    assert spec.slices == ["region", "plan"]
+    assert spec.slice_acceptance == {"plan": {"recall": ">= 0.6"}}
+    assert spec.slice_thresholds["plan"]["recall"].holds(0.6) and spec.has_acceptance
+    assert parse_spec(spec.to_dict()) == spec  # the stored form loads back
+    plain = parse_spec(minimal(slices=["region"]))
+    assert plain.slices == ["region"] and not plain.has_acceptance
+    assert plain.gate.acceptance_on == "interval"
 
 
 def test_threshold_parsing() -> None:

@@ -250,6 +250,7 @@ def test_public_names_are_pinned() -> None:
         "build_curves",
         "check_acceptance",
         "check_fairness",
+        "check_slice_acceptance",
         "compute_confusion",
         "compute_metrics",
         "evaluate",
@@ -265,3 +266,15 @@ def test_public_names_are_pinned() -> None:
         "slice_metrics",
     }
     assert all(hasattr(evaluate_pkg, name) for name in evaluate_pkg.__all__)
+
+
+def test_acceptance_without_an_interval_is_judged_on_the_point_and_says_so() -> None:
+    from assay.evaluate import Evaluation, check_acceptance
+
+    ev = Evaluation(task="binary", n_rows=100, classes=(0, 1), primary="roc_auc",
+                    metrics={"roc_auc": 0.8, "recall": 0.7}, intervals={"recall": (0.55, 0.8)})
+    roc, recall = check_acceptance(ev, {"roc_auc": ">= 0.75", "recall": ">= 0.6"}, on="interval")
+    assert roc.passed and roc.judged == "point" and "no bootstrap interval" in roc.note
+    assert not recall.passed and recall.judged == "interval" and recall.judged_value == 0.55
+    point = check_acceptance(ev, {"recall": ">= 0.6"}, on="point")[0]
+    assert point.passed and point.judged_value == 0.7 and point.conclusive is False

@@ -12,8 +12,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.impute import SimpleImputer
 
 from assay.config import parse_spec
-from assay.evaluate import evaluate, paired_bootstrap
-from assay.gate import champion_gate, decide
+from assay.evaluate import Criterion, evaluate, paired_bootstrap
+from assay.gate import GateDecision, acceptance_gate, baseline_gate, champion_gate, decide
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +35,23 @@ def spec(**extra):
     return parse_spec({"task": "binary", "data": {"source": "d.csv", "target": "y"}, **extra})
 
 
+def versus(a, b, X, y, metric="roc_auc"):
+    """The paired comparison of model ``a`` (the yardstick) with model ``b``."""
+    return paired_bootstrap("binary", metric, y, a.predict(X), a.predict_proba(X),
+                            b.predict(X), b.predict_proba(X), classes=b.classes_, seed=0)
+
+
 def test_all_gates_pass_for_a_good_model(fitted) -> None:
-    *_, ev = fitted
+    model, dummy, X, y, ev = fitted
     decision = decide(ev, spec(acceptance={"roc_auc": ">= 0.75"}, serving={"latency_p99_ms": 1000}),
-                      baseline_value=0.5)
-    assert decision.passed, decision.to_dict()
+                      baseline_value=0.5, baseline=versus(dummy, model, X, y))
+    assert decision.passed and not decision.review, decision.to_dict()
 
 
 def test_acceptance_and_latency_fail_with_evidence(fitted) -> None:
-    *_, ev = fitted
+    model, dummy, X, y, ev = fitted
     decision = decide(ev, spec(acceptance={"roc_auc": ">= 0.9999"}, serving={"latency_p99_ms": 1e-6}),
-                      baseline_value=0.5)
+                      baseline_value=0.5, baseline=versus(dummy, model, X, y))
     failed = {g.name: g for g in decision.failed}
     assert set(failed) == {"acceptance", "latency"}
     assert "roc_auc" in failed["acceptance"].message and "needs >= 0.9999" in failed["acceptance"].message
@@ -114,3 +120,126 @@ def test_calibration_gate(fitted) -> None:
     gate = next(g for g in tight.gates if g.name == "calibration")
     assert not gate.passed and "after isotonic recalibration (before: 0.3000)" in gate.message
     assert gate.evidence["ece"] == ece and gate.evidence["recalibration"]["adopted"] is True
+def test_acceptance_is_judged_on_the_interval_by_default_and_on_the_point_on_request(fitted) -> None:
+    *_, ev = fitted
+    low, high = ev.intervals["roc_auc"]
+    point = ev.metrics["roc_auc"]
+    assert low < point < high
+    between = f">= {(low + point) / 2:.6f}"  # the point clears it, the lower bound does not
+    strict = acceptance_gate(ev, spec(acceptance={"roc_auc": between}))
+    assert not strict.passed
+    judged = Criterion.from_dict(strict.evidence["criteria"][0])
+    assert judged.judged == "interval" and judged.judged_value == pytest.approx(low)
+    assert judged.observed == pytest.approx(point) and judged.interval == pytest.approx((low, high))
+    assert f"{point:.4g}" in strict.message and f"lower bound {low:.4g} judged" in strict.message
+    lenient = acceptance_gate(ev, spec(acceptance={"roc_auc": between}, gate={"acceptance_on": "point"}))
+    assert lenient.passed
+    assert Criterion.from_dict(lenient.evidence["criteria"][0]).judged == "point"
+    # a '<=' criterion is judged on the upper bound
+    loss_low, loss_high = ev.intervals["log_loss"]
+    upper = acceptance_gate(ev, spec(acceptance={"log_loss": f"<= {(loss_low + loss_high) / 2:.6f}"}))
+    assert not upper.passed and "upper bound" in upper.message
+    clear = acceptance_gate(ev, spec(acceptance={"roc_auc": f">= {low - 0.01:.6f}"}))
+    assert clear.passed
+
+
+def test_criteria_stored_before_interval_judging_load_as_point_judgements() -> None:
+    old = {"metric": "roc_auc", "threshold": ">= 0.8", "observed": 0.85, "interval": [0.8, 0.9],
+           "passed": True, "attribute": None, "conclusive": False, "note": ""}
+    criterion = Criterion.from_dict(old)
+    assert criterion.judged == "point" and criterion.judged_value == 0.85
+    assert Criterion.from_dict(criterion.to_dict()) == criterion
+
+
+def test_baseline_gate_passes_a_model_that_clearly_beats_the_dummy(fitted) -> None:
+    model, dummy, X, y, _ = fitted
+    gate = baseline_gate(versus(dummy, model, X, y), spec())
+    assert gate.passed and "beats the dummy baseline" in gate.message
+    assert gate.evidence["ci"][0] > 0 and gate.evidence["baseline_value"] == pytest.approx(0.5)
+
+
+def test_baseline_gate_fails_a_model_no_better_than_the_dummy(fitted) -> None:
+    model, dummy, X, y, _ = fitted
+    # planted: the "model" is a second dummy, so the improvement's interval holds 0
+    other = DummyClassifier(strategy="prior").fit(X, y)
+    gate = baseline_gate(versus(dummy, other, X, y), spec())
+    assert not gate.passed and "includes 0" in gate.message
+    assert gate.evidence["ci"][0] <= 0 <= gate.evidence["ci"][1]
+    worse = baseline_gate(versus(model, dummy, X, y), spec())
+    assert not worse.passed and "worse than the dummy" in worse.message
+    assert not baseline_gate(None, spec()).passed
+    assert "baseline" in {g.name for g in decide(fitted[-1], spec(), baseline=versus(dummy, other, X, y)).failed}
+
+
+def test_without_acceptance_criteria_the_first_champion_needs_an_explicit_promotion(fitted) -> None:
+    model, dummy, X, y, ev = fitted
+    first = decide(ev, spec(serving={"latency_p99_ms": 1000}), baseline=versus(dummy, model, X, y))
+    assert first.passed and len(first.review) == 1 and "assay promote" in first.review[0]
+    assert GateDecision.from_dict(first.to_dict()).review == first.review
+    # once there is a champion, it is the yardstick: no review asked for
+    later = acceptance_gate(ev, spec(), champion_version=1)
+    assert later.passed and "review" not in later.evidence
+    with_criteria = decide(ev, spec(acceptance={"roc_auc": ">= 0.6"}, serving={"latency_p99_ms": 1000}),
+                           baseline=versus(dummy, model, X, y))
+    assert with_criteria.passed and not with_criteria.review
+
+
+def test_a_champion_that_cannot_be_scored_does_not_trap_the_project(fitted) -> None:
+    note = "the champion was trained on columns the current data no longer has: region"
+    gate = champion_gate(None, spec(), champion_version=3, note=note, comparable=False)
+    assert gate.passed and "impossible" in gate.message and "region" in gate.message
+    assert "assay promote" in gate.evidence["review"] and gate.evidence["compared"] is False
+    # a comparison that can be made still decides
+    model, dummy, X, y, _ = fitted
+    assert not champion_gate(versus(model, dummy, X, y), spec(), champion_version=3).passed
+
+
+@pytest.fixture(scope="module")
+def sliced(fitted) -> tuple:
+    """The model on test rows with a ``plan`` slice: level ``bad`` has its labels flipped,
+    level ``rare`` has 10 rows."""
+    model, _, X, y, _ = fitted
+    n = len(X)
+    plan = np.where(np.arange(n) % 3 == 0, "bad", "good").astype(object)
+    plan[:10] = "rare"
+    y_planted = np.where(plan == "bad", 1 - y, y)
+    frame = pd.DataFrame({"plan": plan})
+    ev = evaluate(model, X, y_planted, task="binary", slices=frame, min_slice_size=30, seed=0,
+                  check_robustness=False, time_latency=False, slice_interval_metrics=["recall"])
+    return ev, pd.Series(plan)
+
+
+def test_per_slice_criteria_fail_naming_the_slice_and_level(sliced) -> None:
+    ev, _ = sliced
+    s = spec(slices=[{"column": "plan", "acceptance": {"recall": ">= 0.6"}}])
+    gate = acceptance_gate(ev, s)
+    assert not gate.passed
+    assert "recall [plan=bad]" in gate.message and "[plan=good]" not in gate.message.split("; ")[0]
+    levels = {c["level"]: c for c in gate.evidence["criteria"]}
+    assert levels["bad"]["passed"] is False and levels["good"]["passed"] is True
+    assert levels["rare"]["passed"] is True and "too few rows" in levels["rare"]["note"]
+
+
+def test_per_slice_criteria_hold_on_clean_slices(sliced, fitted) -> None:
+    model, _, X, y, _ = fitted
+    plan = np.where(np.arange(len(X)) % 2 == 0, "a", "b")
+    ev = evaluate(model, X, y, task="binary", slices=pd.DataFrame({"plan": plan}), seed=0,
+                  check_robustness=False, time_latency=False, slice_interval_metrics=["recall"])
+    s = spec(slices=["other", {"column": "plan", "acceptance": {"recall": ">= 0.45"}}])
+    gate = acceptance_gate(ev, s)
+    assert gate.passed, gate.message
+    criteria = [Criterion.from_dict(c) for c in gate.evidence["criteria"]]
+    assert {c.level for c in criteria} == {"a", "b"}
+    # each level is judged on the lower bound of its own bootstrap interval
+    for c in criteria:
+        assert c.judged == "interval" and c.interval is not None
+        assert c.judged_value == c.interval[0] < c.observed
+
+
+def test_slice_levels_stored_without_intervals_load() -> None:
+    from assay.evaluate import SliceLevel
+
+    old = {"level": "a", "n": 40, "metrics": {"recall": 0.7}, "reliable": True}
+    assert SliceLevel.from_dict(old).intervals == {}
+    level = SliceLevel("a", 40, {"recall": 0.7}, True, {"recall": (0.6, 0.8)})
+    assert SliceLevel.from_dict(level.to_dict()) == level

@@ -173,7 +173,10 @@ def monitored_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         result = run_project(project, registry=registry, write_report=False)
         if not result.promoted:
-            registry.promote(result.version, gate_passed=False, force=True, reason="test fixture")
+            registry.promote(
+                result.version, gate_passed=result.gate.passed, force=not result.gate.passed,
+                reason="test fixture",
+            )
     finally:
         registry.store.close()
     return root

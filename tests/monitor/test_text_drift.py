@@ -516,7 +516,10 @@ def test_a_monitoring_pass_checks_the_text_column_and_alerts_on_its_drift(
     try:
         result = run_project(project, registry=registry, write_report=False)
         if not result.promoted:
-            registry.promote(result.version, gate_passed=False, force=True, reason="test")
+            registry.promote(
+                result.version, gate_passed=result.gate.passed, force=not result.gate.passed,
+                reason="test",
+            )
         assert registry.get(result.version).lineage.reference is None
     finally:
         registry.store.close()

@@ -36,7 +36,10 @@ def test_run_and_retrain_register_the_same_candidate_on_the_same_data(
     run = run_project(project, write_report=False)
     registry = open_registry(project)
     if registry.alias("champion") is None:
-        registry.promote(run.version, gate_passed=False, force=True, reason="test fixture")
+        registry.promote(
+                run.version, gate_passed=run.gate.passed, force=not run.gate.passed,
+                reason="test fixture",
+            )
     first = registry.get(run.version)
 
     data = _assemble(project, registry, first, utcnow())

@@ -112,3 +112,18 @@ def test_the_card_states_what_is_trusted(binary_input: ReportInput) -> None:
     assert "the signing key, kept outside the store, is the trust root" in trust
     assert "unpickled only after its HMAC-SHA256 signature" in trust
     assert "without the key cannot get code run" in trust and "hash detects corruption" in trust
+
+
+def test_criteria_say_how_they_were_judged_and_slice_failures_name_the_level(
+    binary_input: ReportInput,
+) -> None:
+    judged = {"metric": "roc_auc", "threshold": ">= 0.7", "observed": 0.81, "interval": [0.74, 0.88],
+              "passed": True, "conclusive": True, "judged": "interval", "judged_value": 0.74}
+    sliced = {"metric": "recall", "threshold": ">= 0.6", "observed": 0.31, "interval": None,
+              "passed": False, "slice": "plan", "level": "pro", "n": 80, "judged": "point",
+              "judged_value": 0.31}
+    card = render_model_card(dataclasses.replace(binary_input, acceptance=[judged, sliced]))
+    use = _section(card, "Intended use")
+    assert "judged on the interval's lower bound 0.7400" in use
+    assert "recall on plan=pro `>= 0.6`: observed 0.3100" in use and "NOT met" in use
+    assert "Acceptance criterion not met: recall &gt;= 0.6 on plan=pro" in _section(card, "Limits")

@@ -135,7 +135,10 @@ def _build(root: Path) -> tuple[int, int]:
     try:
         first = run_project(project, registry=registry, write_report=False)
         if not first.promoted:
-            registry.promote(first.version, gate_passed=False, force=True, reason="test fixture")
+            registry.promote(
+                first.version, gate_passed=first.gate.passed, force=not first.gate.passed,
+                reason="test fixture",
+            )
         spec = project.spec
         lightgbm_only = spec.model_copy(
             update={"search": spec.search.model_copy(update={"families": ["dummy", "lightgbm"]})}
@@ -227,7 +230,10 @@ def _build_text(root: Path) -> int:
     try:
         result = run_project(project, registry=registry, write_report=False)
         if not result.promoted:
-            registry.promote(result.version, gate_passed=False, force=True, reason="test fixture")
+            registry.promote(
+                result.version, gate_passed=result.gate.passed, force=not result.gate.passed,
+                reason="test fixture",
+            )
         return result.version
     finally:
         registry.store.close()

@@ -105,6 +105,12 @@ def _render_run(console: Console, result: Any) -> None:
         console.print(f"[yellow]warning[/]: {warning}")
     if result.promoted:
         console.print(f"[green]Promoted[/]: version {result.version} is the champion.")
+    elif result.gate.passed and result.review:
+        champion = f"version {result.champion}" if result.champion else "none"
+        console.print(
+            f"[yellow]Registered, not promoted[/]: every gate passed, but {'; and '.join(result.review)}. "
+            f"Champion unchanged ({champion}); to promote it: [bold]assay promote {result.version}[/]"
+        )
     else:
         failed = ", ".join(g.name for g in result.gate.failed)
         champion = f"version {result.champion}" if result.champion else "none"
@@ -214,6 +220,18 @@ def evaluate_cmd(
         shown = f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "-"
         table.add_row(name + (" (primary)" if name == evaluation.primary else ""), _fmt(value), shown)
     console.print(table)
+    decision = registry.latest_gate(version)
+    criteria: list[Any] = next((g.get("evidence", {}).get("criteria", []) for g in (decision.gates if decision else [])
+                     if g.get("name") == "acceptance"), [])
+    if criteria:
+        from assay.evaluate import Criterion
+        from assay.gate import describe_criterion
+
+        console.print("[bold]Acceptance[/] (point estimate, interval, and the value judged):")
+        for raw in criteria:
+            criterion = Criterion.from_dict(raw)
+            verdict = "[green]holds[/]" if criterion.passed else "[bold red]fails[/]"
+            console.print(f"  {verdict} {describe_criterion(criterion)}", highlight=False)
 
 
 def promote(

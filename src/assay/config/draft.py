@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,17 @@ from assay.config.spec import ProjectSpec
 from assay.data.dataset import Dataset
 from assay.errors import ConfigError, DataError
 
-__all__ = ["LONG_TEXT_WORDS", "TEXT_FAMILIES", "Draft", "draft_spec", "infer_task", "render_yaml"]
+__all__ = [
+    "DRAFT_MARGIN",
+    "LONG_TEXT_WORDS",
+    "TEXT_FAMILIES",
+    "Draft",
+    "draft_acceptance",
+    "draft_spec",
+    "dummy_score",
+    "infer_task",
+    "render_yaml",
+]
 
 #: a free-text column whose median text has this many words is long text: reviews,
 #: tickets, notes, the kind a pretrained encoder reads well
@@ -152,6 +164,9 @@ def draft_spec(
         "slices": list(protected or []),
         "fairness": {"protected": list(protected or [])},
     }
+    drafted = draft_acceptance(task, DEFAULT_PRIMARY[task], frame[target])
+    if drafted is not None:
+        raw["acceptance"], notes["acceptance"] = drafted
     if task == "text-classification":
         tabular = [c for c, k in kinds.items() if k != "text"]
         # the text families first; a tabular family only when other columns may help
@@ -166,6 +181,65 @@ def draft_spec(
         notes["balance"] = ", ".join(f"{k}: {v:.1%}" for k, v in counts.head(6).items())
     notes["rows"] = f"{len(frame):,} rows x {frame.shape[1]} columns"
     return Draft(spec=parse_spec(raw, origin="drafted assay.yaml"), notes=notes)
+
+
+#: the share of the way from the dummy's score to a perfect one that a drafted criterion asks for
+DRAFT_MARGIN = 0.10
+
+
+def dummy_score(task: str, metric: str, target: pd.Series) -> float | None:
+    """What the dummy baseline scores on ``target`` for ``metric``, or None if not known here.
+
+    The dummy predicts the class priors (so the majority class) or the mean: a constant
+    score has a ROC AUC of 0.5; predicting the majority class of share ``p`` among ``k``
+    classes has a macro F1 of ``2p / (1 + p) / k``; the mean has an RMSE equal to the
+    target's standard deviation.
+    """
+    values = target.dropna()
+    if values.empty:
+        return None
+    if metric in ("roc_auc", "roc_auc_ovr"):
+        return 0.5
+    if task in CLASSIFICATION_TASKS and metric == "f1_macro":
+        shares = values.value_counts(normalize=True)
+        p = float(shares.iloc[0])
+        return 2 * p / (1 + p) / len(shares)
+    if task == "regression" and metric == "rmse":
+        numbers = pd.to_numeric(values, errors="coerce").dropna()
+        return float(numbers.std(ddof=0)) if len(numbers) else None
+    return None
+
+
+def draft_acceptance(
+    task: str, metric: str, target: pd.Series
+) -> tuple[dict[str, str], str] | None:
+    """A first acceptance criterion on ``metric``: beat the dummy baseline by a margin.
+
+    A score of at most 1 must close :data:`DRAFT_MARGIN` of the gap between the dummy
+    and a perfect score; an error must be that share smaller than the dummy's. Returns
+    the criteria and the sentence explaining them, or None when the dummy's score is
+    not known here. The gate judges the criterion on the lower (upper, for an error)
+    end of the bootstrap interval, so a model must clear it with confidence.
+    """
+    base = dummy_score(task, metric, target)
+    if base is None:
+        return None
+    if metric == "rmse":
+        bound = float(f"{base * (1 - DRAFT_MARGIN):.3g}")
+        text = f"<= {bound:g}"
+        how = f"{DRAFT_MARGIN:.0%} less error"
+        dummy = "predicting the mean"
+    else:
+        # rounded up to two decimals (rounding first, so 0.55 stays 0.55)
+        bound = math.ceil(round((base + DRAFT_MARGIN * (1 - base)) * 100, 6)) / 100
+        text = f">= {bound:g}"
+        how = f"{DRAFT_MARGIN:.0%} of the way from it to a perfect score"
+        dummy = "predicting the class priors"
+    why = (
+        f"the dummy baseline ({dummy}) scores {metric} {base:.4g} on these rows; "
+        f"this criterion asks for {how}"
+    )
+    return {metric: text}, why
 
 
 def _median_words(series: pd.Series) -> float:
@@ -231,6 +305,15 @@ def render_yaml(draft: Draft) -> str:
         f"  primary: {spec.primary_metric}   # the metric that decides; available: {metrics}",
         "",
         "# The definition of done: a model is promoted only if all of these hold.",
+        "# Each is judged on the pessimistic end of its 95% bootstrap interval on the sealed",
+        "# test set (gate.acceptance_on: interval | point). Without any criterion the first",
+        "# model is registered but not promoted until you run 'assay promote N'.",
+        *(
+            [f"# Drafted: {line}" if i == 0 else f"#   {line}" for i, line in enumerate(
+                textwrap.wrap(f"{draft.notes['acceptance']}; raise it to what the use needs.", 86)
+            )]
+            if "acceptance" in draft.notes else []
+        ),
         *(
             ["acceptance:", *(f"  {k}: {json.dumps(v)}" for k, v in spec.acceptance.items())]
             if spec.acceptance

@@ -314,6 +314,11 @@ class GateSpec(_Section):
     max_test_uses: int = Field(
         5, ge=1, description="warn when the sealed test set has scored more candidates than this"
     )
+    acceptance_on: Literal["interval", "point"] = Field(
+        "interval",
+        description="what an acceptance criterion is judged on: the bootstrap interval's "
+        "pessimistic end (lower bound for '>=', upper for '<=') or the point estimate",
+    )
 
 
 class AuditSpec(_Section):
@@ -363,7 +368,16 @@ class ProjectSpec(_Section):
     split: SplitSpec = Field(default_factory=SplitSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     acceptance: dict[str, str] = Field(default_factory=dict)
-    slices: list[str] = Field(default_factory=list)
+    slices: list[str] = Field(
+        default_factory=list,
+        description="columns whose levels are evaluated apart; an entry may be "
+        "{column: NAME, acceptance: {METRIC: '>= X'}} to hold every level to criteria",
+    )
+    slice_acceptance: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="per-slice acceptance criteria by column (what {column, acceptance} "
+        "entries of slices are read into)",
+    )
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
@@ -376,6 +390,51 @@ class ProjectSpec(_Section):
     labelling: LabellingSpec = Field(default_factory=LabellingSpec)
     store: StoreSpec = Field(default_factory=StoreSpec)
     seed: int = 42
+
+    @model_validator(mode="before")
+    @classmethod
+    def _slice_entries(cls, data: Any) -> Any:
+        """Read ``{column, acceptance}`` entries of ``slices`` into ``slice_acceptance``."""
+        if not isinstance(data, dict) or not isinstance(data.get("slices"), list):
+            return data
+        names: list[Any] = []
+        criteria: dict[str, Any] = dict(data.get("slice_acceptance") or {})
+        for i, entry in enumerate(data["slices"]):
+            if not isinstance(entry, dict):
+                names.append(entry)
+                continue
+            unknown = sorted(str(k) for k in entry if k not in ("column", "acceptance"))
+            if unknown:
+                raise _KeyedError(
+                    ("slices", i, unknown[0]),
+                    f"unknown key '{unknown[0]}' in a slice entry; a slice is a column name or "
+                    "{column: NAME, acceptance: {METRIC: '>= X'}}",
+                )
+            column = entry.get("column")
+            if not isinstance(column, str) or not column:
+                raise _KeyedError(
+                    ("slices", i, "column"),
+                    "a slice entry needs column: the name of the column to slice by",
+                )
+            acceptance = entry.get("acceptance", {})
+            if not isinstance(acceptance, dict):
+                raise _KeyedError(
+                    ("slices", i, "acceptance"),
+                    "a slice's acceptance is a mapping of metric to threshold, e.g. "
+                    "{recall: '>= 0.6'}",
+                )
+            for name, text in acceptance.items():
+                if not isinstance(text, str):
+                    try:
+                        parse_threshold(text)
+                        message = f"write the threshold as text, e.g. '>= {text}'"
+                    except ValueError as exc:
+                        message = str(exc)
+                    raise _KeyedError(("slices", i, "acceptance", str(name)), message)
+            names.append(column)
+            if acceptance:
+                criteria[column] = acceptance
+        return {**data, "slices": names, "slice_acceptance": criteria}
 
     @model_validator(mode="after")
     def _metrics_fit_task(self) -> ProjectSpec:
@@ -416,6 +475,26 @@ class ProjectSpec(_Section):
                 f"a {self.task} model has no class probabilities to calibrate; remove "
                 "calibration.max_ece or choose a classification task",
             )
+        for column, criteria in self.slice_acceptance.items():
+            where: tuple[str | int, ...] = (
+                ("slices", self.slices.index(column), "acceptance")
+                if column in self.slices else ("slice_acceptance", column)
+            )
+            if column not in self.slices:
+                raise _KeyedError(
+                    where, f"'{column}' has slice criteria but is not listed in slices; add it"
+                )
+            for name, text in criteria.items():
+                if name not in valid:
+                    raise _KeyedError(
+                        (*where, name),
+                        f"'{name}' is not a {self.task} metric, so it cannot be checked per "
+                        f"slice; valid: {', '.join(valid)}",
+                    )
+                try:
+                    parse_threshold(text)
+                except ValueError as exc:
+                    raise _KeyedError((*where, name), str(exc)) from None
         if self.split.strategy == "chronological" and self.data.time is None:
             raise _KeyedError(
                 ("split", "strategy"),
@@ -451,6 +530,19 @@ class ProjectSpec(_Section):
     def thresholds(self) -> dict[str, AcceptanceThreshold]:
         """The acceptance criteria, parsed."""
         return {name: parse_threshold(text) for name, text in self.acceptance.items()}
+
+    @property
+    def slice_thresholds(self) -> dict[str, dict[str, AcceptanceThreshold]]:
+        """The per-slice acceptance criteria, parsed, by slice column."""
+        return {
+            column: {name: parse_threshold(text) for name, text in criteria.items()}
+            for column, criteria in self.slice_acceptance.items()
+        }
+
+    @property
+    def has_acceptance(self) -> bool:
+        """Whether any acceptance criterion (global or per slice) is configured."""
+        return bool(self.acceptance) or any(self.slice_acceptance.values())
 
     @property
     def protected(self) -> list[str]:

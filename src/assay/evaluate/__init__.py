@@ -18,6 +18,7 @@ from assay.evaluate.evaluation import (
     CVSummary,
     Evaluation,
     check_acceptance,
+    check_slice_acceptance,
     check_fairness,
     evaluate,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "bootstrap_intervals",
     "build_curves",
     "check_acceptance",
+    "check_slice_acceptance",
     "check_fairness",
     "compute_confusion",
     "compute_metrics",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ __all__ = [
     "Evaluation",
     "check_acceptance",
     "check_fairness",
+    "check_slice_acceptance",
     "evaluate",
 ]
 
@@ -92,9 +93,13 @@ class CVSummary:
 class Criterion:
     """One acceptance or fairness check and its outcome.
 
-    ``passed`` judges the point estimate; ``conclusive`` says whether the whole
-    bootstrap interval lies on the same side of the threshold (None without interval).
-    ``attribute`` names the protected attribute of a fairness criterion.
+    ``passed`` judges ``judged_value``: the point estimate (``judged == "point"``) or
+    the pessimistic end of the bootstrap interval (``"interval"``: the lower bound of a
+    ``>=`` criterion, the upper bound of a ``<=`` one). ``conclusive`` says whether the
+    whole interval lies on the same side of the threshold (None without interval).
+    ``attribute`` names the protected attribute of a fairness criterion; ``slice`` and
+    ``level`` the slice column and level of a per-slice criterion. Criteria stored
+    before ``judged`` existed judged the point estimate.
     """
 
     metric: str
@@ -105,6 +110,18 @@ class Criterion:
     attribute: str | None = None
     conclusive: bool | None = None
     note: str = ""
+    judged: str = "point"
+    judged_value: float | None = None
+    slice: str | None = None
+    level: str | None = None
+    n: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The metric with its attribute or slice level, e.g. ``recall [plan=pro]``."""
+        if self.slice is not None:
+            return f"{self.metric} [{self.slice}={self.level}]"
+        return f"{self.metric} [{self.attribute}]" if self.attribute else self.metric
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable fields."""
@@ -117,13 +134,20 @@ class Criterion:
             "attribute": self.attribute,
             "conclusive": self.conclusive,
             "note": self.note,
+            "judged": self.judged,
+            "judged_value": self.judged_value,
+            "slice": self.slice,
+            "level": self.level,
+            "n": self.n,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Criterion:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (records without the newer fields judged the point)."""
         interval = data.get("interval")
-        return cls(**{**data, "interval": tuple(interval) if interval is not None else None})
+        judged_value = data.get("judged_value", data.get("observed"))
+        return cls(**{**data, "interval": tuple(interval) if interval is not None else None,
+                      "judged": data.get("judged", "point"), "judged_value": judged_value})
 
 
 @dataclass(frozen=True)
@@ -208,9 +232,17 @@ class Evaluation:
 
 
 def check_acceptance(
-    evaluation: Evaluation, thresholds: Mapping[str, AcceptanceThreshold | str]
+    evaluation: Evaluation,
+    thresholds: Mapping[str, AcceptanceThreshold | str],
+    on: str = "point",
 ) -> list[Criterion]:
     """One :class:`Criterion` per threshold; a metric that was not computed fails.
+
+    ``on="interval"`` judges the pessimistic end of the metric's bootstrap interval
+    (the lower bound of a ``>=`` criterion, the upper bound of a ``<=`` one), so a
+    model passes only when the whole interval clears the threshold; a metric without
+    an interval is judged on its point estimate (and says so). ``on="point"`` judges
+    the point estimate.
 
     Raises:
         ConfigError: a threshold names a metric the task does not have, or does not parse.
@@ -230,7 +262,47 @@ def check_acceptance(
         threshold = _parse(raw, key)
         observed = evaluation.metrics.get(name)
         interval = evaluation.intervals.get(name)
-        out.append(_criterion(name, threshold, observed, interval, None))
+        out.append(_criterion(name, threshold, observed, interval, None, on=on))
+    return out
+
+
+def check_slice_acceptance(
+    evaluation: Evaluation,
+    thresholds: Mapping[str, Mapping[str, AcceptanceThreshold | str]],
+    on: str = "point",
+) -> list[Criterion]:
+    """One :class:`Criterion` per slice level and criterion of ``thresholds`` (by column).
+
+    Levels are judged as :func:`check_acceptance` judges the whole test set (``on``),
+    on the level's bootstrap interval when it has one. A level with fewer test rows
+    than the slice minimum is reported with the note ``too few rows`` and does not
+    fail; a slice that was not evaluated, or a metric undefined on a level, fails.
+    """
+    reports = {report.column: report for report in evaluation.slices}
+    out: list[Criterion] = []
+    for column, criteria in thresholds.items():
+        report = reports.get(column)
+        for name, raw in criteria.items():
+            threshold = _parse(raw, f"slices.{column}.acceptance.{name}")
+            if report is None or not report.levels:
+                out.append(Criterion(
+                    name, str(threshold), None, None, False, slice=column, level="*",
+                    note=f"slice '{column}' was not evaluated on the test rows",
+                ))
+                continue
+            for level in report.levels:
+                value = level.metrics.get(name)
+                if not level.reliable:
+                    out.append(Criterion(
+                        name, str(threshold), value, None, True, slice=column,
+                        level=level.level, n=level.n, judged_value=value,
+                        note=f"too few rows ({level.n}) to judge this level",
+                    ))
+                    continue
+                criterion = _criterion(
+                    name, threshold, value, level.intervals.get(name), None, on=on
+                )
+                out.append(replace(criterion, slice=column, level=level.level, n=level.n))
     return out
 
 
@@ -296,6 +368,8 @@ def _criterion(
     observed: float | None,
     interval: tuple[float, float] | None,
     attribute: str | None,
+    *,
+    on: str = "point",
 ) -> Criterion:
     if observed is None:
         return Criterion(
@@ -306,12 +380,23 @@ def _criterion(
             False,
             attribute,
             note="the value could not be computed on these rows",
+            judged=on,
         )
-    passed = threshold.holds(observed)
+    judged, value, note = "point", observed, ""
+    if on == "interval":
+        if interval is not None:
+            judged = "interval"
+            value = interval[0] if threshold.op in (">=", ">") else interval[1]
+        else:
+            note = "no bootstrap interval: judged on the point estimate"
+    passed = threshold.holds(value)
     conclusive = None
     if interval is not None:
-        conclusive = threshold.holds(interval[0]) == threshold.holds(interval[1]) == passed
-    return Criterion(name, str(threshold), observed, interval, passed, attribute, conclusive)
+        conclusive = threshold.holds(interval[0]) == threshold.holds(interval[1])
+    return Criterion(
+        name, str(threshold), observed, interval, passed, attribute, conclusive, note,
+        judged=judged, judged_value=value,
+    )
 
 
 def _with_length_slices(
@@ -354,6 +439,7 @@ def evaluate(
     text_columns: Sequence[str] = (),
     served: ServedPath | None = None,
     latency_sla_ms: float | None = None,
+    slice_interval_metrics: Sequence[str] = (),
 ) -> Evaluation:
     """Evaluate a fitted model on the rows ``X`` with labels ``y``.
 
@@ -377,6 +463,8 @@ def evaluate(
             ``predict`` on a one-row frame.
         latency_sla_ms: the single-row p99 objective; a measurement over it is taken
             again before it is reported (see :func:`measure_latency`).
+        slice_interval_metrics: metrics that get bootstrap intervals on every reliable
+            slice level (those per-slice acceptance criteria name).
     """
     check_task(task)
     names = check_metrics(task, metrics)
@@ -437,7 +525,9 @@ def evaluate(
     slice_reports: tuple[SliceReport, ...] = ()
     if slices is not None and len(slices.columns):
         slice_reports = slice_metrics(
-            task, yt, pred, slices, proba, classes or None, names, min_slice_size
+            task, yt, pred, slices, proba, classes or None, names, min_slice_size,
+            interval_metrics=[m for m in slice_interval_metrics if m in names],
+            n_boot=n_boot, seed=seed,
         )
     fair: tuple[FairnessResult, ...] = ()
     if protected is not None and len(protected.columns):

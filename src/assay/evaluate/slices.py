@@ -9,7 +9,7 @@ global value. Levels smaller than ``min_slice_size`` are marked unreliable.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from assay.evaluate.inputs import (
     level_labels,
     resolve_classes,
 )
+from assay.evaluate.intervals import bootstrap_intervals
 from assay.evaluate.metrics import compute_metrics
 
 __all__ = ["SliceLevel", "SliceReport", "reaggregate", "slice_metrics"]
@@ -32,12 +33,14 @@ __all__ = ["SliceLevel", "SliceReport", "reaggregate", "slice_metrics"]
 
 @dataclass(frozen=True)
 class SliceLevel:
-    """The metrics of one level of a slice column."""
+    """The metrics of one level of a slice column (``intervals``: bootstrap intervals of
+    the metrics a per-slice criterion names, on reliable levels)."""
 
     level: str
     n: int
     metrics: dict[str, float | None]
     reliable: bool
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable fields."""
@@ -46,12 +49,15 @@ class SliceLevel:
             "n": self.n,
             "metrics": dict(self.metrics),
             "reliable": self.reliable,
+            "intervals": {k: [lo, hi] for k, (lo, hi) in self.intervals.items()},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SliceLevel:
-        """Inverse of :meth:`to_dict`."""
-        return cls(data["level"], int(data["n"]), dict(data["metrics"]), bool(data["reliable"]))
+        """Inverse of :meth:`to_dict` (levels stored without intervals have none)."""
+        intervals = {k: (float(v[0]), float(v[1])) for k, v in (data.get("intervals") or {}).items()}
+        return cls(data["level"], int(data["n"]), dict(data["metrics"]), bool(data["reliable"]),
+                   intervals)
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,14 @@ def slice_metrics(
     classes: Sequence[Any] | None = None,
     metrics: Sequence[str] | None = None,
     min_slice_size: int = 30,
+    interval_metrics: Sequence[str] = (),
+    n_boot: int = 0,
+    seed: int = 0,
 ) -> tuple[SliceReport, ...]:
     """The metrics of every level of every column of ``slices`` (rows aligned by position).
+
+    ``interval_metrics`` (with ``n_boot`` resamples) get bootstrap intervals on every
+    reliable level: the ones per-slice acceptance criteria are judged on.
 
     Raises:
         DataError: when ``slices`` does not have one row per prediction.
@@ -137,7 +149,13 @@ def slice_metrics(
                 labels or None,
                 names,
             )
-            rows.append(SliceLevel(str(level), n, values, n >= min_slice_size))
+            intervals: dict[str, tuple[float, float]] = {}
+            if interval_metrics and n_boot > 0 and n >= min_slice_size:
+                intervals = bootstrap_intervals(
+                    task, yt[mask], yp[mask], None if pr is None else pr[mask], labels or None,
+                    list(interval_metrics), n_boot=n_boot, seed=seed,
+                )
+            rows.append(SliceLevel(str(level), n, values, n >= min_slice_size, intervals))
         reports.append(SliceReport(str(column), binned, tuple(rows)))
     return tuple(reports)
 

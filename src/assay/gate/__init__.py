@@ -1,4 +1,4 @@
-"""The promotion gate: acceptance, fairness, robustness, latency, and the champion."""
+"""The promotion gate: acceptance, the baseline, fairness, robustness, latency, and the champion."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from assay.gate.gates import (
     GateDecision,
     GateResult,
     acceptance_gate,
+    baseline_gate,
     champion_gate,
+    describe_criterion,
     decide,
     fairness_gate,
     latency_gate,
@@ -19,7 +21,9 @@ __all__ = [
     "GateDecision",
     "GateResult",
     "acceptance_gate",
+    "baseline_gate",
     "champion_gate",
+    "describe_criterion",
     "decide",
     "fairness_gate",
     "latency_gate",

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assay.config.spec import ProjectSpec
-from assay.evaluate import Criterion, Evaluation, PairedComparison, check_acceptance, check_fairness
+from assay.evaluate import (
+    Criterion,
+    Evaluation,
+    PairedComparison,
+    check_acceptance,
+    check_fairness,
+    check_slice_acceptance,
+)
 from assay.evaluate.robustness import judge
 
 __all__ = [
@@ -19,15 +26,19 @@ __all__ = [
     "GateDecision",
     "GateResult",
     "acceptance_gate",
+    "baseline_gate",
     "calibration_gate",
     "champion_gate",
+    "describe_criterion",
     "decide",
     "fairness_gate",
     "latency_gate",
     "robustness_gate",
 ]
 
-GATE_NAMES = ("acceptance", "fairness", "calibration", "robustness", "latency", "champion")
+GATE_NAMES = (
+    "acceptance", "baseline", "fairness", "calibration", "robustness", "latency", "champion",
+)
 
 
 @dataclass(frozen=True)
@@ -62,23 +73,52 @@ class GateDecision:
     def failed(self) -> list[GateResult]:
         return [g for g in self.gates if not g.passed]
 
+    @property
+    def review(self) -> list[str]:
+        """Why this version needs an explicit ``assay promote`` although its gates passed.
+
+        A gate that passes without the evidence to promote on its own (no acceptance
+        criteria before the first champion; a champion that could not be scored) says
+        so in ``evidence["review"]``; such a version is registered, not promoted.
+        """
+        return [str(g.evidence["review"]) for g in self.gates if g.evidence.get("review")]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "gates": [g.to_dict() for g in self.gates]}
+        return {"passed": self.passed, "review": self.review,
+                "gates": [g.to_dict() for g in self.gates]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateDecision:
         return cls(tuple(GateResult.from_dict(g) for g in data["gates"]))
 
 
-def _criteria_gate(name: str, criteria: list[Criterion], empty: str) -> GateResult:
+def describe_criterion(c: Criterion) -> str:
+    """``metric value (95% CI [lo, hi], lower bound judged; needs >= x)`` for one criterion."""
+    observed = "n/a" if c.observed is None else f"{c.observed:.4g}"
+    details = []
+    if c.interval is not None:
+        details.append(f"95% CI [{c.interval[0]:.4g}, {c.interval[1]:.4g}]")
+    if c.judged == "interval" and c.judged_value is not None:
+        end = "lower" if c.threshold.lstrip().startswith(">") else "upper"
+        details.append(f"{end} bound {c.judged_value:.4g} judged")
+    if c.note:
+        details.append(c.note)
+    details.append(f"needs {c.threshold}")
+    return f"{c.label} {observed} ({'; '.join(details)})"
+
+
+def _criteria_gate(
+    name: str, criteria: list[Criterion], empty: str, evidence: dict[str, Any] | None = None
+) -> GateResult:
     if not criteria:
-        return GateResult(name, True, empty, {"criteria": []})
+        return GateResult(name, True, empty, {"criteria": [], **(evidence or {})})
     failed = [c for c in criteria if not c.passed]
-    parts = []
-    for c in criteria:
-        observed = "n/a" if c.observed is None else f"{c.observed:.4g}"
-        who = f" [{c.attribute}]" if c.attribute else ""
-        parts.append(f"{c.metric}{who} {observed} (needs {c.threshold})")
+    # every failure is named; passing per-slice levels are summarised, not listed
+    shown = [c for c in criteria if c.slice is None or not c.passed]
+    parts = [describe_criterion(c) for c in (failed + [c for c in shown if c.passed])]
+    held = len([c for c in criteria if c.slice is not None and c.passed])
+    if held:
+        parts.append(f"{held} slice level check(s) hold or have too few rows")
     verdict = "all hold" if not failed else f"{len(failed)} of {len(criteria)} fail"
     return GateResult(
         name, not failed, f"{verdict}: " + "; ".join(parts),
@@ -86,12 +126,62 @@ def _criteria_gate(name: str, criteria: list[Criterion], empty: str) -> GateResu
     )
 
 
-def acceptance_gate(evaluation: Evaluation, spec: ProjectSpec) -> GateResult:
-    """Every ``acceptance`` threshold holds on the sealed test set."""
-    return _criteria_gate(
-        "acceptance",
-        check_acceptance(evaluation, spec.thresholds),
-        "no acceptance criteria in assay.yaml: nothing to hold the model to (add some)",
+def acceptance_gate(
+    evaluation: Evaluation, spec: ProjectSpec, champion_version: int | None = None
+) -> GateResult:
+    """Every ``acceptance`` threshold (and every per-slice one) holds on the sealed test set.
+
+    Criteria are judged on ``gate.acceptance_on``: by default the pessimistic end of
+    the bootstrap interval. Without any criterion the gate passes, but a project with
+    no champion yet is not promoted automatically (``evidence["review"]``): its first
+    champion needs an explicit ``assay promote``.
+    """
+    criteria = check_acceptance(evaluation, spec.thresholds, on=spec.gate.acceptance_on)
+    criteria += check_slice_acceptance(evaluation, spec.slice_thresholds, on=spec.gate.acceptance_on)
+    if criteria or champion_version is not None:
+        empty = "no acceptance criteria in assay.yaml: the champion is the yardstick (add some)"
+        return _criteria_gate("acceptance", criteria, empty, {"judged_on": spec.gate.acceptance_on})
+    review = (
+        "no acceptance criteria in assay.yaml, so nothing holds the first champion to a "
+        "standard: check the evaluation, then promote it with 'assay promote N' (or add "
+        "acceptance criteria, which 'assay init' drafts from the baseline)"
+    )
+    return GateResult(
+        "acceptance", True,
+        "no acceptance criteria in assay.yaml: registered, not promoted automatically; "
+        "an explicit 'assay promote' is needed",
+        {"criteria": [], "review": review, "judged_on": spec.gate.acceptance_on},
+    )
+
+
+def baseline_gate(comparison: PairedComparison | None, spec: ProjectSpec) -> GateResult:
+    """Better than the dummy baseline on the primary metric, beyond the paired interval.
+
+    ``comparison`` is the paired bootstrap of the baseline (A) against the candidate
+    (B) on the same sealed test rows; the gate fails when the interval of the
+    improvement reaches 0 (or the candidate is worse).
+    """
+    if comparison is None:
+        return GateResult(
+            "baseline", False,
+            "the dummy baseline was not compared with the model on the same rows",
+            {"metric": spec.primary_metric},
+        )
+    c = comparison
+    evidence = {
+        "metric": c.metric, "baseline_value": c.value_a, "candidate_value": c.value_b,
+        "delta": c.delta, "ci": [c.ci_low, c.ci_high], "p_value": c.p_value_b_not_better,
+    }
+    shown = (f"{c.metric} {c.value_b:.4g} vs dummy {c.value_a:.4g} (delta {c.delta:+.4g}, "
+             f"95% CI [{c.ci_low:+.4g}, {c.ci_high:+.4g}])")
+    if c.ci_low > 0:
+        return GateResult("baseline", True, f"beats the dummy baseline: {shown}", evidence)
+    why = "worse than" if c.delta <= 0 else "not clearly better than"
+    return GateResult(
+        "baseline", False,
+        f"{why} the dummy baseline: {shown}; the interval of the improvement includes 0, "
+        "so the model has not shown it learned anything the dummy does not know",
+        evidence,
     )
 
 
@@ -229,12 +319,32 @@ def champion_gate(
     spec: ProjectSpec,
     champion_version: int | None,
     note: str = "",
+    *,
+    comparable: bool = True,
 ) -> GateResult:
-    """Better than the champion on the same sealed rows, beyond chance; ties keep the champion."""
+    """Better than the champion on the same sealed rows, beyond chance; ties keep the champion.
+
+    ``comparable=False`` says the champion cannot be scored on these rows at all (its
+    artifact or columns are gone, it predicts other classes): the gate then passes
+    with ``note`` as the reason and asks for an explicit ``assay promote``
+    (``evidence["review"]``), so a project is never left with a champion that no
+    candidate can replace except by force.
+    """
     if champion_version is None:
         return GateResult("champion", True, "no champion yet: nothing to beat", {})
     if not spec.gate.compare_champion:
         return GateResult("champion", True, "champion comparison disabled (gate.compare_champion)", {})
+    if comparison is None and not comparable:
+        why = note or "it could not be scored"
+        return GateResult(
+            "champion", True,
+            f"the comparison with champion v{champion_version} was impossible ({why}); "
+            "not promoted automatically: compare the evaluations and promote with "
+            "'assay promote N'",
+            {"champion": champion_version, "compared": False, "note": why,
+             "review": f"champion v{champion_version} could not be compared on the same "
+                       f"rows ({why}); review the evaluations, then 'assay promote N'"},
+        )
     if comparison is None:
         return GateResult(
             "champion", False,
@@ -268,13 +378,23 @@ def decide(
     champion_version: int | None = None,
     champion_note: str = "",
     baseline_value: float | None = None,
+    baseline: PairedComparison | None = None,
+    champion_comparable: bool = True,
 ) -> GateDecision:
-    """Run every gate on one version's evaluation (``baseline_value``: the dummy's primary metric)."""
+    """Run every gate on one version's evaluation.
+
+    ``baseline_value`` is the dummy's primary metric; ``baseline`` the paired
+    comparison of the dummy (A) with the candidate (B) on the same sealed test rows;
+    ``champion_comparable=False`` when the champion could not be scored at all.
+    """
     return GateDecision((
-        acceptance_gate(evaluation, spec),
+        acceptance_gate(evaluation, spec, champion_version),
+        baseline_gate(baseline, spec),
         fairness_gate(evaluation, spec),
         calibration_gate(evaluation, spec),
         robustness_gate(evaluation, spec, baseline_value),
         latency_gate(evaluation, spec),
-        champion_gate(comparison, spec, champion_version, champion_note),
+        champion_gate(
+            comparison, spec, champion_version, champion_note, comparable=champion_comparable
+        ),
     ))

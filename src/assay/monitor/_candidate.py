@@ -236,6 +236,7 @@ def train_candidate(
     decision = decide(
         evaluation, spec, comparison=comparison, champion_version=champion.version,
         champion_note=note, baseline_value=baseline.metrics.get(spec.primary_metric),
+        baseline=candidate.baseline_comparison,
     )
     registry.record_gate(record.version, decision.passed, [g.to_dict() for g in decision.gates])
     return JudgedCandidate(record.version, decision, holdout)

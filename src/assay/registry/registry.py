@@ -404,7 +404,14 @@ class ModelRegistry:
                     where=self.store.url,
                     expected="at least two promotions in the history",
                     received=f"champion history: {stack or 'empty'}",
-                    fix="Promote a specific version instead.",
+                    fix=(
+                        "Nothing earlier was ever champion. List the versions with 'assay models' "
+                        "and promote one with 'assay promote N' (a version whose gates failed "
+                        "needs --force --reason)."
+                        if current is not None else
+                        "No version is champion yet. Run 'assay run', or promote a registered "
+                        "version with 'assay promote N'."
+                    ),
                 )
             if stack[-1] != current:
                 raise StoreError(

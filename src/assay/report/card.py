@@ -19,6 +19,7 @@ from assay.report.wording import (
     failed_gates,
     higher_is_better,
     interval,
+    judged_note,
     limits,
     metric_rows,
     min_slice_size,
@@ -26,6 +27,7 @@ from assay.report.wording import (
     pct,
     task_phrase,
     test_use_warning,
+    criterion_scope,
 )
 from assay.report.inputs import ReportInput
 
@@ -87,16 +89,19 @@ def _intended_use(report: ReportInput) -> list[str]:
             measured = f": {num(value)} on the sealed test set"
             measured += f" (95% interval {interval(bounds)})" if bounds else ""
         lines.append(f"- **Primary metric:** {_md(primary)} ({direction} is better){measured}.")
-    criteria = [c for c in report.acceptance if not c.get("attribute")]
+    criteria = [c for c in report.acceptance if not c.get("attribute")
+                and (not c.get("slice") or not c.get("passed"))]
     configured = report.spec.get("acceptance") or {}
     if criteria:
         lines.append("- **Acceptance criteria** (the definition of done):")
         for c in criteria:
             verdict = "met" if c.get("passed") else "NOT met"
-            if c.get("conclusive") is False:
-                verdict += ", inconclusive: the interval straddles the threshold"
+            how = judged_note(c)
+            verdict += f", {how}" if how else ""
+            if c.get("note"):
+                verdict += f" ({c['note']})"
             lines.append(
-                f"  - {_md(c.get('metric'))} {_code(c.get('threshold'))}: observed "
+                f"  - {_md(str(c.get('metric')) + criterion_scope(c))} {_code(c.get('threshold'))}: observed "
                 f"{num(c.get('observed'))} {interval(c.get('interval'))}, {verdict}."
             )
     elif configured:

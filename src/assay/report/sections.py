@@ -171,7 +171,8 @@ def _metrics(r: ReportInput) -> list[Block]:
     for row in rows:
         result = _verdict(row.passed)
         if row.note:
-            result = Cell(f"{result.text} ({row.note})", result.cls or "warn")
+            warn = "inconclusive" in row.note or not row.note.startswith("judged on the interval")
+            result = Cell(f"{result.text} ({row.note})", result.cls or ("warn" if warn else ""))
         name = f"{row.metric} (primary)" if row.primary else row.metric
         table_rows.append(
             _cells(name, row.value, row.interval, row.baseline, row.threshold, result)

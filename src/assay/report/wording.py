@@ -18,6 +18,7 @@ __all__ = [
     "fixed",
     "higher_is_better",
     "interval",
+    "judged_note",
     "limits",
     "metric_rows",
     "min_slice_size",
@@ -28,6 +29,7 @@ __all__ = [
     "size_bytes",
     "task_phrase",
     "test_use_warning",
+    "criterion_scope",
 ]
 
 MISSING = "not available"
@@ -136,13 +138,33 @@ class MetricRow:
     note: str = ""
 
 
+def judged_note(criterion: dict[str, Any]) -> str:
+    """How a criterion was judged: on the interval's pessimistic end, or the point estimate."""
+    threshold = str(criterion.get("threshold", ""))
+    if criterion.get("judged") == "interval" and criterion.get("judged_value") is not None:
+        end = "lower" if threshold.lstrip().startswith(">") else "upper"
+        return f"judged on the interval's {end} bound {num(criterion.get('judged_value'))}"
+    if criterion.get("conclusive") is False:
+        return "judged on the point estimate; inconclusive: the interval straddles the threshold"
+    return ""
+
+
+def criterion_scope(criterion: dict[str, Any]) -> str:
+    """`` on 'attr'`` or `` on plan=pro`` for a fairness or per-slice criterion."""
+    if criterion.get("slice"):
+        return f" on {criterion.get('slice')}={criterion.get('level')}"
+    attribute = criterion.get("attribute")
+    return f" on '{attribute}'" if attribute else ""
+
+
 def metric_rows(report: ReportInput) -> list[MetricRow]:
     """The metrics of the evaluation with intervals, baseline values and thresholds."""
     evaluation = report.evaluation or {}
     metrics = evaluation.get("metrics") or {}
     intervals = evaluation.get("intervals") or {}
     baseline = (report.baseline or {}).get("metrics") or {}
-    criteria = {c.get("metric"): c for c in report.acceptance if not c.get("attribute")}
+    criteria = {c.get("metric"): c for c in report.acceptance
+                if not c.get("attribute") and not c.get("slice")}
     configured = report.spec.get("acceptance") or {}
     primary = report.primary
     rows = []
@@ -153,10 +175,7 @@ def metric_rows(report: ReportInput) -> list[MetricRow]:
         if criterion is not None:
             threshold = str(criterion.get("threshold", DASH))
             passed = bool(criterion.get("passed"))
-            if criterion.get("conclusive") is False:
-                note = "inconclusive: the interval straddles the threshold"
-            elif criterion.get("note"):
-                note = str(criterion["note"])
+            note = "; ".join(n for n in (judged_note(criterion), str(criterion.get("note") or "")) if n)
         else:
             threshold = str(configured.get(name, DASH))
         rows.append(MetricRow(
@@ -214,15 +233,16 @@ def limits(report: ReportInput) -> list[str]:
     labelled = [("Acceptance criterion", c) for c in report.acceptance]
     labelled += [("Fairness limit", c) for c in report.fairness_criteria]
     for kind, criterion in labelled:
-        attribute = criterion.get("attribute")
-        on = f" on '{attribute}'" if attribute else ""
+        on = criterion_scope(criterion)
         if not criterion.get("passed"):
-            note = f" ({criterion['note']})" if criterion.get("note") else ""
+            notes = [n for n in (judged_note(criterion), str(criterion.get("note") or "")) if n]
+            note = f" ({'; '.join(notes)})" if notes else ""
+            shown = interval(criterion.get("interval")) if criterion.get("interval") else ""
             out.append(
                 f"{kind} not met: {criterion.get('metric')} {criterion.get('threshold')}{on}, "
-                f"observed {num(criterion.get('observed'))}{note}."
+                f"observed {num(criterion.get('observed'))}{' ' + shown if shown else ''}{note}."
             )
-        elif criterion.get("conclusive") is False:
+        elif criterion.get("judged") != "interval" and criterion.get("conclusive") is False:
             out.append(
                 f"{criterion.get('metric')} passes {criterion.get('threshold')} on the point "
                 f"estimate, but its interval {interval(criterion.get('interval'))} straddles it."
