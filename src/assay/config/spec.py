@@ -278,6 +278,14 @@ class GateSpec(_Section):
     max_test_uses: int = Field(
         5, ge=1, description="warn when the sealed test set has scored more candidates than this"
     )
+    plausibility: bool = Field(
+        True,
+        description=(
+            "refuse a model whose test results are too good to be true (no errors at all, "
+            "none of one kind, or far above cross-validation); false for a genuinely "
+            "separable problem"
+        ),
+    )
 
 
 class AuditSpec(_Section):

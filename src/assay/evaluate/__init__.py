@@ -37,6 +37,12 @@ from assay.evaluate.intervals import (
 )
 from assay.evaluate.latency import LatencyReport, measure_latency
 from assay.evaluate.metrics import PROBA_METRICS, compute_metrics, metric_value
+from assay.evaluate.plausibility import (
+    FeatureCost,
+    PlausibilityReport,
+    PlausibilitySignal,
+    check_plausibility,
+)
 from assay.evaluate.robustness import RobustnessCase, RobustnessReport, robustness
 from assay.evaluate.slices import SliceLevel, SliceReport, reaggregate, slice_metrics
 
@@ -51,10 +57,13 @@ __all__ = [
     "Curve",
     "Curves",
     "Evaluation",
+    "FeatureCost",
     "FairnessResult",
     "GroupRates",
     "LatencyReport",
     "PairedComparison",
+    "PlausibilityReport",
+    "PlausibilitySignal",
     "ResidualSummary",
     "RobustnessCase",
     "RobustnessReport",
@@ -64,6 +73,7 @@ __all__ = [
     "build_curves",
     "check_acceptance",
     "check_fairness",
+    "check_plausibility",
     "compute_confusion",
     "compute_metrics",
     "evaluate",

@@ -2,7 +2,8 @@
 
 ``evaluate`` scores the model once and derives everything from those predictions
 (metrics, intervals, curves, slices, fairness), then probes robustness and latency
-with further calls. ``check_acceptance`` and ``check_fairness`` compare the result
+with further calls, and says whether the result is too good to be true
+(:mod:`~assay.evaluate.plausibility`). ``check_acceptance`` and ``check_fairness`` compare the result
 with the framing document's thresholds.
 """
 
@@ -26,6 +27,7 @@ from assay.evaluate.fairness import FAIRNESS_METRICS, FairnessResult, fairness_m
 from assay.evaluate.intervals import bootstrap_intervals
 from assay.evaluate.latency import LatencyReport, measure_latency
 from assay.evaluate.metrics import compute_metrics
+from assay.evaluate.plausibility import PlausibilityReport, check_plausibility
 from assay.evaluate.robustness import RobustnessReport, robustness
 from assay.evaluate.slices import SliceReport, slice_metrics
 
@@ -139,6 +141,7 @@ class Evaluation:
     cv: CVSummary | None = None
     seed: int = 0
     n_boot: int = 0
+    plausibility: PlausibilityReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable fields (``json.dumps`` works on the result)."""
@@ -159,6 +162,7 @@ class Evaluation:
             "cv": self.cv.to_dict() if self.cv else None,
             "seed": self.seed,
             "n_boot": self.n_boot,
+            "plausibility": self.plausibility.to_dict() if self.plausibility else None,
         }
 
     @classmethod
@@ -186,6 +190,7 @@ class Evaluation:
             cv=opt("cv", CVSummary.from_dict),
             seed=int(data.get("seed", 0)),
             n_boot=int(data.get("n_boot", 0)),
+            plausibility=opt("plausibility", PlausibilityReport.from_dict),
         )
 
 
@@ -423,6 +428,10 @@ def evaluate(
         if check_robustness and len(X)
         else None
     )
+    plausibility = check_plausibility(
+        task, yt, confusion, primary=primary, test_value=values.get(primary),
+        cv_scores=cv_scores, robustness=robust, X=X, text_columns=text_columns,
+    )
     latency = None
     if time_latency and len(X):
         sizes = {"n_single": 50, "batch_size": 32} if text_columns else {}
@@ -444,4 +453,5 @@ def evaluate(
         cv=CVSummary.from_scores(cv_scores) if cv_scores is not None else None,
         seed=seed,
         n_boot=n_boot,
+        plausibility=plausibility,
     )

@@ -1,4 +1,4 @@
-"""The promotion gate: acceptance, fairness, robustness, latency, and the champion."""
+"""The promotion gate: acceptance, fairness, robustness, latency, plausibility, and the champion."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from assay.gate.gates import (
     decide,
     fairness_gate,
     latency_gate,
+    plausibility_gate,
     robustness_gate,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "decide",
     "fairness_gate",
     "latency_gate",
+    "plausibility_gate",
     "robustness_gate",
 ]
