@@ -107,9 +107,14 @@ def test_few_errors_all_of_one_kind_are_plausible() -> None:
 
 
 def test_recall_of_one_and_multiclass() -> None:
+    report = check_plausibility("binary", np.zeros(400), _confusion([[100, 40], [0, 260]]),
+                                primary="f1", test_value=0.93)
+    assert [s.metric for s in report.signals] == ["recall['1']"]
+    assert "no false negatives among 260 actual '1' rows" in report.signals[0].message
+    # a negative class that is most of the rows: a cautious model predicts it cleanly
     report = check_plausibility("binary", np.zeros(400), _confusion([[250, 40], [0, 110]]),
                                 primary="f1", test_value=0.85)
-    assert [s.metric for s in report.signals] == ["recall['1']"]
+    assert report.plausible
     multi = _confusion([[100, 20, 0], [10, 100, 0], [0, 0, 60]], labels=("a", "b", "c"))
     report = check_plausibility("multiclass", np.zeros(290), multi, primary="f1_macro",
                                 test_value=0.9)

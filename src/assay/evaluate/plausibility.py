@@ -7,11 +7,13 @@ recorded after the outcome, filled in for part of the rows. Each sign is a
 :class:`PlausibilitySignal`:
 
 * ``perfect`` — every one of at least :data:`MIN_ROWS` test rows right;
-* ``no_errors`` — a class's precision (no false positives) or recall (no false
-  negatives) is exactly 1 on at least :data:`MIN_ROWS` rows while the model makes
-  errors of the other kind: zero errors of one kind among ``E`` errors is
-  implausible when a share of at least :data:`NULL_ERROR_SHARE` of them would be
-  expected of that kind (``(1 - share) ** E < ALPHA``);
+* ``no_errors`` — every one of at least :data:`MIN_ROWS` rows predicted as a class
+  is of that class (its precision is 1; for the negative class of a binary task,
+  the positive class's recall is 1) while the model misses ``E`` rows of it: zero
+  errors of one kind among ``E`` errors is implausible when a share of at least
+  :data:`NULL_ERROR_SHARE` of them would be expected of that kind
+  (``(1 - share) ** E < ALPHA``, so ``E >= 17``). A class that is most of the rows
+  (over :data:`MAX_BASE_RATE`) is left out: a cautious model predicts it cleanly;
 * ``above_cv`` — the primary metric on the test rows far above every
   cross-validation fold (more than 3 standard deviations and 0.05 above the mean
   for a score; a quarter below the mean for an error measure).
@@ -50,6 +52,9 @@ MIN_ROWS = 30
 NULL_ERROR_SHARE = 0.25
 #: zero errors of one kind is implausible below this probability
 ALPHA = 0.01
+#: a class holding more than this share of the test rows is predicted without a false
+#: positive by any cautious model: its precision of 1 says nothing
+MAX_BASE_RATE = 0.5
 #: the test metric is far above cross-validation: this many fold standard deviations ...
 CV_SIGMAS = 3.0
 #: ... and at least this much for a score in [0, 1] ...
@@ -190,8 +195,8 @@ def check_plausibility(
         cv_scores: the primary metric on each cross-validation fold.
         robustness: the robustness report (its ``missing:<feature>`` cases).
         X: the test features, searched for pure regions when a sign shows.
-        positive: the positive class of a binary task (its precision and recall are the
-            ones named; the negative class's are the same counts seen the other way).
+        positive: the positive class of a binary task, whose precision and recall the
+            signs name (default: the second class, as the metrics take it).
         text_columns: free-text columns, not searched for regions.
     """
     signals: list[PlausibilitySignal] = []
@@ -225,36 +230,38 @@ def _confusion_signals(confusion: ConfusionMatrix, positive: Any) -> list[Plausi
                 "accuracy", 1.0, n,
             )
         ]
-    if len(labels) == 2:
-        index = labels.index(label_text(positive)) if positive is not None else 1
-        classes = [index]
-    else:
-        classes = list(range(len(labels)))
+    pos = labels.index(label_text(positive)) if positive is not None else 1
     out: list[PlausibilitySignal] = []
-    for c in classes:
-        tp = int(matrix[c, c])
+    for c, name in enumerate(labels):
         predicted = int(matrix[:, c].sum())
         actual = int(matrix[c, :].sum())
-        fp, fn = predicted - tp, actual - tp
-        name = labels[c]
-        for metric, rows, zero, other, zero_word, other_word in (
-            ("precision", predicted, fp, fn, "false positives", "false negatives"),
-            ("recall", actual, fn, fp, "false negatives", "false positives"),
-        ):
-            if rows < MIN_ROWS or zero != 0 or other == 0:
-                continue
-            p_value = (1.0 - NULL_ERROR_SHARE) ** other
-            if p_value >= ALPHA:
-                continue
-            where = "predicted" if metric == "precision" else "actual"
-            out.append(
-                PlausibilitySignal(
-                    "no_errors",
-                    f"{metric} of '{name}' is 1.000: no {zero_word} among {rows:,} {where} "
-                    f"'{name}' rows, while the model makes {other:,} {other_word}",
-                    f"{metric}['{name}']", 1.0, rows, float(other), float(f"{p_value:.3g}"),
-                )
+        wrong = predicted - int(matrix[c, c])  # predicted c, but another class
+        missed = actual - int(matrix[c, c])  # a c row predicted as another class
+        if predicted < MIN_ROWS or wrong != 0 or missed == 0 or actual > MAX_BASE_RATE * n:
+            continue
+        p_value = (1.0 - NULL_ERROR_SHARE) ** missed
+        if p_value >= ALPHA:
+            continue
+        if len(labels) == 2 and c != pos:
+            other = labels[pos]
+            metric, value_rows = f"recall['{other}']", int(matrix[pos, :].sum())
+            message = (
+                f"recall of '{other}' is 1.000: no false negatives among {value_rows:,} actual "
+                f"'{other}' rows (every one of the {predicted:,} rows predicted '{name}' is "
+                f"'{name}'), while the model makes {missed:,} false positives"
             )
+        else:
+            metric, value_rows = f"precision['{name}']", predicted
+            message = (
+                f"precision of '{name}' is 1.000: no false positives among {predicted:,} "
+                f"predicted '{name}' rows, while the model makes {missed:,} false negatives"
+            )
+        out.append(
+            PlausibilitySignal(
+                "no_errors", message, metric, 1.0, value_rows, float(missed),
+                float(f"{p_value:.3g}"),
+            )
+        )
     return out
 
 
