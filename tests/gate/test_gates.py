@@ -100,7 +100,7 @@ def _leaky_evaluation(drop: tuple[str, ...] = ()):  # type: ignore[no-untyped-de
 def test_plausibility_gate_refuses_a_leak_and_names_the_column() -> None:
     gate = plausibility_gate(_leaky_evaluation(), spec())
     assert not gate.passed
-    assert gate.message.startswith("too good to be true: precision of '1' is 1.000")
+    assert gate.message.startswith("too good to be true: precision of '1' is 1.000 [1.000, 1.000]")
     assert "missing: cancellation_fee_paid costs" in gate.message
     assert "'cancellation_fee_paid > 0'" in gate.message
     assert "data.drop" in gate.message and "gate.plausibility: false" in gate.message

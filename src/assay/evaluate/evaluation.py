@@ -431,6 +431,7 @@ def evaluate(
     plausibility = check_plausibility(
         task, yt, confusion, primary=primary, test_value=values.get(primary),
         cv_scores=cv_scores, robustness=robust, X=X, text_columns=text_columns,
+        intervals=intervals,
     )
     latency = None
     if time_latency and len(X):

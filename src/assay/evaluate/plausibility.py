@@ -26,7 +26,7 @@ those of the costliest features first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -141,14 +141,14 @@ class PlausibilityReport:
         """The signs and their explanation in one paragraph."""
         if self.plausible:
             return f"no sign of a leak on {self.n_rows:,} test rows"
-        parts = ["; ".join(s.message for s in self.signals)]
+        parts = [s.message for s in self.signals]
         if self.suspects:
             costs = ", ".join(_cost_text(c, self.metric) for c in self.suspects)
             parts.append(f"the model leans on: {costs}")
         if self.regions:
             shown = "; ".join(r.describe() for r in self.regions)
             parts.append(f"pure regions of the test rows: {shown}")
-        return ". ".join(parts)
+        return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable fields."""
@@ -184,6 +184,7 @@ def check_plausibility(
     X: pd.DataFrame | None = None,
     positive: Any = None,
     text_columns: Sequence[str] = (),
+    intervals: Mapping[str, tuple[float, float]] | None = None,
 ) -> PlausibilityReport:
     """The signs of a too-good result, and when one shows, the features behind it.
 
@@ -198,10 +199,12 @@ def check_plausibility(
         positive: the positive class of a binary task, whose precision and recall the
             signs name (default: the second class, as the metrics take it).
         text_columns: free-text columns, not searched for regions.
+        intervals: the bootstrap intervals of the metrics, quoted for a binary task's
+            precision and recall.
     """
     signals: list[PlausibilitySignal] = []
     if task in CLASSIFICATION_TASKS and confusion is not None:
-        signals.extend(_confusion_signals(confusion, positive))
+        signals.extend(_confusion_signals(confusion, positive, intervals or {}))
     above = _above_cv(primary, test_value, cv_scores, len(y))
     if above is not None:
         signals.append(above)
@@ -217,7 +220,9 @@ def check_plausibility(
     )
 
 
-def _confusion_signals(confusion: ConfusionMatrix, positive: Any) -> list[PlausibilitySignal]:
+def _confusion_signals(
+    confusion: ConfusionMatrix, positive: Any, intervals: Mapping[str, tuple[float, float]]
+) -> list[PlausibilitySignal]:
     matrix = np.asarray(confusion.matrix, dtype=np.int64)
     labels = [label_text(c) for c in confusion.labels]
     n = int(matrix.sum())
@@ -246,14 +251,15 @@ def _confusion_signals(confusion: ConfusionMatrix, positive: Any) -> list[Plausi
             other = labels[pos]
             metric, value_rows = f"recall['{other}']", int(matrix[pos, :].sum())
             message = (
-                f"recall of '{other}' is 1.000: no false negatives among {value_rows:,} actual "
+                f"recall of '{other}' is 1.000{_interval(intervals, 'recall')}: no false negatives among {value_rows:,} actual "
                 f"'{other}' rows (every one of the {predicted:,} rows predicted '{name}' is "
                 f"'{name}'), while the model makes {missed:,} false positives"
             )
         else:
             metric, value_rows = f"precision['{name}']", predicted
+            shown = _interval(intervals, "precision") if len(labels) == 2 else ""
             message = (
-                f"precision of '{name}' is 1.000: no false positives among {predicted:,} "
+                f"precision of '{name}' is 1.000{shown}: no false positives among {predicted:,} "
                 f"predicted '{name}' rows, while the model makes {missed:,} false negatives"
             )
         out.append(
@@ -263,6 +269,11 @@ def _confusion_signals(confusion: ConfusionMatrix, positive: Any) -> list[Plausi
             )
         )
     return out
+
+
+def _interval(intervals: Mapping[str, tuple[float, float]], metric: str) -> str:
+    found = intervals.get(metric)
+    return "" if found is None else f" [{found[0]:.3f}, {found[1]:.3f}]"
 
 
 def _above_cv(
