@@ -449,3 +449,13 @@ def test_rare_categories_and_ids_are_not_pure_regions(clean_frame: pd.DataFrame,
     [finding] = _audit(frame, ["target_leakage"])
     assert finding.columns == ("customer_no",) and "pure_region" not in finding.evidence
     assert [f.check for f in _audit(frame, ["id_like_column"])] == ["id_like_column"]
+
+
+def test_natural_clusters_of_a_small_table_warn_rather_than_block() -> None:
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True).frame
+    # 'color_intensity <= 3.4' holds 55 of 178 wines, all of one cultivar: a real cluster
+    [finding] = _audit(wine, ["target_leakage"], task="multiclass")
+    assert finding.severity == "warn" and finding.columns == ("color_intensity",)
+    assert finding.evidence["pure_region"]["region"] == "color_intensity <= 3.4"

@@ -62,8 +62,10 @@ LEAKAGE_SMOOTHING = 10.0
 #: R^2 suffers from shrinkage where AUC (a ranking) does not, so bin means shrink less
 REGRESSION_SMOOTHING = 1.0
 #: a pure region (see assay.data.purity) blocks when it holds at least this share of the
-#: rows and not one row of another class; smaller or near-pure regions warn
+#: rows, at least this many rows, and not one row of another class; others warn. Small
+#: curated tables (iris, wine) have natural clusters of 50 rows that pure.
 PURE_REGION_BLOCK_SHARE = 0.10
+PURE_REGION_BLOCK_ROWS = 100
 
 _POSITIVE_NAMES = frozenset({"1", "true", "yes", "y", "positive", "pos"})
 
@@ -490,8 +492,8 @@ class TargetLeakageCheck(BaseCheck):
     at least 99% are one class, far above its base rate, beyond chance (exact
     binomial test, Bonferroni-corrected) and, for a threshold, with a sharp edge.
     A partial leak (a fee only some leavers pay) hides in a moderate overall score
-    but shows as such a region. A region of at least 10% of the rows without one
-    row of another class blocks; a smaller or near-pure one warns. The region is
+    but shows as such a region. A region of at least 10% of the rows (and 100 rows)
+    without one row of another class blocks; a smaller or near-pure one warns. The region is
     added to the evidence (``pure_region``) of the column's finding.
     """
 
@@ -644,7 +646,8 @@ def _region_severity(region: PureRegion) -> Severity:
     A region that large and that clean is what a field recorded after the outcome
     leaves; a smaller one may be a genuinely decisive value, so it asks for a look.
     """
-    if region.share >= PURE_REGION_BLOCK_SHARE and region.contrary_rows == 0:
+    large = region.share >= PURE_REGION_BLOCK_SHARE and region.rows >= PURE_REGION_BLOCK_ROWS
+    if large and region.contrary_rows == 0:
         return "block"
     return "warn"
 
