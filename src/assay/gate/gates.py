@@ -193,8 +193,8 @@ def plausibility_gate(evaluation: Evaluation, spec: ProjectSpec) -> GateResult:
     suspects = report.suspect_features
     named = ", ".join(f"'{c}'" for c in suspects[:3])
     fix = (
-        f"Check whether {named} is known only after the outcome and, if so, add it to "
-        "data.drop in assay.yaml"
+        f"Check whether {named} {'is' if len(suspects) == 1 else 'are'} known only after the "
+        "outcome and, if so, add it to data.drop in assay.yaml"
         if suspects
         else "Look for a column known only after the outcome and add it to data.drop in assay.yaml"
     )
