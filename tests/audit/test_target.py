@@ -353,3 +353,109 @@ def test_label_errors_leave_out_leaking_columns(clean_frame: pd.DataFrame, seed:
     # run on its own, the check still scans for leakage first
     [alone] = _audit(noisy, ["label_errors"])
     assert alone.evidence["rows"] == finding.evidence["rows"]
+
+
+# ----------------------------------------------------------------- target_leakage: pure regions
+
+
+def _churn_frame(share: float, seed: int, n: int = 3000) -> pd.DataFrame:
+    """Noisy genuine features; a fee paid by ``share`` of all rows, every one a leaver."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=n, n_features=4, n_informative=3, n_redundant=0,
+                               weights=[0.6], flip_y=0.2, random_state=seed)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(4)])
+    rng = np.random.default_rng(seed)
+    leavers = rng.choice(np.flatnonzero(y == 1), int(share * n), replace=False)
+    frame["cancellation_fee_paid"] = 0.0
+    frame.loc[leavers, "cancellation_fee_paid"] = rng.uniform(20, 200, len(leavers)).round(2)
+    frame["target"] = y
+    return frame
+
+
+@pytest.mark.parametrize(("share", "severity"), [(0.03, "warn"), (0.12, "block"), (0.30, "block")])
+def test_partial_leak_is_found_as_a_pure_region(share: float, severity: str, seed: int) -> None:
+    frame = _churn_frame(share, seed)
+    [finding] = _audit(frame, ["target_leakage"])
+    assert finding.severity == severity
+    assert finding.columns == ("cancellation_fee_paid",)
+    assert finding.message.startswith("'cancellation_fee_paid > 0' implies 'target' = '1': 100.0%")
+    region = finding.evidence["pure_region"]
+    assert region["region"] == "cancellation_fee_paid > 0"
+    assert region["share"] == pytest.approx(share, abs=0.002) and region["purity"] == 1.0
+    assert region["label"] == "1" and region["p_value"] < 1e-6
+    assert "data.drop" in finding.fix and "only known after the outcome" in finding.fix
+    # the column as a whole is far from the 0.90 a warning by strength needs
+    assert finding.evidence["score"] < 0.9
+
+
+def test_a_near_pure_region_warns_rather_than_blocks(seed: int) -> None:
+    frame = _churn_frame(0.2, seed)
+    stayers = np.flatnonzero(frame["target"].to_numpy() == 0)
+    frame.loc[stayers[:3], "cancellation_fee_paid"] = 99.0
+    [finding] = _audit(frame, ["target_leakage"])
+    assert finding.severity == "warn" and finding.evidence["pure_region"]["purity"] < 1.0
+
+
+def test_categorical_level_leak_blocks(seed: int) -> None:
+    frame = _churn_frame(0.12, seed)
+    rng = np.random.default_rng(seed)
+    status = rng.choice(["active", "paused", "trial"], len(frame)).astype(object)
+    status[frame["cancellation_fee_paid"].to_numpy() > 0] = "closed"
+    frame["status"] = status
+    frame = frame.drop(columns="cancellation_fee_paid")
+    [finding] = _audit(frame, ["target_leakage"])
+    assert finding.severity == "block" and finding.columns == ("status",)
+    assert finding.evidence["pure_region"]["region"] == "status = closed"
+
+
+def test_a_region_joins_a_strength_finding_of_the_same_column(seed: int) -> None:
+    frame = _churn_frame(0.3, seed)
+    rng = np.random.default_rng(seed)
+    fee = frame["cancellation_fee_paid"].to_numpy()
+    # also strong outside the region: one finding, by strength, with the region added
+    frame["cancellation_fee_paid"] = np.where(
+        fee > 0, fee, frame["target"] * 2.5 + rng.normal(0, 1, len(frame)) - 10
+    )
+    findings = _audit(frame, ["target_leakage"])
+    [finding] = [f for f in findings if f.columns == ("cancellation_fee_paid",)]
+    assert finding.message.startswith("feature 'cancellation_fee_paid' alone predicts")
+    assert "'cancellation_fee_paid > " in finding.message and "pure_region" in finding.evidence
+
+
+def test_clean_data_sets_raise_nothing_new() -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    bc = load_breast_cancer(as_frame=True).frame
+    findings = _audit(bc, ["target_leakage"])
+    # its strongest measurements warn by strength as before; no region is added or reported
+    assert findings and all(f.severity == "warn" for f in findings)
+    assert all("pure_region" not in f.evidence for f in findings)
+    assert all(f.message.startswith("feature '") for f in findings)
+
+
+def test_rare_categories_and_ids_are_not_pure_regions(clean_frame: pd.DataFrame, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    frame = clean_frame.copy()
+    # a few rows per store: some are pure by chance, none is material
+    frame["store"] = rng.integers(0, 400, len(frame)).astype(str)
+    assert _audit(frame, ["target_leakage"]) == []
+    # a customer number handed out in order of the target: 'customer_no <= 11003' is pure,
+    # but no region is searched in an identifier (the strength score still blocks it)
+    order = np.argsort(frame["target"].to_numpy(), kind="stable")
+    ids = np.empty(len(frame), dtype=np.int64)
+    ids[order] = np.arange(10_000, 10_000 + len(frame))
+    frame["customer_no"] = ids
+    [finding] = _audit(frame, ["target_leakage"])
+    assert finding.columns == ("customer_no",) and "pure_region" not in finding.evidence
+    assert [f.check for f in _audit(frame, ["id_like_column"])] == ["id_like_column"]
+
+
+def test_natural_clusters_of_a_small_table_warn_rather_than_block() -> None:
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True).frame
+    # 'color_intensity <= 3.4' holds 55 of 178 wines, all of one cultivar: a real cluster
+    [finding] = _audit(wine, ["target_leakage"], task="multiclass")
+    assert finding.severity == "warn" and finding.columns == ("color_intensity",)
+    assert finding.evidence["pure_region"]["region"] == "color_intensity <= 3.4"

@@ -227,6 +227,10 @@ def test_public_names_are_pinned() -> None:
     assert set(evaluate_pkg.__all__) == {
         "FAIRNESS_METRICS",
         "PROBA_METRICS",
+        "FeatureCost",
+        "PlausibilityReport",
+        "PlausibilitySignal",
+        "check_plausibility",
         "CVSummary",
         "Calibration",
         "ClassFairness",

@@ -12,8 +12,17 @@ from sklearn.pipeline import make_pipeline
 from sklearn.impute import SimpleImputer
 
 from assay.config import parse_spec
-from assay.evaluate import Criterion, evaluate, paired_bootstrap
-from assay.gate import GateDecision, acceptance_gate, baseline_gate, champion_gate, decide
+from assay.errors import ConfigError
+from assay.evaluate import Criterion, Evaluation, evaluate, paired_bootstrap
+from assay.gate import (
+    GATE_NAMES,
+    GateDecision,
+    acceptance_gate,
+    baseline_gate,
+    champion_gate,
+    decide,
+    plausibility_gate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +252,63 @@ def test_slice_levels_stored_without_intervals_load() -> None:
     assert SliceLevel.from_dict(old).intervals == {}
     level = SliceLevel("a", 40, {"recall": 0.7}, True, {"recall": (0.6, 0.8)})
     assert SliceLevel.from_dict(level.to_dict()) == level
+# ----------------------------------------------------------------------------- plausibility
+
+
+def _churn_with_fee(n: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Churn unpredictable from usage; a fee paid by 12.6% of all rows, every one a leaver."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(int)
+    frame = pd.DataFrame({"usage": rng.normal(size=n), "tenure": rng.integers(1, 60, n)})
+    leavers = rng.choice(np.flatnonzero(y == 1), int(0.126 * n), replace=False)
+    frame["cancellation_fee_paid"] = 0.0
+    frame.loc[leavers, "cancellation_fee_paid"] = rng.uniform(20, 200, len(leavers)).round(2)
+    return frame, y
+
+
+def _leaky_evaluation(drop: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    frame, y = _churn_with_fee()
+    frame = frame.drop(columns=list(drop))
+    model = make_pipeline(SimpleImputer(), LogisticRegression())
+    model.fit(frame[:1500], y[:1500])
+    return evaluate(model, frame[1500:], y[1500:], task="binary", seed=0, n_boot=50,
+                    time_latency=False, X_reference=frame[:1500], primary="f1")
+
+
+def test_plausibility_gate_refuses_a_leak_and_names_the_column() -> None:
+    gate = plausibility_gate(_leaky_evaluation(), spec())
+    assert not gate.passed
+    assert gate.message.startswith("too good to be true: precision of '1' is 1.000 [1.000, 1.000]")
+    assert "missing: cancellation_fee_paid costs" in gate.message
+    assert "'cancellation_fee_paid > 0'" in gate.message
+    assert "data.drop" in gate.message and "gate.plausibility: false" in gate.message
+    assert "--force" in gate.message
+    assert gate.evidence["suspect_features"][0] == "cancellation_fee_paid"
+    assert gate.evidence["signals"][0]["kind"] == "no_errors"
+    decision = decide(_leaky_evaluation(), spec(), baseline_value=0.0)
+    assert "plausibility" in {g.name for g in decision.failed}
+
+
+def test_plausibility_gate_passes_once_the_column_is_dropped() -> None:
+    gate = plausibility_gate(_leaky_evaluation(drop=("cancellation_fee_paid",)), spec())
+    assert gate.passed and gate.message.startswith("no sign of a leak")
+
+
+def test_plausibility_gate_can_be_switched_off_for_a_separable_problem() -> None:
+    gate = plausibility_gate(_leaky_evaluation(), spec(gate={"plausibility": False}))
+    assert gate.passed and "gate.plausibility: false" in gate.message
+
+
+def test_plausibility_switch_is_validated() -> None:
+    with pytest.raises(ConfigError, match="gate.plausibility"):
+        spec(gate={"plausibility": "sometimes"})
+
+
+def test_plausibility_gate_passes_a_clean_model_and_an_old_evaluation(fitted) -> None:
+    *_, ev = fitted
+    gate = plausibility_gate(ev, spec())
+    assert gate.passed, gate.message
+    old = Evaluation.from_dict({k: v for k, v in ev.to_dict().items() if k != "plausibility"})
+    assert plausibility_gate(old, spec()).passed
+    assert GATE_NAMES.index("plausibility") < GATE_NAMES.index("champion")
+    assert [g.name for g in decide(ev, spec(), baseline_value=0.5).gates] == list(GATE_NAMES)

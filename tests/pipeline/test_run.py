@@ -21,7 +21,8 @@ def test_first_run_registers_and_promotes(make_project) -> None:
     result = run_project(project)
     assert result.version == 1 and result.promoted and result.champion == 1
     assert [g.name for g in result.gate.gates] == [
-        "acceptance", "baseline", "fairness", "calibration", "robustness", "latency", "champion"
+        "acceptance", "baseline", "fairness", "calibration", "robustness", "latency",
+        "plausibility", "champion",
     ]
     assert result.test_value is not None and result.test_value > result.baseline_value
     assert result.test_uses == 1
@@ -97,6 +98,49 @@ def test_blocking_audit_stops_before_training(make_project) -> None:
     registry = open_registry(project)
     assert registry.list() == []
     assert registry.latest_audit() is not None and registry.latest_audit().passed is False
+
+
+def _churn_with_fee(n: int = 2000, seed: int = 0) -> "pd.DataFrame":
+    """Churn unpredictable from usage; a fee paid by 12.6% of all rows, every one a leaver."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(int)
+    frame = pd.DataFrame({"usage": rng.normal(size=n), "tenure": rng.integers(1, 60, n)})
+    leavers = rng.choice(np.flatnonzero(y == 1), int(0.126 * n), replace=False)
+    frame["cancellation_fee_paid"] = 0.0
+    frame.loc[leavers, "cancellation_fee_paid"] = rng.uniform(20, 200, len(leavers)).round(2)
+    frame["segment"] = rng.choice(["a", "b"], n)
+    frame["y"] = y
+    return frame
+
+
+def test_a_partial_leak_is_caught_by_the_audit_and_the_gate_and_quiet_once_dropped(
+    make_project,
+) -> None:
+    frame = _churn_with_fee()
+    project = make_project(frame, search={"families": ["linear"], "trials": 1, "cv_folds": 3})
+    # the audit finds the pure region and blocks before anything is trained
+    with pytest.raises(GateFailed, match=r"target_leakage \(cancellation_fee_paid\): "
+                                         r"'cancellation_fee_paid > 0' implies 'y' = '1'"):
+        run_project(project)
+    # accepted anyway, the model is too good to be true and is not promoted
+    result = run_project(project, accept=["target_leakage"])
+    assert not result.promoted
+    [failed] = result.gate.failed
+    assert failed.name == "plausibility"
+    assert "cancellation_fee_paid" in failed.message and "data.drop" in failed.message
+    assert failed.evidence["suspect_features"][0] == "cancellation_fee_paid"
+    # with the column dropped, the audit and the gate are quiet about leakage
+    project = make_project(frame, search={"families": ["linear"], "trials": 1, "cv_folds": 3},
+                           data={"source": "data.csv", "target": "y",
+                                 "drop": ["cancellation_fee_paid"]})
+    clean = run_project(project)
+    audit = open_registry(project).latest_audit()
+    assert audit is not None and audit.passed
+    assert not [f for f in audit.report["findings"] if f["check"] == "target_leakage"]
+    gate = next(g for g in clean.gate.gates if g.name == "plausibility")
+    assert gate.passed and gate.message.startswith("no sign of a leak")
 
 
 def test_tampered_artifact_refuses_to_load(make_project) -> None:

@@ -345,3 +345,21 @@ def test_regression_fairness_shows_group_errors(regression_input: ReportInput) -
     assert "mae ratio" in fairness and "rmse difference" in fairness
     assert "demographic parity" not in fairness
     assert "MAE" in fairness and "4.5" in fairness
+def test_the_gates_section_shows_plausibility(binary_input: ReportInput) -> None:
+    import numpy as np
+
+    from assay.evaluate import ConfusionMatrix, check_plausibility
+
+    assert binary_input.evaluation is not None
+    stored = binary_input.evaluation.get("plausibility")
+    assert stored is not None and not stored["signals"]  # the fixture's model is plausible
+    assert "Plausibility: no sign of a leak" in _parse(render_html(binary_input)).sections["gates"]
+    leaky = check_plausibility(
+        "binary", np.zeros(400), ConfusionMatrix((0, 1), ((290, 0), (30, 80))),
+        primary="f1", test_value=0.84,
+    )
+    evaluation = {**binary_input.evaluation, "plausibility": leaky.to_dict()}
+    gates = _parse(render_html(dataclasses.replace(binary_input, evaluation=evaluation)))
+    text = gates.sections["gates"]
+    assert "Plausibility: too good to be true" in text
+    assert "no false positives among 80 predicted" in text

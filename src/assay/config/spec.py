@@ -319,6 +319,14 @@ class GateSpec(_Section):
         description="what an acceptance criterion is judged on: the bootstrap interval's "
         "pessimistic end (lower bound for '>=', upper for '<=') or the point estimate",
     )
+    plausibility: bool = Field(
+        True,
+        description=(
+            "refuse a model whose test results are too good to be true (no errors at all, "
+            "none of one kind, or far above cross-validation); false for a genuinely "
+            "separable problem"
+        ),
+    )
 
 
 class AuditSpec(_Section):

@@ -38,6 +38,12 @@ from assay.evaluate.intervals import (
 )
 from assay.evaluate.latency import LatencyReport, LatencyRound, ServedPath, measure_latency
 from assay.evaluate.metrics import PROBA_METRICS, compute_metrics, metric_value
+from assay.evaluate.plausibility import (
+    FeatureCost,
+    PlausibilityReport,
+    PlausibilitySignal,
+    check_plausibility,
+)
 from assay.evaluate.robustness import RobustnessCase, RobustnessReport, robustness
 from assay.evaluate.slices import SliceLevel, SliceReport, reaggregate, slice_metrics
 
@@ -52,11 +58,14 @@ __all__ = [
     "Curve",
     "Curves",
     "Evaluation",
+    "FeatureCost",
     "FairnessResult",
     "GroupRates",
     "LatencyReport",
     "LatencyRound",
     "PairedComparison",
+    "PlausibilityReport",
+    "PlausibilitySignal",
     "ResidualSummary",
     "RobustnessCase",
     "RobustnessReport",
@@ -68,6 +77,7 @@ __all__ = [
     "check_acceptance",
     "check_slice_acceptance",
     "check_fairness",
+    "check_plausibility",
     "compute_confusion",
     "compute_metrics",
     "evaluate",

@@ -2,7 +2,8 @@
 
 ``evaluate`` scores the model once and derives everything from those predictions
 (metrics, intervals, curves, slices, fairness), then probes robustness and latency
-with further calls. ``check_acceptance`` and ``check_fairness`` compare the result
+with further calls, and says whether the result is too good to be true
+(:mod:`~assay.evaluate.plausibility`). ``check_acceptance`` and ``check_fairness`` compare the result
 with the framing document's thresholds.
 """
 
@@ -33,6 +34,7 @@ from assay.evaluate.intervals import bootstrap_intervals
 from assay.evaluate.latency import LatencyReport, ServedPath, measure_latency
 from assay.evaluate.metrics import compute_metrics
 from assay.evaluate.mitigation import MitigationComparison
+from assay.evaluate.plausibility import PlausibilityReport, check_plausibility
 from assay.evaluate.robustness import RobustnessReport, robustness
 from assay.evaluate.slices import SliceReport, slice_metrics
 
@@ -177,6 +179,7 @@ class Evaluation:
     n_boot: int = 0
     recalibration: Recalibration | None = None
     mitigation: MitigationComparison | None = None
+    plausibility: PlausibilityReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable fields (``json.dumps`` works on the result)."""
@@ -199,6 +202,7 @@ class Evaluation:
             "n_boot": self.n_boot,
             "recalibration": self.recalibration.to_dict() if self.recalibration else None,
             "mitigation": self.mitigation.to_dict() if self.mitigation else None,
+            "plausibility": self.plausibility.to_dict() if self.plausibility else None,
         }
 
     @classmethod
@@ -228,6 +232,7 @@ class Evaluation:
             n_boot=int(data.get("n_boot", 0)),
             recalibration=opt("recalibration", Recalibration.from_dict),
             mitigation=opt("mitigation", MitigationComparison.from_dict),
+            plausibility=opt("plausibility", PlausibilityReport.from_dict),
         )
 
 
@@ -540,6 +545,11 @@ def evaluate(
         if check_robustness and len(X)
         else None
     )
+    plausibility = check_plausibility(
+        task, yt, confusion, primary=primary, test_value=values.get(primary),
+        cv_scores=cv_scores, robustness=robust, X=X, text_columns=text_columns,
+        intervals=intervals,
+    )
     latency = None
     if time_latency and len(X):
         sizes = (
@@ -565,4 +575,5 @@ def evaluate(
         cv=CVSummary.from_scores(cv_scores) if cv_scores is not None else None,
         seed=seed,
         n_boot=n_boot,
+        plausibility=plausibility,
     )

@@ -1,4 +1,5 @@
-"""The promotion gate: acceptance, the baseline, fairness, robustness, latency, and the champion."""
+"""The promotion gate: acceptance, the baseline, fairness, calibration, robustness, latency,
+plausibility, and the champion."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from assay.gate.gates import (
     decide,
     fairness_gate,
     latency_gate,
+    plausibility_gate,
     robustness_gate,
 )
 
@@ -27,5 +29,6 @@ __all__ = [
     "decide",
     "fairness_gate",
     "latency_gate",
+    "plausibility_gate",
     "robustness_gate",
 ]

@@ -33,11 +33,13 @@ __all__ = [
     "decide",
     "fairness_gate",
     "latency_gate",
+    "plausibility_gate",
     "robustness_gate",
 ]
 
 GATE_NAMES = (
-    "acceptance", "baseline", "fairness", "calibration", "robustness", "latency", "champion",
+    "acceptance", "baseline", "fairness", "calibration", "robustness", "latency",
+    "plausibility", "champion",
 )
 
 
@@ -314,6 +316,43 @@ def latency_gate(evaluation: Evaluation, spec: ProjectSpec) -> GateResult:
     )
 
 
+def plausibility_gate(evaluation: Evaluation, spec: ProjectSpec) -> GateResult:
+    """The test results are not too good to be true (``gate.plausibility``).
+
+    A classifier without an error on the test rows, without errors of one kind while it
+    makes many of the other, or far above its own cross-validation, has usually seen
+    the answer. The message ties the signs to the features that explain them: those
+    whose absence costs the model most on the test rows, and the pure regions there.
+    """
+    report = evaluation.plausibility
+    if not spec.gate.plausibility:
+        return GateResult(
+            "plausibility", True, "disabled (gate.plausibility: false)", {"enabled": False}
+        )
+    if report is None:
+        return GateResult("plausibility", True, "not measured for this evaluation", {})
+    # the suspects first: the report's gate table shows the start of the evidence
+    evidence: dict[str, Any] = {
+        "suspect_features": list(report.suspect_features), **report.to_dict()
+    }
+    if report.plausible:
+        return GateResult("plausibility", True, report.summary(), evidence)
+    suspects = report.suspect_features
+    named = ", ".join(f"'{c}'" for c in suspects[:3])
+    fix = (
+        f"Check whether {named} {'is' if len(suspects) == 1 else 'are'} known only after the "
+        "outcome and, if so, add it to data.drop in assay.yaml"
+        if suspects
+        else "Look for a column known only after the outcome and add it to data.drop in assay.yaml"
+    )
+    return GateResult(
+        "plausibility", False,
+        f"too good to be true: {report.summary()}. {fix}; if the problem is genuinely this "
+        "separable, set gate.plausibility: false, or promote with --force and a --reason",
+        evidence,
+    )
+
+
 def champion_gate(
     comparison: PairedComparison | None,
     spec: ProjectSpec,
@@ -394,6 +433,7 @@ def decide(
         calibration_gate(evaluation, spec),
         robustness_gate(evaluation, spec, baseline_value),
         latency_gate(evaluation, spec),
+        plausibility_gate(evaluation, spec),
         champion_gate(
             comparison, spec, champion_version, champion_note, comparable=champion_comparable
         ),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.config.metrics import CLASSIFICATION_TASKS, fairness_limits_for
+from assay.evaluate.plausibility import PlausibilityReport
 from assay.report import plots
 from assay.report.wording import (
     DASH,
@@ -147,7 +148,20 @@ def _gates(r: ReportInput) -> list[Block]:
                Cell(compact(g.get("evidence"), 240), "muted"))
         for g in r.gates
     )
-    return [Table(("Gate", "Result", "Message", "Evidence"), rows)]
+    return [Table(("Gate", "Result", "Message", "Evidence"), rows), *_plausibility(r)]
+
+
+def _plausibility(r: ReportInput) -> list[Block]:
+    """One line: whether the test results look too good to be true, and the suspects."""
+    stored = (r.evaluation or {}).get("plausibility")
+    if not stored:
+        return []
+    report = PlausibilityReport.from_dict(stored)
+    if report.plausible:
+        return [Text(f"Plausibility: {report.summary()}.", "note")]
+    suspects = ", ".join(report.suspect_features) or "none named"
+    return [Text(f"Plausibility: too good to be true (suspect features: {suspects}). "
+                 f"{report.summary()}.", "fail")]
 
 
 def _metrics(r: ReportInput) -> list[Block]:

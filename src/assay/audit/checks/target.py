@@ -5,7 +5,9 @@
 * ``label_errors`` — rows whose given label a cross-validated model finds
   implausible (cleanlab's confident learning on out-of-fold probabilities).
 * ``target_leakage`` — a feature, or the fact that it is missing, that alone
-  predicts the target almost perfectly: usually a field recorded after the outcome.
+  predicts the target almost perfectly, or a value or range of one feature that
+  implies a single class on a material share of rows (a *pure region*, e.g.
+  ``cancellation_fee_paid > 0``): usually a field recorded after the outcome.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 
 from assay.audit.base import CHECKS, AuditContext, BaseCheck, Finding, Severity
 from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.data.purity import PureRegion, purest_region
 from assay.data.values import native
 
 __all__ = [
@@ -58,6 +61,11 @@ LEAKAGE_FOLDS = 5
 LEAKAGE_SMOOTHING = 10.0
 #: R^2 suffers from shrinkage where AUC (a ranking) does not, so bin means shrink less
 REGRESSION_SMOOTHING = 1.0
+#: a pure region (see assay.data.purity) blocks when it holds at least this share of the
+#: rows, at least this many rows, and not one row of another class; others warn. Small
+#: curated tables (iris, wine) have natural clusters of 50 rows that pure.
+PURE_REGION_BLOCK_SHARE = 0.10
+PURE_REGION_BLOCK_ROWS = 100
 
 _POSITIVE_NAMES = frozenset({"1", "true", "yes", "y", "positive", "pos"})
 
@@ -477,6 +485,16 @@ class TargetLeakageCheck(BaseCheck):
     blocks, >= 0.90 warns. Because the encoding is out-of-fold, an ID-like column
     with a level per row scores 0.5, not 1. Separately, the ROC AUC of the
     "is missing" indicator >= 0.90 blocks.
+
+    For classification, each feature (but free text and identifiers) is also
+    searched for a *pure region* (:mod:`assay.data.purity`): a value, a side of a
+    threshold, or missing / present, that holds at least 2% of the rows of which
+    at least 99% are one class, far above its base rate, beyond chance (exact
+    binomial test, Bonferroni-corrected) and, for a threshold, with a sharp edge.
+    A partial leak (a fee only some leavers pay) hides in a moderate overall score
+    but shows as such a region. A region of at least 10% of the rows (and 100 rows)
+    without one row of another class blocks; a smaller or near-pure one warns. The region is
+    added to the evidence (``pure_region``) of the column's finding.
     """
 
     def applies(self, ctx: AuditContext) -> bool:
@@ -527,8 +545,12 @@ def _scan_leakage(ctx: AuditContext) -> tuple[Finding, ...]:
     sample_note = f"a seeded sample of {n:,} of {total:,} rows" if sampled else f"{n:,} rows"
 
     findings: list[Finding] = []
+    skip_regions = _not_for_regions(ctx) if classification else set()
     for column in ctx.features:
         series = rows[column]
+        region: PureRegion | None = None
+        if classification and column not in skip_regions:
+            region = purest_region(series, y, [label_text(c) for c in classes], name=column)
         codes = _bin_codes(series, n_bins)
         if classification:
             score = _oof_auc(codes, y, len(classes), folds, positive)
@@ -577,8 +599,26 @@ def _scan_leakage(ctx: AuditContext) -> tuple[Finding, ...]:
                 f"feature '{column}' alone predicts '{target}' suspiciously well "
                 f"(out-of-fold {metric_name} {score:.3f})"
             )
+        elif region is not None:
+            severity = _region_severity(region)
+            message = (
+                f"'{region.region}' implies '{target}' = '{region.label}': "
+                f"{_pct(region.purity)} of its {region.rows:,} rows ({_pct(region.share)} of "
+                f"{sample_note}) against a base rate of {_pct(region.base_rate)}; "
+                f"'{column}' is probably filled in only after the outcome for some rows "
+                f"(out-of-fold {metric_name} of the whole column {score:.3f})"
+            )
         else:
             continue
+        if region is not None:
+            evidence["pure_region"] = region.to_dict()
+            if not message.startswith(f"'{region.region}'"):
+                message += (
+                    f"; '{region.region}' ({_pct(region.share)} of rows) is "
+                    f"{_pct(region.purity)} '{region.label}'"
+                )
+            if _region_severity(region) == "block":
+                severity = "block"
         findings.append(
             Finding(
                 check=TargetLeakageCheck.alias,
@@ -590,6 +630,26 @@ def _scan_leakage(ctx: AuditContext) -> tuple[Finding, ...]:
             )
         )
     return tuple(findings)
+
+
+def _not_for_regions(ctx: AuditContext) -> set[str]:
+    """Columns not searched for pure regions: free text, and identifiers (id_like_column's)."""
+    from assay.audit.checks.quality import _id_like_columns
+
+    text = {c for c in ctx.features if ctx.kind(c) == "text"}
+    return text | set(_id_like_columns(ctx))
+
+
+def _region_severity(region: PureRegion) -> Severity:
+    """Block a large region without one contrary row; warn on smaller or near-pure ones.
+
+    A region that large and that clean is what a field recorded after the outcome
+    leaves; a smaller one may be a genuinely decisive value, so it asks for a look.
+    """
+    large = region.share >= PURE_REGION_BLOCK_SHARE and region.rows >= PURE_REGION_BLOCK_ROWS
+    if large and region.contrary_rows == 0:
+        return "block"
+    return "warn"
 
 
 def _bin_codes(series: pd.Series, n_bins: int) -> np.ndarray:
