@@ -334,6 +334,10 @@ def _schemas(state: ServerState) -> dict[str, Any]:
             "version": {"type": "integer", "description": "the model version that answered"},
             "flags": {"type": "array", "items": {"type": "string"},
                       "description": "answered but flagged: unknown_category, out_of_range, ..."},
+            "warnings": {"type": "array", "description": "each flag with the field it concerns",
+                         "items": {"type": "object", "required": ["field", "code", "reason"],
+                                   "properties": {"field": {"type": "string"}, "code": {"type": "string"},
+                                                  "reason": {"type": "string"}}}},
         }},
         "PredictResponse": {"type": "object", "required": ["request_id", "predictions"], "properties": {
             "request_id": {"type": "string"},
