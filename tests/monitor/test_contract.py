@@ -193,3 +193,30 @@ def test_a_breach_that_recovers_resolves_its_alert(monitored: Any, make_frame: A
     second = _run(monitored)
     assert "latency_breach" not in second.alert_kinds
     assert [a.kind for a in second.alerts.resolved] == ["latency_breach"]
+
+
+# -- flags name their field ----------------------------------------------------------------
+
+
+def test_the_flagged_inputs_alert_names_the_fields(monitored: Any, make_frame: Any) -> None:
+    from assay.serve.log import LogEntry
+    from assay.store.database import utcnow
+
+    champion = monitored.model(monitored.champion)
+    frame = make_frame(100, 28)
+    answers = champion.predict(frame[champion.features])
+    records = frame[champion.features].to_dict("records")
+    entries = [
+        # the target is a declared column: sent back with the record, it is not flagged
+        LogEntry(f"f{i}", utcnow(), champion.version, "champion", f"r{i}",
+                 {**record, "y": int(y), "colour": "red"}, a.prediction, a.probabilities,
+                 a.confidence, 1.0, ["unknown_field"])
+        for i, (record, y, a) in enumerate(zip(records, frame["y"], answers))
+    ]
+    monitored.log.append(entries)
+    monitored.log.flush()
+    report = _run(monitored)
+    assert report.flagged.by_field == {"unknown_field:colour": 1.0}
+    alert = next(a for a in report.alerts.raised if a.kind == "flagged_inputs")
+    assert "unknown_field 100.0% (fields: colour 100.0%)" in alert.message
+    assert "y" not in alert.message.split("fields:")[1]
