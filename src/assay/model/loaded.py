@@ -63,8 +63,9 @@ def declared_columns(record: ModelVersion) -> tuple[str, ...]:
     ``data.time``, ``data.group``, ``data.drop`` and the target (read from the assay.yaml
     the version was trained with, and its lineage). A served record may carry them: they
     are passed through, not flagged (:class:`~assay.model.validation.RecordValidator`)."""
-    config = record.config if isinstance(record.config, Mapping) else {}
-    data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
+    config: Mapping[str, Any] = record.config if isinstance(record.config, Mapping) else {}
+    section = config.get("data")
+    data: Mapping[str, Any] = section if isinstance(section, Mapping) else {}
     names: list[Any] = [data.get("id"), data.get("time"), data.get("group"), data.get("target"),
                         record.lineage.target]
     dropped = data.get("drop")

@@ -249,7 +249,7 @@ def acceptance_checks(
 
 
 def fairness_checks(
-    limits: Mapping[str, str],
+    limits: Mapping[Any, str],
     protected: Mapping[str, Sequence[Any]],
     *,
     task: str,
@@ -277,7 +277,7 @@ def fairness_checks(
     out: list[ContractCheck] = []
     if not limits:
         return out
-    parsed = {name: _parse(raw, f"fairness.limits.{name}") for name, raw in limits.items()}
+    parsed = {str(name): _parse(raw, f"fairness.limits.{name}") for name, raw in limits.items()}
     if task not in CLASSIFICATION_TASKS:
         for name, threshold in parsed.items():
             out.append(ContractCheck("fairness", name, str(threshold), None, None, 0, "not_judged",

@@ -250,7 +250,8 @@ def predict_stream(
         ids = _log(log, model, batch, parsed, predictions, request_id, time.perf_counter() - start)
         if log is not None and ids:
             log.flush()
-        answered = dict(zip(batch.valid_index, zip(predictions, batch.flags, ids or [None] * len(predictions))))
+        logged_ids: list[str | None] = list(ids) if ids else [None] * len(predictions)
+        answered = dict(zip(batch.valid_index, zip(predictions, batch.flags, logged_ids)))
         issues: dict[int, list[dict[str, Any]]] = {}
         for issue in batch.errors:
             issues.setdefault(issue.index, []).append(
@@ -259,10 +260,12 @@ def predict_stream(
             number = chunk[pos][0]
             if k in answered:
                 p, flags, pid = answered[k]
-                out[pos] = {"prediction": p.prediction, "probabilities": p.probabilities,
-                            "confidence": p.confidence, "version": model.version, "flags": list(flags)}
+                scored_line: dict[str, Any] = {
+                    "prediction": p.prediction, "probabilities": p.probabilities,
+                    "confidence": p.confidence, "version": model.version, "flags": list(flags)}
                 if pid is not None:
-                    out[pos]["prediction_id"] = pid
+                    scored_line["prediction_id"] = pid
+                out[pos] = scored_line
                 flagged += bool(flags)
             else:
                 found = issues.get(k, [])
