@@ -236,7 +236,7 @@ def test_every_endpoint_and_protocol(shared: Shared) -> None:
         assert [p["version"] for p in predictions] == [project.champion] * 3
         labels = [p["prediction"] for p in predictions]
         feedback = client.post("/v1/feedback", json={"labels": [{"id": predictions[0]["id"], "label": 1}]})
-        assert feedback.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 0}
+        assert feedback.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 0, "unknown_keys": [], "by_key": 0}
         for payload in ({"dataframe_records": records}, {"instances": records},
                         {"dataframe_split": {"columns": project.features,
                                              "data": [[r[f] for f in project.features] for r in records]}},
