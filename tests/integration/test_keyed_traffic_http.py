@@ -213,6 +213,8 @@ def test_batch_predictions_are_logged_for_feedback_and_monitoring(keyed: Path, s
     assert checks["latency_p99_ms"]["status"] == "not_judged"  # batch rows are not requests
     kinds = [a["kind"] for a in data["alerts"]["raised"]]
     assert "acceptance_breach" in kinds and "flagged_inputs" not in kinds
+    shown = _assay(keyed, "monitor").stdout.decode()
+    assert "The contract on live traffic" in shown and "recall >= 0.9" in shown and "breach" in shown
     # --no-log: scored, not logged, no id column
     quiet = _assay(keyed, "predict", "in.csv", "-o", "quiet.csv", "--no-log")
     assert quiet.returncode == 0 and "prediction_id" not in pd.read_csv(keyed / "quiet.csv").columns

@@ -220,3 +220,16 @@ def test_the_flagged_inputs_alert_names_the_fields(monitored: Any, make_frame: A
     alert = next(a for a in report.alerts.raised if a.kind == "flagged_inputs")
     assert "unknown_field 100.0% (fields: colour 100.0%)" in alert.message
     assert "y" not in alert.message.split("fields:")[1]
+
+
+def test_a_protected_attribute_no_record_carries_is_not_judged(monitored: Any, make_frame: Any) -> None:
+    monitored.configure(fairness={"protected": ["plan", "region"],
+                                  "limits": {"demographic_parity_difference": "<= 0.9"}})
+    # a data file standing in for traffic: 'plan' is a column of it, 'region' is not
+    report = monitor_project(monitored.project, registry=monitored.registry,
+                             current=make_frame(300, 29), record=False)
+    assert _check(report, "fairness", "demographic_parity_difference", "plan").status == "met"
+    region = _check(report, "fairness", "demographic_parity_difference", "region")
+    assert region.status == "not_judged" and "'region'" in region.note
+    assert any("region" in note for note in report.notes)
+    assert _check(report, "latency", "latency_p99_ms").status == "not_judged"

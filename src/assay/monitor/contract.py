@@ -519,6 +519,13 @@ def judge_contract(
             "protected attribute(s) not in the logged records, so their fairness is not judged: "
             + ", ".join(absent)
         )
+        if record.task in CLASSIFICATION_TASKS:
+            checks.extend(
+                ContractCheck("fairness", str(name), str(_parse(raw, f"fairness.limits.{name}")),
+                              None, None, 0, "not_judged", attribute,
+                              note=f"no logged record carries '{attribute}'; send it with the records")
+                for attribute in absent for name, raw in spec.fairness.limits.items()
+            )
     labels = list(outputs["label"])
     loop = performance.feedback_loop
     if loop is not None and loop.detected:
