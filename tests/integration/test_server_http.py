@@ -236,7 +236,7 @@ def test_every_endpoint_and_protocol(shared: Shared) -> None:
         assert [p["version"] for p in predictions] == [project.champion] * 3
         labels = [p["prediction"] for p in predictions]
         feedback = client.post("/v1/feedback", json={"labels": [{"id": predictions[0]["id"], "label": 1}]})
-        assert feedback.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 0}
+        assert feedback.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 0, "unknown_keys": [], "by_key": 0}
         for payload in ({"dataframe_records": records}, {"instances": records},
                         {"dataframe_split": {"columns": project.features,
                                              "data": [[r[f] for f in project.features] for r in records]}},
@@ -293,10 +293,11 @@ def _malformed_table(record: dict[str, Any]) -> list[tuple[str, bytes, str, int,
          "more than the 1000 records"),
         ("too many bytes", b'{"records": ["' + b"x" * (9 * 1024 * 1024) + b'"]}', j, 413, "body_too_large",
          "larger than"),
-        ("too many fields", orjson.dumps({"records": [{**record, **{f"k{i}": 1 for i in range(17)}}]}), j,
-         413, "too_many_fields", "record 0 has too many fields: got 24, over the limit max_fields=23"),
+        # 7 features + the declared target 'y' (a record may carry it) + 16 extra fields
+        ("too many fields", orjson.dumps({"records": [{**record, **{f"k{i}": 1 for i in range(18)}}]}), j,
+         413, "too_many_fields", "record 0 has too many fields: got 25, over the limit max_fields=24"),
         ("too many values", orjson.dumps({"records": [{f"k{i}": 1 for i in range(100_000)}]}), j, 413,
-         "too_many_values", "over the limit max_values=46,256"),
+         "too_many_values", "over the limit max_values=48,256"),
         ("long string", orjson.dumps({"records": [{**record, "plan": "p" * 10_001}]}), j, 413,
          "string_too_long", "got 10,001, over the limit max_string_length=10,000"),
         ("wrong content type", orjson.dumps({"records": [record]}), "text/plain", 415,
@@ -449,9 +450,9 @@ def test_huge_bodies_are_refused_while_health_answers(shared: Shared) -> None:
     record = project.records(1)[0]
     hostile = [
         ("/invocations", ",".join(f"c{i}" for i in range(700_000)).encode() + b"\n1\n", "text/csv",
-         "too_many_columns", "the CSV header line has too many columns: got 700,000, over the limit max_columns=23"),
+         "too_many_columns", "the CSV header line has too many columns: got 700,000, over the limit max_columns=24"),
         ("/v1/predict", orjson.dumps({"records": [{**record, **{f"k{i}": 1 for i in range(550_000)}}]}),
-         "application/json", "too_many_values", "over the limit max_values=46,256"),
+         "application/json", "too_many_values", "over the limit max_values=48,256"),
         ("/invocations", orjson.dumps({"dataframe_split": {"columns": [f"c{i}" for i in range(100_000)],
                                                            "data": [[1] * 100_000]}}),
          "application/json", "too_many_values", "over the limit max_values"),

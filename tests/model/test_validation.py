@@ -222,6 +222,26 @@ def test_unknown_fields_are_flagged_by_name() -> None:
     assert [w.field for w in batch.warnings[0]] == ["customer_id", "churned"]
 
 
+def test_declared_columns_pass_through_without_a_flag() -> None:
+    records = [good(customer_id="c-17", seen_at="2024-06-01", churned=1, colour="red")]
+    batch = validate_records(records, COLUMNS, FEATURES,
+                             passthrough=["customer_id", "seen_at", "churned"])
+    assert batch.ok and batch.flags == (("unknown_field",),)
+    assert [(w.field, w.code) for w in batch.warnings[0]] == [("colour", "unknown_field")]
+    assert batch.flag_fields(0) == ["unknown_field:colour"]
+    assert "colour" not in batch.records[0] and "customer_id" not in batch.records[0]
+    # only declared columns: no flag at all, and nothing but the features is scored
+    clean = validate_records([good(customer_id="c-18", seen_at="x")], COLUMNS, FEATURES,
+                             passthrough=["customer_id", "seen_at"])
+    assert clean.flags == ((),) and list(clean.frame.columns) == FEATURES
+
+
+def test_a_feature_named_as_passthrough_is_still_checked() -> None:
+    validator = RecordValidator(COLUMNS, FEATURES, passthrough=["age", "customer_id"])
+    assert validator.passthrough == ("customer_id",)
+    assert validator.validate([good(age="old")]).errors[0].field == "age"
+
+
 def test_not_an_object_is_refused_and_other_records_still_answered() -> None:
     batch = check(good(), [1, 2], "x", good(age="old"), good(plan="new"))
     assert [(e.index, e.field, e.code) for e in batch.errors] == [

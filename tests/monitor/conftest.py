@@ -93,15 +93,16 @@ class Monitored:
         self,
         frame: pd.DataFrame,
         *,
-        label: bool | Callable[[Any, Any], Any] = True,
+        label: bool | Callable[[Any, Any], Any] | list[Any] = True,
         shadow: int | None = None,
         flags: list[str] | None = None,
         at: datetime | None = None,
         actor: str = "tester",
+        latency_ms: float = 1.0,
     ) -> list[str]:
         """Log one request per row answered by the champion (and scored by ``shadow``);
-        send labels: the target (``True``), none (``False``), or ``label(prediction, y)``.
-        Returns the champion's prediction ids."""
+        send labels: the target (``True``), none (``False``), ``label(prediction, y)``, or
+        one label per row (None: no label). Returns the champion's prediction ids."""
         champion = self.model(self.champion)
         at = at or utcnow()
         rows = [_record(r) for r in frame[champion.features].to_dict("records")]
@@ -114,7 +115,7 @@ class Monitored:
             ids.append(pid)
             entries.append(LogEntry(pid, at, champion.version, "champion", request, record,
                                     answer.prediction, answer.probabilities, answer.confidence,
-                                    1.0, list(flags or [])))
+                                    latency_ms, list(flags or [])))
             if shadows is not None:
                 s = shadows[i]
                 entries.append(LogEntry(self._id(), at, int(shadow), "shadow", request,
@@ -122,7 +123,11 @@ class Monitored:
                                         1.0, list(flags or [])))
         self.log.append(entries)
         self.log.flush()
-        if label is not False:
+        if isinstance(label, list):
+            pairs = [(pid, value) for pid, value in zip(ids, label) if value is not None]
+            if pairs:
+                record_feedback(self.registry.store, pairs, actor)
+        elif label is not False:
             ys = frame["y"].tolist()
             pairs = [
                 (pid, y if label is True else label(answer.prediction, y))

@@ -63,7 +63,7 @@ def test_predict_answers_logs_and_takes_feedback(served: tuple[TestClient, Servi
 
     labels = [{"id": predictions[0]["id"], "label": 1}, {"id": "no-such-id", "label": 0}]
     response = client.post("/v1/feedback", json={"labels": labels})
-    assert response.json() == {"accepted": 1, "unknown_ids": ["no-such-id"], "unchanged": 0, "overwritten": 0}
+    assert response.json() == {"accepted": 1, "unknown_ids": ["no-such-id"], "unchanged": 0, "overwritten": 0, "unknown_keys": [], "by_key": 0}
     logged = read_predictions(sp.registry.store)
     assert sorted(logged["id"]) == sorted(p["id"] for p in predictions)
     assert set(logged["request_id"]) == {"req-42"} and set(logged["route"]) == {"champion"}
@@ -199,7 +199,7 @@ def test_auth_scopes_and_revocation(secured: tuple[TestClient, dict[str, str]],
            403, "forbidden")
     pid = answer.json()["predictions"][0]["id"]
     ok = client.post("/v1/feedback", json={"labels": [{"id": pid, "label": 0}]}, headers=as_labeller)
-    assert ok.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 0}
+    assert ok.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 0, "unknown_keys": [], "by_key": 0}
     assert client.get("/healthz").status_code == 200  # health needs no token
     revoke_token(serving_project.registry, "svc")
     client.app.state.assay.verifier.reload()  # type: ignore[attr-defined]
@@ -251,7 +251,7 @@ def test_a_second_label_for_a_prediction_is_a_conflict_unless_overwritten(
     a, b = (p["id"] for p in client.post("/v1/predict", json={"records": sp.records(2)}).json()["predictions"])
     assert client.post("/v1/feedback", json={"labels": [{"id": a, "label": 0}]}).json()["accepted"] == 1
     again = client.post("/v1/feedback", json={"labels": [{"id": a, "label": 0.0}]})
-    assert again.json() == {"accepted": 0, "unknown_ids": [], "unchanged": 1, "overwritten": 0}
+    assert again.json() == {"accepted": 0, "unknown_ids": [], "unchanged": 1, "overwritten": 0, "unknown_keys": [], "by_key": 0}
     body = _error(client.post("/v1/feedback", json={"labels": [{"id": b, "label": 1}, {"id": a, "label": 1}]}),
                   409, "label_conflict")
     assert "overwrite=true" in body["message"]
@@ -264,7 +264,7 @@ def test_a_second_label_for_a_prediction_is_a_conflict_unless_overwritten(
     _error(client.post("/v1/feedback?overwrite=maybe", json={"labels": [{"id": a, "label": 1}]}),
            422, "invalid_query")
     fixed = client.post("/v1/feedback?overwrite=true", json={"labels": [{"id": a, "label": 1}]})
-    assert fixed.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 1}
+    assert fixed.json() == {"accepted": 1, "unknown_ids": [], "unchanged": 0, "overwritten": 1, "unknown_keys": [], "by_key": 0}
     assert read_predictions(sp.registry.store).set_index("id").loc[a, "label"] == 1
     (event,) = sp.registry.events(action="feedback_overwrite")
     assert event.actor == "anonymous" and event.details["labels"] == [{"id": a, "previous": 0, "label": 1}]

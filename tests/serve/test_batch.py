@@ -172,3 +172,10 @@ def test_cli_predict_file_and_stdin(serving_project: ServingProject, tmp_path: P
     (sp.root / "bad.jsonl").write_text(orjson.dumps(sp.records(1)[0]).decode() + "\n{oops\n")
     code, _, err = run("predict", "bad.jsonl", "-o", "out.jsonl")
     assert code == 2 and "bad.jsonl: line 2 is not valid JSON" in err and "Traceback" not in err
+
+
+def test_a_served_model_accepts_its_declared_columns(serving_project: ServingProject) -> None:
+    model = load_model_for_batch(serving_project.registry)
+    assert model.passthrough == ("y",)  # the target; the serving project declares no id or time
+    batch = model.validate([{**serving_project.records(1)[0], "y": 1}])
+    assert batch.ok and batch.flags == ((),)

@@ -138,16 +138,20 @@ def client(serving_project: ServingProject, tmp_path: Path) -> Iterator[tuple[Te
 def test_every_endpoint_holds_the_limits(client: tuple[TestClient, ServingProject]) -> None:
     http, sp = client
     record = sp.records(1)[0]
-    wide = {**record, **{f"extra{i}": 1 for i in range(4)}}  # 7 features + 3 allowed
+    # 7 features + the declared target 'y' (a record may carry it) + 3 allowed
+    wide = {**record, **{f"extra{i}": 1 for i in range(5)}}
     for path, body in (("/v1/predict", {"records": [wide]}), ("/invocations", {"instances": [wide]})):
         response = http.post(path, json=body)
         assert response.status_code == 413, response.text
         assert response.json()["error"] == "too_many_fields"
-        assert "got 11, over the limit max_fields=10" in response.json()["message"]
+        assert "got 12, over the limit max_fields=11" in response.json()["message"]
     assert http.post("/v1/predict", json={"records": [{**record, "extra": 1}]}).status_code == 200
+    carried = http.post("/v1/predict", json={"records": [{**record, "y": 1, "extra0": 1, "extra1": 1,
+                                                          "extra2": 1}]})
+    assert carried.status_code == 200 and carried.json()["predictions"][0]["flags"] == ["unknown_field"]
     long = http.post("/v1/predict", json={"records": [{**record, "plan": "p" * 51}]})
     assert long.status_code == 413 and "got 51, over the limit max_string_length=50" in long.json()["message"]
-    csv = ",".join(f"c{i}" for i in range(11)).encode() + b"\n" + b",".join([b"1"] * 11) + b"\n"
+    csv = ",".join(f"c{i}" for i in range(12)).encode() + b"\n" + b",".join([b"1"] * 12) + b"\n"
     refused = http.post("/invocations", content=csv, headers={"Content-Type": "text/csv"})
     assert refused.status_code == 413 and refused.json()["error"] == "too_many_columns"
     name = sp.project.root.name
@@ -180,4 +184,4 @@ def test_openapi_shows_no_training_values(client: tuple[TestClient, ServingProje
     assert example == {"x1": 0.5, "x2": 0.5, "count": 1, "plan": "text", "region": "text", "active": True,
                        "signup": "2024-01-01T00:00:00Z"}
     record = doc["components"]["schemas"]["Record"]
-    assert record["maxProperties"] == 10 and record["properties"]["plan"]["maxLength"] == 50
+    assert record["maxProperties"] == 11 and record["properties"]["plan"]["maxLength"] == 50

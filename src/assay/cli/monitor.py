@@ -100,13 +100,35 @@ def render_monitor(console: Console, report: Any) -> None:
     else:
         console.print(f"Drift: {escape(drift.note)}")
     console.print(f"Live performance: {escape(report.performance.message)}")
+    render_contract(console, report.contract)
     flagged = report.flagged
+    named = flagged.by_field or flagged.by_code
     console.print(f"Flagged inputs: {flagged.share:.1%} of {flagged.n_rows}"
-                  + (f" ({', '.join(f'{k} {v:.1%}' for k, v in flagged.by_code.items())})"
-                     if flagged.by_code else ""))
+                  + (f" ({escape(', '.join(f'{k} {v:.1%}' for k, v in named.items()))})"
+                     if named else ""))
     for note in report.notes:
         console.print(f"[yellow]note[/]: {escape(note)}")
     render_alerts(console, report.alerts)
+
+
+_STATUS = {"met": "green", "inconclusive": "yellow", "breach": "bold red", "not_judged": "dim"}
+
+
+def render_contract(console: Console, contract: Any) -> None:
+    """The contract judged on live traffic: one row per criterion, its value, interval and verdict."""
+    if not contract.checks:
+        return
+    table = Table(title="The contract on live traffic", expand=False)
+    for name in ("criterion", "live", "95% interval", "n", "verdict", "note"):
+        table.add_column(name)
+    for check in contract.checks:
+        interval = (f"{check.interval[0]:.4g} .. {check.interval[1]:.4g}"
+                    if check.interval is not None else "-")
+        table.add_row(
+            escape(check.label), _fmt(check.observed, ".4g"), interval, str(check.n),
+            Text(check.status, style=_STATUS.get(check.status, "")), escape(check.note),
+        )
+    console.print(table)
 
 
 def render_alerts(console: Console, outcome: Any) -> None:

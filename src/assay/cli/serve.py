@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, cast
 
 import typer
 from rich.markup import escape
@@ -20,6 +20,11 @@ from assay.cli.common import (
     err_console as _err,
     open_project as _open,
 )
+
+if TYPE_CHECKING:
+    from assay.project import Project
+    from assay.registry import ModelRegistry
+    from assay.serve.log import PredictionLog
 
 __all__ = ["is_loopback", "register_serve_commands", "token_app"]
 
@@ -185,10 +190,14 @@ def predict(
     skip_invalid: Annotated[
         bool, typer.Option(help="Write refused rows with an empty prediction and the reason, instead of stopping.")
     ] = False,
+    log: Annotated[
+        bool, typer.Option("--log/--no-log", help="Log the predictions like the server (route 'batch'; "
+                           "ids in the prediction_id column/field) so feedback and monitoring see them.")
+    ] = True,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Score a file (or JSON lines on stdin), validated like the server."""
+    """Score a file (or JSON lines on stdin), validated like the server; logged unless --no-log."""
     from assay.serve.batch import predict_file, predict_stream
 
     if stdin:
@@ -196,20 +205,27 @@ def predict(
             raise ConfigError("--stdin reads standard input and writes standard output", key="--stdin",
                               expected="no SOURCE and no -o with --stdin", received=str(source or output),
                               fix="Drop SOURCE and -o, or drop --stdin.")
-        _, registry = _open(config)
+        project, registry = _open(config)
         out = sys.stdout
-        result = predict_stream(registry, sys.stdin.buffer, out.write, version=version,
-                                chunk_size=min(chunk_size, 1000), flush=out.flush)
+        plog = _batch_log(project, registry) if log else None
+        try:
+            result = predict_stream(registry, sys.stdin.buffer, out.write, version=version,
+                                    chunk_size=min(chunk_size, 1000), flush=out.flush, log=plog)
+        finally:
+            if plog is not None:
+                plog.close()
+        logged = ", logged" if plog is not None else ""
         _err().print(f"version {result.version}: {result.scored} scored, {result.refused} refused, "
-                     f"{result.flagged} flagged", highlight=False)
+                     f"{result.flagged} flagged{logged}", highlight=False)
         return
     if source is None:
         raise ConfigError("nothing to score", key="SOURCE", expected="a .parquet, .csv or .jsonl file, or --stdin",
                           fix="Run `assay predict in.parquet -o out.parquet` or `assay predict --stdin`.")
     if output is None:
         output = source.with_name(source.stem + ".predictions.parquet")
-    _, registry = _open(config)
+    project, registry = _open(config)
     err = _err()
+    plog = _batch_log(project, registry) if log else None
     progress = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
@@ -220,14 +236,29 @@ def predict(
         def tick(done: int, total: int | None) -> None:
             progress.update(bar, completed=done, total=total)
 
-        result = predict_file(registry, source, output, version=version, chunk_size=chunk_size,
-                              skip_invalid=skip_invalid, progress=tick)
+        try:
+            result = predict_file(registry, source, output, version=version, chunk_size=chunk_size,
+                                  skip_invalid=skip_invalid, progress=tick, log=plog)
+        finally:
+            if plog is not None:
+                plog.close()
     if json_out:
         _print_json(result.to_dict())
         return
     refused = f", {result.refused} refused (see the error column)" if result.refused else ""
+    logged = "; logged (ids in prediction_id)" if plog is not None else ""
     _out().print(f"Scored {result.scored} of {result.rows} rows with version {result.version} "
-                 f"({result.flagged} flagged{refused}) into {escape(str(output))} in {result.seconds:.1f} s.")
+                 f"({result.flagged} flagged{refused}) into {escape(str(output))} in {result.seconds:.1f} s"
+                 f"{logged}.")
+
+
+def _batch_log(project: Project, registry: ModelRegistry) -> PredictionLog:
+    """The prediction log of ``assay predict``: the project's WAL folder, the log caps of assay.yaml."""
+    from assay.serve.batch import batch_log
+
+    monitoring = project.spec.monitoring
+    return batch_log(registry, project.state_dir / "wal", max_string=monitoring.log_max_string,
+                     max_input_bytes=monitoring.log_max_input_bytes)
 
 
 def deploy(

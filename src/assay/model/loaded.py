@@ -31,6 +31,7 @@ __all__ = [
     "LoadedModel",
     "compile_fast_path",
     "Prediction",
+    "declared_columns",
     "final_estimator",
     "model_columns",
     "pipeline_scores",
@@ -56,6 +57,25 @@ def model_columns(record: ModelVersion) -> tuple[list[str], list[ColumnSchema]]:
     features = list(record.lineage.features or [c.name for c in columns])
     by_name = {c.name: c for c in columns}
     return features, [by_name[f] for f in features if f in by_name]
+
+
+def declared_columns(record: ModelVersion) -> tuple[str, ...]:
+    """The columns the version's framing gives another role than a feature: ``data.id``,
+    ``data.time``, ``data.group``, ``data.drop`` and the target (read from the assay.yaml
+    the version was trained with, and its lineage). A served record may carry them: they
+    are passed through, not flagged (:class:`~assay.model.validation.RecordValidator`)."""
+    config: Mapping[str, Any] = record.config if isinstance(record.config, Mapping) else {}
+    section = config.get("data")
+    data: Mapping[str, Any] = section if isinstance(section, Mapping) else {}
+    names: list[Any] = [data.get("id"), data.get("time"), data.get("group"), data.get("target"),
+                        record.lineage.target]
+    dropped = data.get("drop")
+    if isinstance(dropped, (list, tuple)):
+        names.extend(dropped)
+    features = set(record.lineage.features or ())
+    return tuple(dict.fromkeys(
+        str(n) for n in names if isinstance(n, str) and n and n not in features
+    ))
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,8 @@ class LoadedModel:
         prefers_batches: the final estimator declares ``prefers_batches_ = True``: one call
             costs much more than one row (a transformer), so the server gathers concurrent
             requests into one call (:mod:`assay.serve.gather`).
+        passthrough: the declared non-feature columns a record may carry without a flag
+            (:func:`declared_columns`).
     """
 
     def __init__(
@@ -129,6 +151,7 @@ class LoadedModel:
         fast: FastPredictor | BlendPredictor | None = None,
         fast_reason: str | None = None,
         text_column: str | None = None,
+        passthrough: Sequence[str] = (),
     ) -> None:
         self.version = int(version)
         self.task = task
@@ -142,6 +165,7 @@ class LoadedModel:
         self.fast = fast
         self.fast_reason = fast_reason
         self.text_column = text_column if text_column in self.features else None
+        self.passthrough: tuple[str, ...] = tuple(p for p in passthrough if p not in self.features)
         self.prefers_batches = prefers_batches(model)
         model_classes = getattr(model, "classes_", None) if task in _CLASSIFICATION else None
         order = list(model_classes) if model_classes is not None else (self.classes or [])
@@ -199,13 +223,15 @@ class LoadedModel:
             fast=fast,
             fast_reason=reason,
             text_column=text_column,
+            passthrough=declared_columns(record),
         )
 
     def validate(self, records: Sequence[Any]) -> ValidatedBatch:
         """Check and coerce request records against this model's schema."""
         if self._validator is None:
             self._validator = RecordValidator(self.columns, self.features,
-                                              text_column=self.text_column)
+                                              text_column=self.text_column,
+                                              passthrough=self.passthrough)
         return self._validator.validate(records)
 
     def predict(

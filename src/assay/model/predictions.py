@@ -7,6 +7,7 @@ prediction with its latest feedback label and the request's input fields.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +20,9 @@ from assay.store.tables import feedback, predictions
 
 __all__ = ["LOG_COLUMNS", "ROUTES", "read_predictions"]
 
-#: The routes a logged prediction can take.
-ROUTES = ("champion", "canary", "shadow")
+#: The routes a logged prediction can take: answered by the champion, by a canary
+#: challenger, scored in shadow, or scored by ``assay predict`` (batch).
+ROUTES = ("champion", "canary", "shadow", "batch")
 
 #: Columns of :func:`read_predictions` before the expanded input fields.
 LOG_COLUMNS = (
@@ -34,7 +36,7 @@ def read_predictions(
     *,
     since: datetime | None = None,
     version: int | None = None,
-    route: str | None = None,
+    route: str | Sequence[str] | None = None,
     limit: int | None = None,
     shadowed_by: int | None = None,
 ) -> pd.DataFrame:
@@ -49,19 +51,22 @@ def read_predictions(
     Args:
         since: only predictions at or after this time (a naive time is read as UTC).
         version: only this model version.
-        route: only this route (``champion``, ``canary``, ``shadow``).
+        route: only this route (``champion``, ``canary``, ``shadow``, ``batch``), or
+            these routes.
         limit: only the newest ``limit`` predictions (still returned oldest first).
         shadowed_by: only champion answers the server also scored with this challenger
             version in shadow mode.
     """
-    if route is not None and route not in ROUTES:
-        raise ConfigError(
-            "unknown prediction route",
-            key="route",
-            expected="one of: " + ", ".join(ROUTES),
-            received=route,
-            fix="Pass one of the routes, or None for all.",
-        )
+    routes = None if route is None else ([route] if isinstance(route, str) else list(route))
+    for name in routes or []:
+        if name not in ROUTES:
+            raise ConfigError(
+                "unknown prediction route",
+                key="route",
+                expected="one of: " + ", ".join(ROUTES),
+                received=name,
+                fix="Pass one of the routes, or None for all.",
+            )
     if limit is not None and limit < 0:
         raise ConfigError(
             "the prediction limit must not be negative",
@@ -95,8 +100,8 @@ def read_predictions(
         query = query.where(predictions.c.at >= as_utc(since))
     if version is not None:
         query = query.where(predictions.c.version == int(version))
-    if route is not None:
-        query = query.where(predictions.c.route == route)
+    if routes is not None:
+        query = query.where(predictions.c.route.in_(routes))
     if shadowed_by is not None:
         query = query.where(predictions.c.shadowed_by == int(shadowed_by))
     query = query.order_by(predictions.c.at.desc(), predictions.c.id.desc())

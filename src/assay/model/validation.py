@@ -12,6 +12,17 @@ missing, and the model imputes it). Problems fall in two groups:
   date outside the training min..max), ``unexpected_null`` (null in a column that had
   no missing values in training), ``unknown_field`` (a key that is not a feature).
 
+Every issue names its field (:attr:`RecordIssue.field`); :attr:`ValidatedBatch.warnings`
+holds the flagged ones per answered record, and :meth:`ValidatedBatch.flag_fields` lists
+them as ``code:field``.
+
+Columns the framing declares with another role than a feature (``data.id``,
+``data.time``, ``data.group``, ``data.drop`` and the target) are the user's own rows
+coming back: a record may carry them. They are *passed through*: accepted without a
+flag, never scored, and kept in the logged record (so feedback can name a prediction by
+its ``data.id``). Only a key that is neither a feature nor a declared column is flagged
+``unknown_field``.
+
 Coercion rules, per column kind:
 
 * numeric / integer: JSON numbers, and strings that read as a finite number
@@ -180,6 +191,13 @@ class ValidatedBatch:
     def features(self) -> list[str]:
         """The feature names, in order."""
         return [c.name for c in self.columns]
+
+    def flag_fields(self, row: int) -> list[str]:
+        """The flagged issues of answered row ``row`` as ``code:field`` (every flag names
+        its field), in the order found."""
+        if row >= len(self.warnings):
+            return []
+        return list(dict.fromkeys(f"{w.code}:{w.field}" for w in self.warnings[row]))
 
     def to_dict(self) -> dict[str, Any]:
         """The verdicts, JSON-serialisable (the frame and coerced records are left out)."""
@@ -402,6 +420,9 @@ class RecordValidator:
         features: the model's input columns, in order.
         text_column: the free text a text-classification model reads; its value must be a
             non-empty string (whatever kind the schema inferred for the column).
+        passthrough: the columns the framing declares with another role (``data.id``,
+            ``data.time``, ``data.group``, ``data.drop``, the target): accepted in a record
+            without a flag and not scored (see the module doc).
     """
 
     def __init__(
@@ -410,6 +431,7 @@ class RecordValidator:
         features: Sequence[str],
         *,
         text_column: str | None = None,
+        passthrough: Sequence[str] = (),
     ) -> None:
         by_name = {c.name: c for c in columns}
         missing = [name for name in features if name not in by_name]
@@ -425,7 +447,10 @@ class RecordValidator:
         self.columns: tuple[ColumnSchema, ...] = tuple(by_name[n] for n in features)
         self.text_column = text_column
         self._checks = tuple(_Column(c, strict_text=c.name == text_column) for c in self.columns)
-        self._known = frozenset(self.features)
+        self.passthrough: tuple[str, ...] = tuple(
+            dict.fromkeys(str(n) for n in passthrough if n and n not in set(self.features))
+        )
+        self._known = frozenset(self.features) | frozenset(self.passthrough)
 
     def validate(self, records: Sequence[Any]) -> ValidatedBatch:
         """Check and coerce ``records``; see :func:`validate_records`."""
@@ -532,7 +557,9 @@ class RecordValidator:
                         RecordIssue(
                             index,
                             str(key),
-                            f"'{key}' is not a feature of the model; it is ignored",
+                            f"'{key}' is not a feature of the model nor a declared column "
+                            "(data.id, data.time, data.group, data.drop, the target); it is "
+                            "ignored",
                             "unknown_field",
                         )
                     )
@@ -541,13 +568,17 @@ class RecordValidator:
 
 @lru_cache(maxsize=32)
 def _cached_validator(
-    columns: tuple[ColumnSchema, ...], features: tuple[str, ...]
+    columns: tuple[ColumnSchema, ...], features: tuple[str, ...], passthrough: tuple[str, ...]
 ) -> RecordValidator:
-    return RecordValidator(columns, features)
+    return RecordValidator(columns, features, passthrough=passthrough)
 
 
 def validate_records(
-    records: Sequence[Any], columns: Sequence[ColumnSchema], features: Sequence[str]
+    records: Sequence[Any],
+    columns: Sequence[ColumnSchema],
+    features: Sequence[str],
+    *,
+    passthrough: Sequence[str] = (),
 ) -> ValidatedBatch:
     """Check and coerce request records against the model's training schema.
 
@@ -556,6 +587,8 @@ def validate_records(
         columns: the schema of the model's input columns (``record.schema["columns"]``
             as :class:`ColumnSchema`), at least one per feature.
         features: the model's input columns, in order (``lineage.features``).
+        passthrough: declared non-feature columns accepted without a flag (see the
+            module doc).
 
     Returns:
         A :class:`ValidatedBatch`: the valid rows (coerced), the refusals and the flags.
@@ -564,9 +597,9 @@ def validate_records(
         DataError: ``records`` is not a list, or a feature has no column schema.
     """
     try:
-        validator = _cached_validator(tuple(columns), tuple(features))
+        validator = _cached_validator(tuple(columns), tuple(features), tuple(passthrough))
     except TypeError:  # an unhashable hand-made schema: skip the cache
-        validator = RecordValidator(columns, features)
+        validator = RecordValidator(columns, features, passthrough=passthrough)
     return validator.validate(records)
 
 

@@ -2,7 +2,7 @@
 judgement on a fresh holdout.
 
 The data: the project's data plus the labelled logged traffic of the last
-``retrain.horizon_days`` (answered predictions only), labels that copy the model's own
+``retrain.horizon_days`` (answered predictions only: served, canary and ``assay predict``), labels that copy the model's own
 predictions excluded, rows validated against the training schema, traffic rows that
 duplicate another row dropped.
 
@@ -86,7 +86,7 @@ def _assemble(
     since = now - timedelta(days=horizon) if horizon else None
     log = read_predictions(registry.store, since=since)
     input_columns = list(log.attrs.get("input_columns") or [])
-    answered = log["route"].isin(["champion", "canary"]).to_numpy() & log["label"].notna().to_numpy()
+    answered = log["route"].isin(["champion", "canary", "batch"]).to_numpy() & log["label"].notna().to_numpy()
     log = log.loc[answered].reset_index(drop=True)
     log.attrs["input_columns"] = input_columns
     classification = spec.task in CLASSIFICATION_TASKS

@@ -53,7 +53,15 @@ __all__ = [
     "resolve_alert",
 ]
 
-AlertKind = Literal["data_drift", "performance", "concept_drift", "flagged_inputs"]
+AlertKind = Literal[
+    "data_drift",
+    "performance",
+    "concept_drift",
+    "flagged_inputs",
+    "acceptance_breach",
+    "fairness_breach",
+    "latency_breach",
+]
 #: every kind of alert
 ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
 Severity = Literal["warning", "critical"]
@@ -71,7 +79,9 @@ class AlertDraft:
     """A condition found by one monitoring pass, before dedupe and storage.
 
     Attributes:
-        kind: data_drift | performance | concept_drift | flagged_inputs.
+        kind: data_drift | performance | concept_drift | flagged_inputs |
+            acceptance_breach | fairness_breach | latency_breach (a criterion of the contract
+            failed on live traffic beyond noise, :mod:`assay.monitor.contract`).
         version: the model version concerned.
         severity: warning | critical.
         message: one line for people.

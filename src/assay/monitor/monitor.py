@@ -8,13 +8,23 @@ or a data file standing in for traffic, and
    reference of the version (:func:`reference_for`);
 2. computes live metrics from the feedback labels and compares them with the
    registered test metrics (:mod:`assay.monitor.performance`);
-3. counts flagged inputs (unknown categories, out-of-range values, ...);
-4. turns what it found into alerts, told apart where labels allow: inputs drifted
+3. judges the whole contract on the window (:mod:`assay.monitor.contract`): every
+   acceptance threshold and fairness limit on the labelled traffic, and the logged
+   latencies against ``serving.latency_p99_ms``, each with a bootstrap interval;
+4. counts flagged inputs (unknown categories, out-of-range values, ...), by code and by
+   field, re-validating the logged records against the version's schema (declared
+   ``data.id``/``data.time``/``data.drop`` columns are passed through, not flagged);
+5. turns what it found into alerts, told apart where labels allow: inputs drifted
    -> ``data_drift``; error rising while no input drifted -> ``concept_drift``;
    error rising with drifted inputs -> ``performance`` (beside the ``data_drift``
-   alert that likely explains it); many flagged inputs -> ``flagged_inputs``;
-5. stores the report (``drift_reports``) and the alerts (deduplicated, sent to
+   alert that likely explains it); many flagged inputs -> ``flagged_inputs``; a
+   criterion of the contract failed beyond noise -> ``acceptance_breach``,
+   ``fairness_breach`` or ``latency_breach`` (one alert per criterion);
+6. stores the report (``drift_reports``) and the alerts (deduplicated, sent to
    ``monitoring.webhook``).
+
+The window holds the server's answers (route ``champion``) and the champion's batch
+predictions (``assay predict``, route ``batch``); latency is judged on the server's only.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select
 
-from assay.config.metrics import CLASSIFICATION_TASKS
+from assay.config.metrics import CLASSIFICATION_TASKS, metrics_for
 from assay.config.spec import ProjectSpec
 from assay.data.schema import ColumnSchema
 from assay.data.values import native
@@ -43,6 +53,7 @@ from assay.monitor.alerts import (
     raise_alerts,
 )
 from assay.monitor.alerts import Severity as AlertSeverity
+from assay.monitor.contract import breach_drafts, judge_contract
 from assay.monitor.drift import ColumnDrift, DriftReport, detect_drift
 from assay.monitor.performance import (
     LivePerformance,
@@ -60,8 +71,9 @@ from assay.monitor.text_drift import (
 )
 from assay.project import Project
 from assay.registry import ModelRegistry, ModelVersion
-from assay.model.loaded import model_columns
+from assay.model.loaded import declared_columns, model_columns
 from assay.model.predictions import LOG_COLUMNS, read_predictions
+from assay.model.validation import ValidatedBatch
 from assay.store.database import Store, as_utc, utcnow
 from assay.store.serialize import to_jsonable
 from assay.store.tables import drift_reports
@@ -73,12 +85,16 @@ __all__ = [
     "monitor_project",
     "parse_span",
     "reference_for",
+    "WINDOW_ROUTES",
+    "traffic_batch",
     "traffic_frame",
     "version_rows",
 ]
 
 # the logged model outputs joined to the inputs, under names no feature can have
 _OUTPUTS = ("id", "prediction", "probabilities", "confidence", "flags", "label")
+#: the routes a monitoring window reads: the server's answers and batch predictions
+WINDOW_ROUTES = ("champion", "batch")
 _PREDICTION = "__assay_prediction__"
 _CONFIDENCE = "__assay_confidence__"
 
@@ -246,12 +262,12 @@ def current_window(
             fix="Pass a positive window.",
         )
     if isinstance(chosen, int):
-        frame = read_predictions(store, version=version, route="champion", limit=chosen)
+        frame = read_predictions(store, version=version, route=WINDOW_ROUTES, limit=chosen)
         info: dict[str, Any] = {"kind": "predictions", "size": chosen}
     else:
         span = parse_span(chosen)
         since = (now or utcnow()) - span
-        frame = read_predictions(store, version=version, route="champion", since=since)
+        frame = read_predictions(store, version=version, route=WINDOW_ROUTES, since=since)
         info = {"kind": "span", "span": chosen, "since": since.isoformat()}
     if len(frame):
         info["first"] = as_utc(frame["at"].iloc[0].to_pydatetime()).isoformat()
@@ -260,11 +276,29 @@ def current_window(
 
 
 def traffic_frame(
-    log: pd.DataFrame, columns: Sequence[ColumnSchema], features: Sequence[str]
+    log: pd.DataFrame,
+    columns: Sequence[ColumnSchema],
+    features: Sequence[str],
+    *,
+    passthrough: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The logged inputs of ``log`` (from ``read_predictions``) as a frame with the training
     dtypes, and the positions of ``log`` they come from (records validation refuses are
     left out)."""
+    batch = traffic_batch(log, columns, features, passthrough=passthrough)
+    return batch.frame.reset_index(drop=True), np.asarray(batch.valid_index, dtype=np.int64)
+
+
+def traffic_batch(
+    log: pd.DataFrame,
+    columns: Sequence[ColumnSchema],
+    features: Sequence[str],
+    *,
+    passthrough: Sequence[str] = (),
+) -> ValidatedBatch:
+    """The logged records of ``log`` validated again against the version's schema: the
+    valid rows, their positions in ``log`` and each row's flagged issues, naming the field
+    (``passthrough``: the declared non-feature columns, accepted without a flag)."""
     from assay.model.validation import validate_records
 
     input_columns = list(log.attrs.get("input_columns") or [])
@@ -280,15 +314,14 @@ def traffic_frame(
         {names[c]: native(v) for c, v in zip(input_columns, values) if not _missing(v)}
         for values in rows
     ]
-    batch = validate_records(records, list(columns), list(features))
-    return batch.frame.reset_index(drop=True), np.asarray(batch.valid_index, dtype=np.int64)
+    return validate_records(records, list(columns), list(features), passthrough=passthrough)
 
 
 def _file_window(
     registry: ModelRegistry, record: ModelVersion, current: pd.DataFrame, target: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A data file standing in for traffic: the validated inputs, and the model's answers
-    (labelled by the target column when present)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A data file standing in for traffic: the validated inputs, the model's answers
+    (labelled by the target column when present) and the file's rows they come from."""
     from assay.model.loaded import LoadedModel
     from assay.model.validation import validate_records
 
@@ -306,7 +339,7 @@ def _file_window(
         {k: native(v) for k, v in row.items() if not _missing(v)}
         for row in current[features].to_dict("records")
     ]
-    batch = validate_records(records, columns, features)
+    batch = validate_records(records, columns, features, passthrough=declared_columns(record))
     model = LoadedModel.load(registry, record.version)
     answers = model.predict(batch.frame) if len(batch.frame) else []
     positions = list(batch.valid_index)
@@ -325,7 +358,33 @@ def _file_window(
             "label": [None if _missing(v) else v for v in labels],
         }
     )
-    return batch.frame.reset_index(drop=True), outputs
+    outputs["flag_fields"] = [batch.flag_fields(i) for i in range(len(positions))]
+    rows = current.iloc[positions].reset_index(drop=True)
+    return batch.frame.reset_index(drop=True), outputs, rows
+
+
+def _revalidated_flags(outputs: pd.DataFrame, batch: ValidatedBatch) -> pd.DataFrame:
+    """``outputs`` with ``flag_fields`` naming the field of each logged flag (``code:field``,
+    found by validating the logged record again; a flag validation does not place, such as
+    the log's ``truncated``, keeps its bare code).
+
+    The logged flags stay the record of what was answered, with one exception: a logged
+    ``unknown_field`` that validation no longer finds is dropped - it was a declared column
+    (``data.id``, ``data.time``, ...) flagged before such columns were passed through.
+    """
+    out = outputs.copy()
+    flags: list[list[str]] = []
+    named: list[list[str]] = []
+    for i, old in enumerate(out["flags"]):
+        now = set(batch.flags[i]) if i < len(batch.flags) else set()
+        codes = [f for f in dict.fromkeys(old or []) if f != "unknown_field" or f in now]
+        placed = [item for item in batch.flag_fields(i) if item.split(":", 1)[0] in codes]
+        found = {item.split(":", 1)[0] for item in placed}
+        flags.append(codes)
+        named.append([*placed, *(c for c in codes if c not in found)])
+    out["flags"] = flags
+    out["flag_fields"] = named
+    return out
 
 
 def _missing(value: Any) -> bool:
@@ -396,7 +455,7 @@ def monitor_project(
     notes: list[str] = []
     reference = reference_for(project, registry, version)
     if current is not None:
-        inputs, outputs = _file_window(registry, champion, current, spec.data.target)
+        inputs, outputs, rows = _file_window(registry, champion, current, spec.data.target)
         info: dict[str, Any] = {"kind": "file", "rows": int(len(current))}
         refused = int(len(current) - len(inputs))
     else:
@@ -404,8 +463,11 @@ def monitor_project(
             registry.store, version, window=window, default_size=monitoring.window,
             default_span=monitoring.window_span, now=now,
         )
-        inputs, positions = traffic_frame(log, columns, features)
-        outputs = log.iloc[positions].reset_index(drop=True)[list(_OUTPUTS)]
+        batch = traffic_batch(log, columns, features, passthrough=declared_columns(champion))
+        inputs = batch.frame.reset_index(drop=True)
+        positions = np.asarray(batch.valid_index, dtype=np.int64)
+        rows = log.iloc[positions].reset_index(drop=True)
+        outputs = _revalidated_flags(rows[list(_OUTPUTS)], batch)
         outputs = attach_label_sources(registry.store, outputs)
         refused = int(len(log) - len(positions))
     if refused:
@@ -434,12 +496,17 @@ def monitor_project(
     if performance.feedback_loop is not None and performance.feedback_loop.detected:
         notes.append(performance.feedback_loop.message)
     flagged = _flagged(outputs, flagged_threshold)
+    contract = judge_contract(champion, spec, performance, outputs, rows, min_labels, notes)
     drafts = _drafts(version, drift, performance, flagged, info)
+    drafts.extend(breach_drafts(version, contract, info))
     assessed = {"flagged_inputs"} if n_rows else set()
     if drift.checked:
         assessed.add("data_drift")
     if performance.assessed:
         assessed.update({"performance", "concept_drift"})
+    for kind in ("acceptance", "fairness", "latency"):
+        if contract.judged(kind):
+            assessed.add(f"{kind}_breach")
     outcome = AlertOutcome()
     if record:
         outcome = raise_alerts(
@@ -450,7 +517,7 @@ def monitor_project(
     report = MonitorReport(
         at=now, version=version, window=info, n_rows=n_rows, drift=drift,
         performance=performance, flagged=flagged, alerts=outcome,
-        verdict=_verdict(drafts, drift, performance), notes=tuple(notes),
+        verdict=_verdict(drafts, drift, performance), notes=tuple(notes), contract=contract,
     )
     if record:
         report = _store(registry.store, report)
@@ -504,11 +571,12 @@ def _performance(
         loop = detect_feedback_loop(
             frame, task=record.task, classes=classes, test_accuracy=_number(test.get("accuracy"))
         )
+    names = list(dict.fromkeys([*metrics_for(record.task), *spec.acceptance]))
     return live_performance(
         frame, version=record.version, task=record.task, classes=classes,
         primary=spec.primary_metric, reference=test,
         tolerance=spec.monitoring.performance_tolerance, feedback_loop=loop,
-        min_labels=min_labels, seed=spec.seed,
+        min_labels=min_labels, seed=spec.seed, metrics=names,
     )
 
 
@@ -523,18 +591,23 @@ def _number(value: Any) -> float | None:
 def _flagged(frame: pd.DataFrame, threshold: float) -> FlaggedInputs:
     n = int(len(frame))
     counts: dict[str, int] = {}
+    fields: dict[str, int] = {}
     n_flagged = 0
-    for flags in frame["flags"] if n else []:
+    named = frame["flag_fields"] if "flag_fields" in frame.columns else [[]] * n
+    for flags, where in zip(frame["flags"], named) if n else []:
         codes = set(flags or [])
         if codes:
             n_flagged += 1
         for code in codes:
             counts[code] = counts.get(code, 0) + 1
+        for item in set(where or []):
+            fields[item] = fields.get(item, 0) + 1
     return FlaggedInputs(
         n_rows=n,
         n_flagged=n_flagged,
         by_code={code: count / n for code, count in sorted(counts.items())},
         threshold=threshold,
+        by_field={item: count / n for item, count in sorted(fields.items())},
     )
 
 
@@ -624,7 +697,10 @@ def _drafts(
                 )
             )
     if flagged.alarming:
-        codes = ", ".join(f"{code} {share:.1%}" for code, share in flagged.by_code.items())
+        codes = ", ".join(
+            f"{code} {share:.1%}" + _fields_of(code, flagged.by_field)
+            for code, share in flagged.by_code.items()
+        )
         drafts.append(
             AlertDraft(
                 kind="flagged_inputs",
@@ -638,6 +714,19 @@ def _drafts(
             )
         )
     return drafts
+
+
+def _fields_of(code: str, by_field: Mapping[str, float]) -> str:
+    """`` (fields: plan 40.0%, region 5.0%)`` for a flag code, or nothing."""
+    shown = [
+        f"{item.split(':', 1)[1]} {share:.1%}"
+        for item, share in sorted(by_field.items(), key=lambda kv: -kv[1])
+        if item.startswith(code + ":")
+    ]
+    if not shown:
+        return ""
+    more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+    return f" (fields: {', '.join(shown[:5])}{more})"
 
 
 def _drift_phrase(column: ColumnDrift) -> str:
@@ -656,7 +745,10 @@ def _verdict(
     drafts: Sequence[AlertDraft], drift: DriftReport, performance: LivePerformance
 ) -> str:
     kinds = {d.kind for d in drafts}
-    for kind in ("concept_drift", "performance", "data_drift", "flagged_inputs"):
+    for kind in (
+        "acceptance_breach", "fairness_breach", "latency_breach", "concept_drift",
+        "performance", "data_drift", "flagged_inputs",
+    ):
         if kind in kinds:
             return kind
     if not drift.checked and not performance.assessed:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from assay.monitor.alerts import AlertOutcome
+from assay.monitor.contract import ContractReport
 from assay.monitor.drift import DriftReport
 from assay.monitor.performance import LivePerformance
 
@@ -24,12 +25,15 @@ class FlaggedInputs:
         by_code: flag code -> share of the window's predictions carrying it
             (``unknown_category``, ``out_of_range``, ``unexpected_null``, ``unknown_field``).
         threshold: the share of flagged predictions from which an alert is raised.
+        by_field: ``code:field`` -> share of the window's predictions carrying it (every
+            flag names its field; the record's own ``truncated`` flag has no field).
     """
 
     n_rows: int
     n_flagged: int
     by_code: dict[str, float] = field(default_factory=dict)
     threshold: float = 0.05
+    by_field: dict[str, float] = field(default_factory=dict)
 
     @property
     def share(self) -> float:
@@ -48,6 +52,7 @@ class FlaggedInputs:
             "n_flagged": self.n_flagged,
             "share": self.share,
             "by_code": dict(self.by_code),
+            "by_field": dict(self.by_field),
             "threshold": self.threshold,
             "alarming": self.alarming,
         }
@@ -60,6 +65,7 @@ class FlaggedInputs:
             n_flagged=int(data["n_flagged"]),
             by_code={str(k): float(v) for k, v in data.get("by_code", {}).items()},
             threshold=float(data.get("threshold", 0.05)),
+            by_field={str(k): float(v) for k, v in data.get("by_field", {}).items()},
         )
 
 
@@ -78,10 +84,13 @@ class MonitorReport:
         performance: live metrics from feedback labels against the registered test metrics.
         flagged: the shares of flagged inputs.
         alerts: the alerts raised, suppressed (already open) and resolved by this pass.
-        verdict: ``ok``, ``data_drift``, ``concept_drift``, ``performance`` or
+        verdict: ``ok``, ``acceptance_breach``, ``fairness_breach``, ``latency_breach``,
+            ``data_drift``, ``concept_drift``, ``performance``, ``flagged_inputs`` or
             ``insufficient_data``: the main finding, for one-line summaries.
         report_id: the row of the stored report (``drift_reports``), None if not stored.
         notes: anything a reader should know (a reference rebuilt from the data, ...).
+        contract: every acceptance threshold, fairness limit and the latency objective
+            judged on the window (:mod:`assay.monitor.contract`).
     """
 
     at: datetime
@@ -95,6 +104,7 @@ class MonitorReport:
     verdict: str = "ok"
     report_id: int | None = None
     notes: tuple[str, ...] = ()
+    contract: ContractReport = field(default_factory=ContractReport)
 
     @property
     def healthy(self) -> bool:
@@ -123,6 +133,7 @@ class MonitorReport:
             "drift": self.drift.to_dict(),
             "performance": self.performance.to_dict(),
             "flagged": self.flagged.to_dict(),
+            "contract": self.contract.to_dict(),
             "alerts": self.alerts.to_dict(),
             "report_id": self.report_id,
             "notes": list(self.notes),
@@ -144,4 +155,5 @@ class MonitorReport:
             verdict=str(data.get("verdict", "ok")),
             report_id=int(report_id) if report_id is not None else None,
             notes=tuple(data.get("notes", [])),
+            contract=ContractReport.from_dict(data.get("contract")),
         )

@@ -315,10 +315,14 @@ def _schemas(state: ServerState) -> dict[str, Any]:
     record = {"type": "object", "properties": properties, "required": required, "additionalProperties": True,
               "maxProperties": max_fields(state),
               "description": "One record: feature name -> value (null for missing; a feature that had "
-              "missing values in training may be left out). Examples are placeholders of each "
-              "feature's kind, not training values."}
+              "missing values in training may be left out). The columns assay.yaml declares with "
+              "another role (data.id, data.time, data.group, data.drop, the target) may be sent too: "
+              "they are logged with the record, not scored and not flagged (send data.id to label "
+              "by key with /v1/feedback). Any other key is answered with the flag unknown_field. "
+              "Examples are placeholders of each feature's kind, not training values."}
     limit = state.max_records
     rows = {"type": "array", "minItems": 1, "maxItems": limit}
+    id_column = state.project.spec.data.id
     label = {"type": ["string", "number", "boolean"]}
     return {
         "Error": proto.ERROR_SCHEMA,
@@ -334,19 +338,37 @@ def _schemas(state: ServerState) -> dict[str, Any]:
             "version": {"type": "integer", "description": "the model version that answered"},
             "flags": {"type": "array", "items": {"type": "string"},
                       "description": "answered but flagged: unknown_category, out_of_range, ..."},
+            "warnings": {"type": "array", "description": "each flag with the field it concerns",
+                         "items": {"type": "object", "required": ["field", "code", "reason"],
+                                   "properties": {"field": {"type": "string"}, "code": {"type": "string"},
+                                                  "reason": {"type": "string"}}}},
         }},
         "PredictResponse": {"type": "object", "required": ["request_id", "predictions"], "properties": {
             "request_id": {"type": "string"},
             "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}}},
         "FeedbackRequest": {"type": "object", "required": ["labels"], "additionalProperties": False,
                             "properties": {"labels": {**rows, "items": {
-                                "type": "object", "required": ["id", "label"], "additionalProperties": False,
-                                "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 128},
-                                               "label": label}}}}},
+                                "type": "object", "required": ["label"], "additionalProperties": False,
+                                "description": "the true label of a prediction named by `id`, or of the "
+                                "record named by `key` (exactly one of the two)",
+                                "oneOf": [{"required": ["id"]}, {"required": ["key"]}],
+                                "properties": {
+                                    "id": {"type": "string", "minLength": 1, "maxLength": 128,
+                                           "description": "the prediction id /v1/predict returned"},
+                                    "key": {"type": ["string", "integer"], "maxLength": 128,
+                                            "description": "the value of the declared data.id column "
+                                            "the scored record carried" + (f" ('{id_column}')" if id_column
+                                                                          else " (data.id is not declared)")},
+                                    "label": label}}}},
+                            "example": {"labels": [{"id": "3f1c0e9a2b7d4c5e8f9a0b1c2d3e4f5a", "label": 1}]
+                                        + ([{"key": "row-42", "label": 0}] if id_column else [])}},
         "FeedbackResponse": {"type": "object", "properties": {
             "accepted": {"type": "integer"}, "unknown_ids": {"type": "array", "items": {"type": "string"}},
             "unchanged": {"type": "integer", "description": "labels already stored as sent"},
-            "overwritten": {"type": "integer", "description": "labels that replaced another (overwrite=true)"}}},
+            "overwritten": {"type": "integer", "description": "labels that replaced another (overwrite=true)"},
+            "unknown_keys": {"type": "array", "items": {"type": ["string", "integer"]},
+                             "description": "keys no logged record carried (not stored)"},
+            "by_key": {"type": "integer", "description": "predictions the keys resolved to"}}},
         "MlflowRequest": {"type": "object", "description": "exactly one of the four formats", "oneOf": [
             {"required": ["dataframe_split"], "properties": {"dataframe_split": {
                 "type": "object", "required": ["columns", "data"],

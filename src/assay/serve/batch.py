@@ -5,6 +5,12 @@ dates, nulls and numbers reach :func:`~assay.model.validation.validate_records`
 exactly as they would over HTTP), validated against the model's schema and
 scored with the runtime's fast path.
 
+Given a :class:`~assay.serve.log.PredictionLog` (``assay predict`` opens one unless
+``--no-log``), every answered row is logged like a served prediction, on the route
+``batch``, with the whole record as read (declared ``data.id``/``data.time`` columns
+included), and its prediction id is written beside it (``prediction_id``): feedback
+(by that id, or by the record's ``data.id``) and monitoring see batch traffic too.
+
 >>> result = predict_file(registry, Path("in.parquet"), Path("out.parquet"))   # doctest: +SKIP
 >>> result.scored, result.version                                              # doctest: +SKIP
 """
@@ -27,12 +33,15 @@ from assay.errors import ConfigError, DataError, NotFoundError
 from assay.registry import CHAMPION, ModelRegistry
 from assay.model.loaded import LoadedModel, Prediction
 from assay.model.validation import ValidatedBatch
+from assay.serve.log import LogEntry, PredictionLog, new_prediction_id
+from assay.store.database import utcnow
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "FORMATS",
     "read_records",
     "BatchResult",
+    "batch_log",
     "load_model_for_batch",
     "output_columns",
     "predict_file",
@@ -96,11 +105,27 @@ def load_model_for_batch(registry: ModelRegistry, version: int | None = None) ->
     return LoadedModel.load(registry, int(version))
 
 
-def output_columns(model: LoadedModel, existing: Sequence[str] = ()) -> dict[str, str]:
+def batch_log(registry: ModelRegistry, wal_dir: Path, *, max_string: int | None = None,
+              max_input_bytes: int | None = None) -> PredictionLog:
+    """The prediction log batch scoring appends to: the project's WAL folder (``wal_dir``),
+    drained into the store when closed (a run killed midway leaves its segment for the
+    next server or batch run to insert)."""
+    caps: dict[str, int] = {}
+    if max_string is not None:
+        caps["max_string"] = int(max_string)
+    if max_input_bytes is not None:
+        caps["max_input_bytes"] = int(max_input_bytes)
+    return PredictionLog(registry.store, wal_dir, **caps)  # type: ignore[arg-type]
+
+
+def output_columns(model: LoadedModel, existing: Sequence[str] = (), *, logged: bool = False) -> dict[str, str]:
     """Output column names: ``prediction``, ``confidence``, ``probability_<class>``, ``model_version``,
-    ``flags``, ``error``; prefixed ``assay_`` if any clashes with an input column."""
+    ``flags``, ``error`` (and ``prediction_id`` when the predictions are logged); prefixed ``assay_``
+    if any clashes with an input column."""
     names = {"prediction": "prediction", "confidence": "confidence", "model_version": "model_version",
              "flags": "flags", "error": "error"}
+    if logged:
+        names["prediction_id"] = "prediction_id"
     for label in model.classes or []:
         names[f"probability:{label}"] = f"probability_{label}"
     if set(names.values()) & set(existing):
@@ -117,6 +142,7 @@ def predict_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     skip_invalid: bool = False,
     progress: Progress | None = None,
+    log: PredictionLog | None = None,
 ) -> BatchResult:
     """Score every row of ``source`` into ``output`` (Parquet, CSV or JSON lines, by suffix).
 
@@ -124,7 +150,8 @@ def predict_file(
     that cannot be scored stops the run with a :class:`DataError` naming the row,
     column and reason, unless ``skip_invalid`` (then its prediction is empty and
     ``error`` says why). The output is written to a temporary file and renamed
-    when complete.
+    when complete. With ``log``, each answered row is logged (route ``batch``) and its
+    id written in ``prediction_id``; the caller flushes or closes the log.
     """
     started = time.perf_counter()
     source, output = Path(source), Path(output)
@@ -147,8 +174,9 @@ def predict_file(
                         fix="Pass --chunk-size 10000 (the default) or another positive number.")
     model = load_model_for_batch(registry, version)
     schema, chunks, total = _read(source, chunk_size, model.text_column)
-    names = output_columns(model, schema.names)
+    names = output_columns(model, schema.names, logged=log is not None)
     out_schema = _output_schema(schema, model, names)
+    request_id = new_prediction_id()
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     rows = scored = refused = flagged = 0
     writer = _Writer(tmp, out_schema, output.suffix[1:].lower())
@@ -159,8 +187,11 @@ def predict_file(
             batch = model.validate(records)
             if batch.errors and not skip_invalid:
                 raise _row_error(batch, rows, source)
+            start = time.perf_counter()
             predictions = model.predict(batch) if batch.valid_index else []
-            columns = _prediction_columns(model, names, len(records), batch, predictions)
+            seconds = time.perf_counter() - start
+            ids = _log(log, model, batch, records, predictions, request_id, seconds)
+            columns = _prediction_columns(model, names, len(records), batch, predictions, ids)
             writer.write(pa.Table.from_arrays([*table.columns, *columns.values()], schema=out_schema))
             rows += len(records)
             scored += len(predictions)
@@ -186,17 +217,21 @@ def predict_stream(
     version: int | None = None,
     chunk_size: int = 1000,
     flush: Callable[[], None] | None = None,
+    log: PredictionLog | None = None,
 ) -> BatchResult:
     """Score JSON lines (one record per line) and write one JSON line per record, in order.
 
     A scored record gives ``{"prediction", "probabilities", "confidence", "version",
-    "flags"}``; a line that is not JSON, or a record the server would refuse, gives
+    "flags"}`` (and ``"prediction_id"`` when ``log`` is given: the answer is logged on the
+    route ``batch``); a line that is not JSON, or a record the server would refuse, gives
     ``{"error", "message", "details"}`` in its place and the stream goes on. Blank
     lines are skipped. Output is written (and ``flush`` called) after every
-    ``chunk_size`` lines and at the end.
+    ``chunk_size`` lines and at the end; the log is flushed first, so an id written is an
+    id feedback can name.
     """
     started = time.perf_counter()
     model = load_model_for_batch(registry, version)
+    request_id = new_prediction_id()
     rows = scored = refused = flagged = 0
     for chunk in _chunks(lines, max(1, chunk_size)):
         parsed: list[Any] = []
@@ -211,8 +246,13 @@ def predict_stream(
                 out.append(None)
         positions = [i for i, item in enumerate(out) if item is None]
         batch = model.validate(parsed)
+        start = time.perf_counter()
         predictions = model.predict(batch) if batch.valid_index else []
-        answered = dict(zip(batch.valid_index, zip(predictions, batch.flags)))
+        ids = _log(log, model, batch, parsed, predictions, request_id, time.perf_counter() - start)
+        if log is not None and ids:
+            log.flush()
+        logged_ids: list[str | None] = list(ids) if ids else [None] * len(predictions)
+        answered = dict(zip(batch.valid_index, zip(predictions, batch.flags, logged_ids)))
         issues: dict[int, list[dict[str, Any]]] = {}
         for issue in batch.errors:
             issues.setdefault(issue.index, []).append(
@@ -220,9 +260,13 @@ def predict_stream(
         for k, pos in enumerate(positions):
             number = chunk[pos][0]
             if k in answered:
-                p, flags = answered[k]
-                out[pos] = {"prediction": p.prediction, "probabilities": p.probabilities,
-                            "confidence": p.confidence, "version": model.version, "flags": list(flags)}
+                p, flags, pid = answered[k]
+                scored_line: dict[str, Any] = {
+                    "prediction": p.prediction, "probabilities": p.probabilities,
+                    "confidence": p.confidence, "version": model.version, "flags": list(flags)}
+                if pid is not None:
+                    scored_line["prediction_id"] = pid
+                out[pos] = scored_line
                 flagged += bool(flags)
             else:
                 found = issues.get(k, [])
@@ -245,6 +289,32 @@ def predict_stream(
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _log(
+    log: PredictionLog | None,
+    model: LoadedModel,
+    batch: ValidatedBatch,
+    records: Sequence[Any],
+    predictions: Sequence[Prediction],
+    request_id: str,
+    seconds: float,
+) -> list[str] | None:
+    """Append the answered rows of one chunk to ``log`` (route ``batch``, the records as read);
+    their prediction ids, None without a log."""
+    if log is None:
+        return None
+    at = utcnow()
+    ids = [new_prediction_id() for _ in predictions]
+    latency_ms = seconds * 1000.0
+    entries = [
+        LogEntry(ids[i], at, model.version, "batch", request_id,
+                 record if isinstance(record := records[pos], dict) else {"value": record},
+                 p.prediction, p.probabilities, p.confidence, latency_ms, list(batch.flags[i]))
+        for i, (pos, p) in enumerate(zip(batch.valid_index, predictions))
+    ]
+    log.append(entries)
+    return ids
 
 
 def _same_file(source: Path, output: Path) -> bool:
@@ -354,6 +424,8 @@ def _output_schema(schema: pa.Schema, model: LoadedModel, names: Mapping[str, st
     fields.append(pa.field(names["model_version"], pa.int64()))
     fields.append(pa.field(names["flags"], pa.string()))
     fields.append(pa.field(names["error"], pa.string()))
+    if "prediction_id" in names:
+        fields.append(pa.field(names["prediction_id"], pa.string()))
     return pa.schema(fields, metadata=schema.metadata)
 
 
@@ -363,6 +435,7 @@ def _prediction_columns(
     n: int,
     batch: ValidatedBatch,
     predictions: Sequence[Prediction],
+    ids: Sequence[str] | None = None,
 ) -> dict[str, pa.Array]:
     label: list[Any] = [None] * n
     confidence: list[float | None] = [None] * n
@@ -393,6 +466,11 @@ def _prediction_columns(
     columns[names["model_version"]] = pa.array(version, type=pa.int64())
     columns[names["flags"]] = pa.array(flags, type=pa.string())
     columns[names["error"]] = pa.array(errors, type=pa.string())
+    if "prediction_id" in names:
+        logged: list[str | None] = [None] * n
+        for pos, pid in zip(batch.valid_index, ids or []):
+            logged[pos] = pid
+        columns[names["prediction_id"]] = pa.array(logged, type=pa.string())
     return columns
 
 

@@ -54,10 +54,11 @@ import contextlib
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -100,8 +101,11 @@ __all__ = [
     "LogEntry",
     "LogUnavailable",
     "PredictionLog",
+    "KEYED_ROUTES",
     "new_prediction_id",
+    "predictions_by_key",
     "record_feedback",
+    "record_feedback_items",
 ]
 
 #: How a log's entries reach the table: a thread of the serving process, or a drainer process.
@@ -238,12 +242,16 @@ class LogEntry:
 class FeedbackResult:
     """What :func:`record_feedback` did: labels stored (``accepted``; ``overwritten`` of them
     replaced a different label), labels already stored as sent (``unchanged``: not stored
-    twice), and ids no prediction has."""
+    twice), ids no prediction has, and for labels sent by ``key`` (the declared ``data.id``):
+    keys no logged record carried (``unknown_keys``) and the predictions they resolved to
+    (``by_key``)."""
 
     accepted: int
     unknown_ids: list[str] = field(default_factory=list)
     unchanged: int = 0
     overwritten: int = 0
+    unknown_keys: list[str | int] = field(default_factory=list)
+    by_key: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values."""
@@ -252,6 +260,8 @@ class FeedbackResult:
             "unknown_ids": list(self.unknown_ids),
             "unchanged": self.unchanged,
             "overwritten": self.overwritten,
+            "unknown_keys": list(self.unknown_keys),
+            "by_key": self.by_key,
         }
 
     @classmethod
@@ -262,6 +272,8 @@ class FeedbackResult:
             unknown_ids=list(data["unknown_ids"]),
             unchanged=int(data.get("unchanged", 0)),
             overwritten=int(data.get("overwritten", 0)),
+            unknown_keys=list(data.get("unknown_keys", [])),
+            by_key=int(data.get("by_key", 0)),
         )
 
 
@@ -763,6 +775,115 @@ def record_feedback(
     return FeedbackResult(
         accepted=len(rows), unknown_ids=unknown, unchanged=unchanged, overwritten=len(overwrites)
     )
+
+
+#: the routes whose predictions a feedback key labels (a shadow's answer was never given)
+KEYED_ROUTES = ("champion", "canary", "batch")
+
+
+def predictions_by_key(
+    store: Store, column: str, keys: Sequence[str | int], *, log: PredictionLog | None = None
+) -> dict[str, list[str]]:
+    """The answered predictions (routes :data:`KEYED_ROUTES`) whose logged record carried
+    each key in ``column`` (the declared ``data.id``), oldest first.
+
+    A key matches by its text: ``"42"`` and ``42`` both match a record logged with ``42``
+    or ``"42"``. Returns ``str(key)`` -> prediction ids; a key no record carried is absent.
+    ``log`` is flushed first, so a key may follow its prediction within the writer's
+    interval.
+    """
+    if log is not None:
+        log.flush()
+    texts = list(dict.fromkeys(str(k) for k in keys))
+    numbers = list(dict.fromkeys(int(t) for t in texts if re.fullmatch(r"-?\d{1,18}", t)))
+    value = predictions.c.inputs[column]
+    found: dict[str, list[str]] = {}
+    with store.connect() as conn:
+        for start in range(0, len(texts), 500):
+            chunk = texts[start : start + 500]
+            query = (
+                select(predictions.c.id, value.as_string())
+                .where(predictions.c.route.in_(KEYED_ROUTES))
+                .where(value.as_string().in_(chunk))
+                .order_by(predictions.c.at, predictions.c.id)
+            )
+            for pid, text in conn.execute(query):
+                found.setdefault(str(text), []).append(str(pid))
+        for start in range(0, len(numbers), 500):
+            chunk_n = numbers[start : start + 500]
+            query = (
+                select(predictions.c.id, value.as_integer())
+                .where(predictions.c.route.in_(KEYED_ROUTES))
+                .where(value.as_integer().in_(chunk_n))
+                .order_by(predictions.c.at, predictions.c.id)
+            )
+            for pid, number in conn.execute(query):
+                ids = found.setdefault(str(number), [])
+                if str(pid) not in ids:
+                    ids.append(str(pid))
+    return found
+
+
+def record_feedback_items(
+    store: Store,
+    items: Sequence[tuple[str | None, str | int | None, Any]],
+    actor: str,
+    *,
+    id_column: str | None,
+    log: PredictionLog | None = None,
+    overwrite: bool = False,
+) -> FeedbackResult:
+    """:func:`record_feedback` for items naming a prediction by its id or by the value of
+    the declared ``data.id`` column (``(id, key, label)``, one of id and key set).
+
+    A key labels every answered prediction whose logged record carried it (a record
+    scored twice is one row, with one truth); keys no logged record carried are listed
+    in ``unknown_keys``. Refused labels name the item's position in ``items``.
+
+    Raises:
+        LabelError: a key is sent while ``data.id`` is not declared (or as
+            :func:`record_feedback`).
+        LabelConflict: as :func:`record_feedback`.
+    """
+    keyed = [(i, key) for i, (pid, key, _) in enumerate(items) if pid is None and key is not None]
+    if keyed and not id_column:
+        index = keyed[0][0]
+        raise LabelError(
+            "labels are sent by 'key', but assay.yaml declares no data.id column, nothing was stored",
+            where=f"labels[{index}].key",
+            expected="data.id naming the record identifier the served records carry",
+            received=keyed[0][1],
+            fix="Declare data.id in assay.yaml, or send each label with the prediction 'id' "
+            "/v1/predict returned.",
+            problems=[{"index": i, "field": "key", "code": "no_id_column",
+                       "reason": "data.id is not declared in assay.yaml"} for i, _ in keyed],
+        )
+    by_key = (
+        predictions_by_key(store, str(id_column), [k for _, k in keyed], log=log) if keyed else {}
+    )
+    pairs: list[tuple[str, Any]] = []
+    origin: list[int] = []
+    unknown_keys: list[str | int] = []
+    for i, (pid, key, label) in enumerate(items):
+        if pid is not None:
+            pairs.append((pid, label))
+            origin.append(i)
+            continue
+        matched = by_key.get(str(key), [])
+        if not matched and key not in unknown_keys:
+            unknown_keys.append(key)  # type: ignore[arg-type]
+        for found in matched:
+            pairs.append((found, label))
+            origin.append(i)
+    try:
+        result = record_feedback(store, pairs, actor, log=log, overwrite=overwrite)
+    except (LabelError, LabelConflict) as exc:
+        for entry in exc.fields.get("problems") or exc.fields.get("conflicts") or []:
+            if isinstance(entry.get("index"), int) and entry["index"] < len(origin):
+                entry["index"] = origin[entry["index"]]
+        raise
+    return replace(result, unknown_keys=unknown_keys, by_key=sum(
+        len(by_key.get(str(k), [])) for _, k in keyed))
 
 
 def _prediction_versions(conn: Connection, ids: Sequence[str]) -> dict[str, int]:

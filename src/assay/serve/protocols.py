@@ -42,7 +42,9 @@ __all__ = [
     "oip_infer_response",
     "oip_model_metadata",
     "parse_csv",
+    "FeedbackItem",
     "parse_feedback",
+    "parse_feedback_items",
     "parse_json",
     "parse_mlflow",
     "parse_oip_infer",
@@ -367,14 +369,31 @@ def parse_records(payload: Any, *, max_records: int = DEFAULT_MAX_RECORDS) -> li
     return _check_rows(payload["records"], "records", max_records)
 
 
-def parse_feedback(payload: Any, *, max_labels: int = DEFAULT_MAX_RECORDS) -> list[tuple[str, Any]]:
-    """The ``(prediction id, label)`` pairs of a ``/v1/feedback`` body: ``{"labels": [{"id", "label"}]}``."""
+@dataclass(frozen=True)
+class FeedbackItem:
+    """One item of a ``/v1/feedback`` body: the true label of a prediction named by its
+    prediction ``id``, or of every answered prediction whose logged record carried ``key``
+    in the declared ``data.id`` column."""
+
+    label: Any
+    id: str | None = None
+    key: str | int | None = None
+
+
+def parse_feedback_items(payload: Any, *, max_labels: int = DEFAULT_MAX_RECORDS) -> list[FeedbackItem]:
+    """The items of a ``/v1/feedback`` body: ``{"labels": [{"id" | "key", "label"}]}``.
+
+    An item names its prediction by exactly one of ``id`` (the prediction id
+    ``/v1/predict`` returned) or ``key`` (the value of the record's ``data.id`` column, a
+    string or an integer).
+    """
     if not isinstance(payload, dict) or "labels" not in payload:
         got = f"keys: {_keys(payload)}" if isinstance(payload, dict) else _kind(payload)
         raise RequestError(
             422,
             "invalid_body",
-            'expected a JSON object {"labels": [{"id": "<prediction id>", "label": <true label>}]}; '
+            'expected a JSON object {"labels": [{"id": "<prediction id>", "label": <true label>}]} '
+            '(or items {"key": <data.id value>, "label": ...}); '
             f"got {got}.",
         )
     extra = [k for k in payload if k != "labels"]
@@ -382,31 +401,53 @@ def parse_feedback(payload: Any, *, max_labels: int = DEFAULT_MAX_RECORDS) -> li
         raise RequestError(
             422, "invalid_body", f"unknown key(s) {_keys(extra)} in the body; it takes only 'labels'."
         )
-    items = _check_rows(payload["labels"], "labels", max_labels)
-    pairs: list[tuple[str, Any]] = []
+    rows = _check_rows(payload["labels"], "labels", max_labels)
+    items: list[FeedbackItem] = []
     problems: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(rows):
         if not isinstance(item, dict):
-            problems.append(_issue(i, "", f"expected an object with 'id' and 'label', got {_kind(item)}",
-                                   "not_an_object"))
+            problems.append(_issue(i, "", f"expected an object with 'id' (or 'key') and 'label', got "
+                                   f"{_kind(item)}", "not_an_object"))
             continue
-        unknown = [k for k in item if k not in ("id", "label")]
-        ident, label = item.get("id"), item.get("label", _MISSING)
-        if not isinstance(ident, str) or not 0 < len(ident) <= _MAX_ID_LENGTH:
+        unknown = [k for k in item if k not in ("id", "key", "label")]
+        ident, key, label = item.get("id"), item.get("key"), item.get("label", _MISSING)
+        named = True
+        if "id" in item and "key" in item:
+            problems.append(_issue(i, "key", "an item names its prediction by 'id' or by 'key', not both",
+                                   "conflict"))
+            named = False
+        elif "key" in item:
+            if isinstance(key, bool) or not (
+                (isinstance(key, str) and 0 < len(key) <= _MAX_ID_LENGTH) or isinstance(key, int)
+            ):
+                problems.append(_issue(i, "key", "expected the record's data.id value (a string or an "
+                                       f"integer), got {_short(key)}", "type"))
+                named = False
+        elif not isinstance(ident, str) or not 0 < len(ident) <= _MAX_ID_LENGTH:
             problems.append(_issue(i, "id", "expected the prediction id (a string) returned by "
                                    f"/v1/predict, got {_short(ident)}", "missing" if ident is None else "type"))
+            named = False
         if label is _MISSING:
             problems.append(_issue(i, "label", "missing; expected the true label", "missing"))
         elif label is not None and not isinstance(label, (str, int, float, bool)):
             problems.append(_issue(i, "label", f"expected a string, number or boolean, got {_kind(label)}",
                                    "type"))
-        for key in unknown:
-            problems.append(_issue(i, key, "unknown key; an item takes only 'id' and 'label'", "unknown_field"))
-        if isinstance(ident, str) and label is not _MISSING:
-            pairs.append((ident, label))
+        for name in unknown:
+            problems.append(_issue(i, name, "unknown key; an item takes only 'id' (or 'key') and 'label'",
+                                   "unknown_field"))
+        if named and label is not _MISSING:
+            items.append(FeedbackItem(label, id=ident if "key" not in item else None,
+                                      key=key if "key" in item else None))
     if problems:
         raise RequestError(422, "invalid_labels", _summary(problems, "label"), problems)
-    return pairs
+    return items
+
+
+def parse_feedback(payload: Any, *, max_labels: int = DEFAULT_MAX_RECORDS) -> list[tuple[str, Any]]:
+    """The ``(prediction id, label)`` pairs of a ``/v1/feedback`` body whose items name
+    predictions by ``id`` (see :func:`parse_feedback_items` for items by ``key``)."""
+    return [(item.id, item.label) for item in parse_feedback_items(payload, max_labels=max_labels)
+            if item.id is not None]
 
 
 def parse_mlflow(

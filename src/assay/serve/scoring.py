@@ -100,20 +100,22 @@ class Answer:
 @dataclass(frozen=True)
 class Scored:
     """The answer to an admitted request: the model that answered, its predictions (in the
-    order of the valid records), their logged ids and flags."""
+    order of the valid records), their logged ids and flags, and the flagged issues naming
+    their fields (``{"field", "code", "reason"}`` per valid record)."""
 
     model: LoadedModel
     predictions: list[Prediction]
     ids: list[str]
     flags: tuple[tuple[str, ...], ...]
+    warnings: tuple[tuple[dict[str, str], ...], ...] = ()
 
 
 def max_fields(state: ServerState) -> int:
     """Most keys a record (or columns a request) may carry: the widest served model's
-    features plus the limits' ``extra_fields``."""
+    features and declared pass-through columns, plus the limits' ``extra_fields``."""
     routing = state.runtime.routing
-    widest = max((len(m.features) for m in (routing.champion, routing.challenger) if m is not None),
-                 default=0)
+    widest = max((len(m.features) + len(m.passthrough)
+                  for m in (routing.champion, routing.challenger) if m is not None), default=0)
     return state.limits.max_fields(widest)
 
 
@@ -182,7 +184,11 @@ def answered(
         # never answer a prediction that is not logged (see assay.serve.log)
         raise RequestError(503, "log_unavailable", exc.render() + " Retry later.",
                            headers={"Retry-After": "5"}) from exc
-    return Scored(model, predictions, ids, batch.flags)
+    warnings = tuple(
+        tuple({"field": w.field, "code": w.code, "reason": w.reason} for w in row)
+        for row in batch.warnings
+    )
+    return Scored(model, predictions, ids, batch.flags, warnings)
 
 
 def shadow_entries(
@@ -452,10 +458,11 @@ async def answer_predict(state: ServerState, head: PredictHead, chunks: AsyncIte
     except RequestError as exc:
         return Answer.of_error(exc)
     version = scored.model.version
+    warnings = scored.warnings or tuple(() for _ in scored.ids)
     out = [
         {"id": pid, "prediction": p.prediction, "probabilities": p.probabilities,
-         "confidence": p.confidence, "version": version, "flags": list(f)}
-        for pid, p, f in zip(scored.ids, scored.predictions, scored.flags)
+         "confidence": p.confidence, "version": version, "flags": list(f), "warnings": list(w)}
+        for pid, p, f, w in zip(scored.ids, scored.predictions, scored.flags, warnings)
     ]
     return Answer(200, proto.dumps({"request_id": request_id, "predictions": out}),
                   {"X-Request-ID": request_id})

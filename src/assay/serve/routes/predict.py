@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from assay.serve import protocols as proto
 from assay.serve import web
-from assay.serve.log import LabelConflict, LabelError, record_feedback
+from assay.serve.log import LabelConflict, LabelError, record_feedback_items
 from assay.serve.protocols import RequestError
 from assay.serve.scoring import answer_predict, offload
 from assay.serve.state import ServerState
@@ -50,8 +50,11 @@ def add_predict_routes(app: FastAPI, state: ServerState) -> None:
     @app.post(
         "/v1/feedback",
         summary="Send true labels",
-        description="Attach the true label to logged predictions (by the prediction id /v1/predict returned). "
-        "Ids of no logged prediction are listed in `unknown_ids`, not stored. A label must be one of the "
+        description="Attach the true label to logged predictions: each item names its prediction by `id` (the "
+        "prediction id /v1/predict or `assay predict` returned) or by `key` (the value of the declared `data.id` "
+        "column the scored record carried; it labels every answered prediction of that record). "
+        "Ids of no logged prediction are listed in `unknown_ids`, keys no logged record carried in `unknown_keys`; "
+        "neither is stored. A label must be one of the "
         "model's classes (classification) or a finite number (regression), else 422 naming the item and "
         "the allowed values. A prediction has one label: sending the same one again changes nothing "
         "(`unchanged`), a different one is 409 unless the query has `overwrite=true` (recorded in the audit "
@@ -69,11 +72,12 @@ def add_predict_routes(app: FastAPI, state: ServerState) -> None:
             actor = web.authorized(state, request, "feedback")
             proto.check_content_type(request.headers.get("content-type"))
             body = await web.body_of(state, request)
-            pairs = await offload(len(body), _feedback_pairs, state, body)
+            items = await offload(len(body), _feedback_items, state, body)
             overwrite = _overwrite_flag(request.query_params.get("overwrite"))
             result = await run_in_threadpool(
-                record_feedback, state.registry.store, pairs, actor, log=state.log, overwrite=overwrite
-            )
+                lambda: record_feedback_items(
+                    state.registry.store, items, actor, id_column=state.project.spec.data.id,
+                    log=state.log, overwrite=overwrite))
         except RequestError as exc:
             return web.error_response(request, exc)
         except LabelError as exc:
@@ -91,10 +95,11 @@ def add_predict_routes(app: FastAPI, state: ServerState) -> None:
         return web.json_response(result.to_dict())
 
 
-def _feedback_pairs(state: ServerState, body: bytes) -> Any:
-    # a label is {"prediction_id": ..., "label": ...}: a few values each, plus the envelope
+def _feedback_items(state: ServerState, body: bytes) -> list[tuple[str | None, str | int | None, Any]]:
+    # a label is {"id" | "key": ..., "label": ...}: a few values each, plus the envelope
     payload = proto.parse_json(body, proto.json_values_limit(state.max_records, 4))
-    return proto.parse_feedback(payload, max_labels=state.max_records)
+    return [(item.id, item.key, item.label)
+            for item in proto.parse_feedback_items(payload, max_labels=state.max_records)]
 
 
 def _overwrite_flag(value: str | None) -> bool:
