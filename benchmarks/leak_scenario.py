@@ -12,8 +12,9 @@ method, gender) predict churn honestly and noisily. The script runs, in a fresh 
 
 1. ``assay init data.csv --target churned --protected gender``
 2. ``assay audit``: the leak must be flagged (``target_leakage``) naming the column;
-3. ``assay run``: the version must not be promoted on tell-tale perfection; the output names
-   the column;
+3. ``assay run``: refused by the audit's blocking finding; then ``assay run --accept
+   target_leakage``, as a user who overrides the finding would: the version must not be
+   promoted (tell-tale perfection), and the output names the column;
 4. ``assay report N``: written;
 5. the user adds the column to ``data.drop``, audits and runs again;
 6. the honest version must become champion without ``--force``: by ``assay run`` itself, or
@@ -118,12 +119,16 @@ def main(argv: list[str] | None = None) -> int:
         failures.append("the audit did not name the leaking column")
     code, out = assay(["run"], root)
     show("run", code, out, rf"{LEAK}|promot|champion|gate|plausib|version")
+    if "blocking finding" in out:  # a user who judges the finding wrong goes on regardless
+        code, out = assay(["run", "--accept", "target_leakage"], root)
+        show("run --accept target_leakage", code, out,
+             rf"{LEAK}|promot|champion|plausib|registered|too good")
     first = champion(root)
     if first is not None:
         failures.append(f"the leaky model became champion (v{first})")
     if LEAK not in out:
         failures.append("the run's output did not name the leaking column")
-    versions = [int(v) for v in re.findall(r"version (\d+)", out)] or [1]
+    versions = [int(v) for v in re.findall(r"[Vv]ersion (\d+) registered", out)] or [1]
     code, out = assay(["report", str(versions[0]), "-o", "report.html"], root)
     show(f"report {versions[0]} -o report.html", code, out)
 
