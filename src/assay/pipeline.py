@@ -213,11 +213,16 @@ def _train_and_decide(
         test.drop(columns=[spec.data.target]), test[spec.data.target], spec, run_id,
         plan.test_fingerprint, features=list(candidate.features),
     )
+    dropped = set(spec.data.drop)
+    retired = tuple(
+        c for c in (champion.lineage.features if champion else ()) if c in dropped
+    )
     decision = decide(
         evaluation, spec, comparison=comparison,
         champion_version=champion.version if champion else None, champion_note=note,
         baseline_value=baseline.metrics.get(spec.primary_metric),
         baseline=candidate.baseline_comparison, champion_comparable=not note,
+        champion_retired=retired,
     )
     registry.record_gate(version.version, decision.passed, [g.to_dict() for g in decision.gates])
     promoted = False

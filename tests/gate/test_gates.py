@@ -312,3 +312,24 @@ def test_plausibility_gate_passes_a_clean_model_and_an_old_evaluation(fitted) ->
     assert plausibility_gate(old, spec()).passed
     assert GATE_NAMES.index("plausibility") < GATE_NAMES.index("champion")
     assert [g.name for g in decide(ev, spec(), baseline_value=0.5).gates] == list(GATE_NAMES)
+
+
+def test_a_champion_relying_on_a_dropped_column_does_not_hold_the_candidate_back(fitted) -> None:
+    model, dummy, X, y, ev = fitted
+    # the champion (the fitted model) beats the candidate (a dummy) on these rows
+    comparison = versus(model, dummy, X, y)
+    held = champion_gate(comparison, spec(), champion_version=1)
+    assert not held.passed and "the champion stays" in held.message
+    # once assay.yaml drops a column the champion used, its score is no yardstick: the
+    # candidate passes, with the comparison as evidence, and waits for an explicit promote
+    freed = champion_gate(comparison, spec(), champion_version=1, retired=("fee_paid",))
+    assert freed.passed and "fee_paid" in freed.message and "assay promote" in freed.message
+    assert freed.evidence["retired_columns"] == ["fee_paid"]
+    assert freed.evidence["champion_value"] == pytest.approx(comparison.value_a)
+    decision = decide(ev, spec(serving={"latency_p99_ms": 1000}), comparison=comparison,
+                      champion_version=1, champion_retired=("fee_paid",))
+    assert any("fee_paid" in r for r in decision.review)
+    # a candidate that beats such a champion anyway passes plainly
+    beats = champion_gate(versus(dummy, model, X, y), spec(), champion_version=1,
+                          retired=("fee_paid",))
+    assert beats.passed and "beats champion v1" in beats.message and "review" not in beats.evidence

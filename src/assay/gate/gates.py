@@ -360,8 +360,15 @@ def champion_gate(
     note: str = "",
     *,
     comparable: bool = True,
+    retired: tuple[str, ...] = (),
 ) -> GateResult:
     """Better than the champion on the same sealed rows, beyond chance; ties keep the champion.
+
+    ``retired`` names columns the champion relies on that assay.yaml now keeps out of the
+    features (``data.drop``): the user has judged them unusable (a field known only after
+    the outcome, say), so a champion scored with them is no yardstick. A candidate that
+    does not beat it then passes with the comparison as evidence and waits for an explicit
+    ``assay promote`` (``evidence["review"]``) instead of being held behind ``--force``.
 
     ``comparable=False`` says the champion cannot be scored on these rows at all (its
     artifact or columns are gone, it predicts other classes): the gate then passes
@@ -402,6 +409,16 @@ def champion_gate(
     if better:
         message = (f"beats champion v{champion_version}: {c.metric} {c.value_b:.4g} vs {c.value_a:.4g} "
                    f"(delta {c.delta:+.4g}, 95% CI [{c.ci_low:+.4g}, {c.ci_high:+.4g}], p={c.p_value_b_not_better:.3f})")
+    elif retired:
+        columns = ", ".join(retired)
+        evidence.update({"retired_columns": list(retired), "review": (
+            f"champion v{champion_version} relies on {columns}, which data.drop now excludes; "
+            f"it scores {c.metric} {c.value_a:.4g} with them against {c.value_b:.4g}: review "
+            "the evaluations, then 'assay promote N'")})
+        message = (f"champion v{champion_version} relies on {columns}, which data.drop now "
+                   f"excludes, so its {c.metric} {c.value_a:.4g} (against {c.value_b:.4g}) is no "
+                   "yardstick; not promoted automatically: 'assay promote N' after review")
+        return GateResult("champion", True, message, evidence)
     else:
         message = (f"not clearly better than champion v{champion_version}: {c.metric} {c.value_b:.4g} vs "
                    f"{c.value_a:.4g} (delta {c.delta:+.4g}, p={c.p_value_b_not_better:.3f}; needs "
@@ -419,12 +436,14 @@ def decide(
     baseline_value: float | None = None,
     baseline: PairedComparison | None = None,
     champion_comparable: bool = True,
+    champion_retired: tuple[str, ...] = (),
 ) -> GateDecision:
     """Run every gate on one version's evaluation.
 
     ``baseline_value`` is the dummy's primary metric; ``baseline`` the paired
     comparison of the dummy (A) with the candidate (B) on the same sealed test rows;
-    ``champion_comparable=False`` when the champion could not be scored at all.
+    ``champion_comparable=False`` when the champion could not be scored at all;
+    ``champion_retired`` the champion's columns that ``data.drop`` now excludes.
     """
     return GateDecision((
         acceptance_gate(evaluation, spec, champion_version),
@@ -435,6 +454,7 @@ def decide(
         latency_gate(evaluation, spec),
         plausibility_gate(evaluation, spec),
         champion_gate(
-            comparison, spec, champion_version, champion_note, comparable=champion_comparable
+            comparison, spec, champion_version, champion_note, comparable=champion_comparable,
+            retired=champion_retired,
         ),
     ))
