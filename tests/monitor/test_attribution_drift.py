@@ -193,3 +193,49 @@ def test_cli_monitor_shows_the_attribution_table(linear: Monitored) -> None:
     assert "attribution_drift" in result.output
     row = next(line for line in result.output.splitlines() if "│ x0" in line)
     assert "yes" in row
+
+
+def test_a_lightgbm_model_loses_its_signal_column() -> None:
+    """Tree SHAP (LightGBM ``pred_contrib``): ``signal`` leads at training; held constant on
+    the window its share collapses, and the window drawn like the training rows keeps it."""
+    import numpy as np
+    import pandas as pd
+
+    from assay.data.schema import infer_schema
+    from assay.explain import explain_model
+    from assay.train.context import BuildContext
+    from assay.train.families import get_family
+    from assay.train.objective import objective_for
+    from assay.train.pipeline import fit_model
+
+    def rows(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+        rng = np.random.default_rng(seed)
+        frame = pd.DataFrame({"signal": rng.normal(size=n), "minor": rng.normal(size=n),
+                              "noise": rng.normal(size=n)})
+        logit = 3.0 * frame["signal"] + 0.5 * frame["minor"]
+        return frame, pd.Series((logit + rng.logistic(size=n) * 0.3 > 0).astype(int))
+
+    features = ["signal", "minor", "noise"]
+    train, y = rows(600, 0)
+    family = get_family("lightgbm")
+    context = BuildContext.of(task="binary", schema=infer_schema(train), features=features,
+                              text_column=None, objective=objective_for("binary", "roc_auc"),
+                              seed=0)
+    model = family.build(family.defaults("binary"), context)
+    fit_model(model, train, y)
+    test, y_test = rows(300, 1)
+    explanation = explain_model(model, test, y_test, task="binary", features=features, seed=0)
+    assert explanation.method == "tree_shap" and explanation.ranking[0] == "signal"
+
+    same, _ = rows(300, 2)
+    clean = attribution_drift(model, features, explanation, same, threshold=0.1,
+                              family="lightgbm", version=1)
+    assert clean.judged and clean.method == "tree_shap" and clean.drifted == ()
+
+    flat = same.assign(signal=0.0)
+    moved = attribution_drift(model, features, explanation, flat, threshold=0.1,
+                              family="lightgbm", version=1)
+    assert moved.judged and moved.drifted[0].feature == "signal"
+    signal = moved.drifted[0]
+    assert signal.reference_rank == 1 and signal.live_rank > 1 and signal.shift < -0.1
+    assert moved.live_ranking()[0]["feature"] != "signal"
