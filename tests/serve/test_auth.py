@@ -76,7 +76,7 @@ def test_duplicate_name_is_refused_with_the_fix(registry: ModelRegistry) -> None
 def test_unknown_scope_names_the_valid_ones(registry: ModelRegistry) -> None:
     with pytest.raises(
         ConfigError,
-        match=r"scopes: unknown token scope \(expected one or more of: predict, "
+        match=r"scopes: unknown token scope \(expected one or more of: predict, explain, "
         r"feedback, admin, got write\)",
     ):
         create_token(registry, "x", ["predict", "write"])

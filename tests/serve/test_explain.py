@@ -91,18 +91,29 @@ def test_explain_refuses_records_the_way_predict_does(
     _error(shape, 422, "invalid_body")
 
 
-def test_explain_needs_the_predict_scope(serving_project: ServingProject, tmp_path: Path) -> None:
+def test_explain_needs_the_explain_or_the_predict_scope(
+    serving_project: ServingProject, tmp_path: Path
+) -> None:
     sp = serving_project
     predict = create_token(sp.registry, "svc", ["predict"])
+    explain = create_token(sp.registry, "reviewer", ["explain"])
     feedback = create_token(sp.registry, "labeller", ["feedback"])
     app = create_app(sp.project, auth=True, wal_dir=tmp_path / "wal")
     with TestClient(app) as client:
         payload = {"records": sp.records(1)}
         _error(client.post("/v1/explain", json=payload), 401, "unauthorized")
-        _error(client.post("/v1/explain", json=payload,
-                           headers={"Authorization": f"Bearer {feedback}"}), 403, "forbidden")
+        denied = _error(client.post("/v1/explain", json=payload,
+                                    headers={"Authorization": f"Bearer {feedback}"}), 403, "forbidden")
+        assert "'explain' or 'predict'" in denied["message"]
+        assert "--scope explain" in denied["message"]
         ok = client.post("/v1/explain", json=payload, headers={"Authorization": f"Bearer {predict}"})
         assert ok.status_code == 200, ok.text
+        scoped = client.post("/v1/explain", json=payload, headers={"Authorization": f"Bearer {explain}"})
+        assert scoped.status_code == 200, scoped.text
+        assert scoped.json()["explanations"][0]["contributions"]
+        # the explain scope does not open the predict route
+        _error(client.post("/v1/predict", json=payload,
+                           headers={"Authorization": f"Bearer {explain}"}), 403, "forbidden")
         schema = client.get("/openapi.json").json()
     operation = schema["paths"]["/v1/explain"]["post"]
     assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(

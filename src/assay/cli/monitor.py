@@ -101,6 +101,7 @@ def render_monitor(console: Console, report: Any) -> None:
         console.print(f"Drift: {escape(drift.note)}")
     console.print(f"Live performance: {escape(report.performance.message)}")
     render_contract(console, report.contract)
+    render_attribution(console, report.attribution)
     flagged = report.flagged
     named = flagged.by_field or flagged.by_code
     console.print(f"Flagged inputs: {flagged.share:.1%} of {flagged.n_rows}"
@@ -127,6 +128,28 @@ def render_contract(console: Console, contract: Any) -> None:
         table.add_row(
             escape(check.label), _fmt(check.observed, ".4g"), interval, str(check.n),
             Text(check.status, style=_STATUS.get(check.status, "")), escape(check.note),
+        )
+    console.print(table)
+
+
+def render_attribution(console: Console, attribution: Any) -> None:
+    """Each input column's share of the mean |attribution| at training and on the window."""
+    if not attribution.judged:
+        console.print(f"Attribution drift: not judged ({escape(attribution.reason)})")
+        return
+    table = Table(
+        title=f"Attributions against training ({attribution.method}, {attribution.n_rows} rows; "
+        f"attribution_shift {attribution.threshold:g})",
+        expand=False,
+    )
+    for name in ("column", "train share", "train rank", "live share", "live rank", "shift", "drifted"):
+        table.add_column(name)
+    moved = {f.feature for f in attribution.drifted}
+    for item in attribution.features[:15]:
+        table.add_row(
+            escape(item.feature), f"{item.reference_share:.1%}", str(item.reference_rank),
+            f"{item.live_share:.1%}", str(item.live_rank), f"{item.shift:+.1%}",
+            Text("yes", style="bold red") if item.feature in moved else Text("no"),
         )
     console.print(table)
 

@@ -331,7 +331,7 @@ def _describe(version: int, mode: str, share: float) -> str:
 def token_create(
     name: Annotated[str, typer.Argument(help="Who or what uses it, e.g. checkout-service.", metavar="NAME")],
     scope: Annotated[
-        Optional[list[str]], typer.Option("--scope", "-s", help="predict | feedback | admin (repeatable).")
+        Optional[list[str]], typer.Option("--scope", "-s", help="predict | explain | feedback | admin (repeatable).")
     ] = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,

@@ -360,6 +360,8 @@ def render_yaml(draft: Draft) -> str:
         f"  psi_moderate: {spec.monitoring.psi_moderate}",
         f"  psi_significant: {spec.monitoring.psi_significant}",
         f"  flagged_share: {spec.monitoring.flagged_share}   # flagged inputs that raise an alert",
+        f"  attribution_shift: {spec.monitoring.attribution_shift}   # largest move of a "
+        "feature's attribution share",
         f"  min_window: {spec.monitoring.min_window}       # predictions a window needs for drift",
         f"  min_labels: {spec.monitoring.min_labels}        # labels needed to judge live performance",
         f"  alert_cooldown: {spec.monitoring.alert_cooldown}   # an open alert silences its repeats",

@@ -266,6 +266,12 @@ class MonitoringSpec(_Section):
         description="share of a window's inputs answered with flags (unknown categories, "
         "out-of-range values) that raises an alert",
     )
+    attribution_shift: float = Field(
+        0.10, gt=0, le=1,
+        description="largest allowed change of an input column's share of the mean absolute "
+        "attribution on live traffic against the training reference; a larger move raises an "
+        "'attribution_drift' alert",
+    )
     # the PSI of two samples of one distribution is about (bins - 1) * (1/n_ref + 1/n_cur):
     # 0.09 at 100 rows, under the 0.2 alarm
     min_window: int = Field(100, ge=1, description="fewest predictions a window needs for drift")

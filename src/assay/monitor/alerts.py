@@ -61,6 +61,7 @@ AlertKind = Literal[
     "acceptance_breach",
     "fairness_breach",
     "latency_breach",
+    "attribution_drift",
 ]
 #: every kind of alert
 ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
@@ -81,7 +82,9 @@ class AlertDraft:
     Attributes:
         kind: data_drift | performance | concept_drift | flagged_inputs |
             acceptance_breach | fairness_breach | latency_breach (a criterion of the contract
-            failed on live traffic beyond noise, :mod:`assay.monitor.contract`).
+            failed on live traffic beyond noise, :mod:`assay.monitor.contract`) |
+            attribution_drift (the model leans on other features than at training,
+            :mod:`assay.monitor.attribution_drift`).
         version: the model version concerned.
         severity: warning | critical.
         message: one line for people.

@@ -14,13 +14,17 @@ or a data file standing in for traffic, and
 4. counts flagged inputs (unknown categories, out-of-range values, ...), by code and by
    field, re-validating the logged records against the version's schema (declared
    ``data.id``/``data.time``/``data.drop`` columns are passed through, not flagged);
-5. turns what it found into alerts, told apart where labels allow: inputs drifted
+5. compares the model's attributions on a sample of the window with the training
+   reference stored in the version's explanation (:mod:`assay.monitor.attribution_drift`);
+6. turns what it found into alerts, told apart where labels allow: inputs drifted
    -> ``data_drift``; error rising while no input drifted -> ``concept_drift``;
    error rising with drifted inputs -> ``performance`` (beside the ``data_drift``
    alert that likely explains it); many flagged inputs -> ``flagged_inputs``; a
    criterion of the contract failed beyond noise -> ``acceptance_breach``,
-   ``fairness_breach`` or ``latency_breach`` (one alert per criterion);
-6. stores the report (``drift_reports``) and the alerts (deduplicated, sent to
+   ``fairness_breach`` or ``latency_breach`` (one alert per criterion); a column whose
+   share of the attributions moved by more than ``monitoring.attribution_shift`` ->
+   ``attribution_drift``;
+7. stores the report (``drift_reports``) and the alerts (deduplicated, sent to
    ``monitoring.webhook``).
 
 The window holds the server's answers (route ``champion``) and the champion's batch
@@ -45,7 +49,7 @@ from assay.config.metrics import CLASSIFICATION_TASKS, metrics_for
 from assay.config.spec import ProjectSpec
 from assay.data.schema import ColumnSchema
 from assay.data.values import native
-from assay.errors import ConfigError, DataError, NotFoundError
+from assay.errors import ConfigError, DataError, NotFoundError, StoreError
 from assay.monitor.alerts import (
     AlertDraft,
     AlertOutcome,
@@ -53,6 +57,8 @@ from assay.monitor.alerts import (
     raise_alerts,
 )
 from assay.monitor.alerts import Severity as AlertSeverity
+from assay.monitor.attribution_drift import MIN_ROWS as ATTRIBUTION_MIN_ROWS
+from assay.monitor.attribution_drift import AttributionDrift, attribution_drift
 from assay.monitor.contract import breach_drafts, judge_contract
 from assay.monitor.drift import ColumnDrift, DriftReport, detect_drift
 from assay.monitor.performance import (
@@ -71,6 +77,7 @@ from assay.monitor.text_drift import (
 )
 from assay.project import Project
 from assay.registry import ModelRegistry, ModelVersion
+from assay.model.explained import stored_explanation
 from assay.model.loaded import declared_columns, model_columns
 from assay.model.predictions import LOG_COLUMNS, read_predictions
 from assay.model.validation import ValidatedBatch
@@ -497,8 +504,10 @@ def monitor_project(
         notes.append(performance.feedback_loop.message)
     flagged = _flagged(outputs, flagged_threshold)
     contract = judge_contract(champion, spec, performance, outputs, rows, min_labels, notes)
+    attribution = _attribution(registry, champion, inputs, spec)
     drafts = _drafts(version, drift, performance, flagged, info)
     drafts.extend(breach_drafts(version, contract, info))
+    drafts.extend(_attribution_drafts(version, attribution, info))
     assessed = {"flagged_inputs"} if n_rows else set()
     if drift.checked:
         assessed.add("data_drift")
@@ -507,6 +516,8 @@ def monitor_project(
     for kind in ("acceptance", "fairness", "latency"):
         if contract.judged(kind):
             assessed.add(f"{kind}_breach")
+    if attribution.judged:
+        assessed.add("attribution_drift")
     outcome = AlertOutcome()
     if record:
         outcome = raise_alerts(
@@ -518,6 +529,7 @@ def monitor_project(
         at=now, version=version, window=info, n_rows=n_rows, drift=drift,
         performance=performance, flagged=flagged, alerts=outcome,
         verdict=_verdict(drafts, drift, performance), notes=tuple(notes), contract=contract,
+        attribution=attribution,
     )
     if record:
         report = _store(registry.store, report)
@@ -716,6 +728,71 @@ def _drafts(
     return drafts
 
 
+def _attribution(
+    registry: ModelRegistry, record: ModelVersion, inputs: pd.DataFrame, spec: ProjectSpec
+) -> AttributionDrift:
+    """The attribution shares of the window's valid rows against the version's explanation."""
+    threshold = spec.monitoring.attribution_shift
+    version = record.version
+    try:
+        explanation = stored_explanation(registry, record)
+    except StoreError as exc:
+        return AttributionDrift(judged=False, reason=exc.what, threshold=threshold)
+    features, _ = model_columns(record)
+    # nothing to load when the shares cannot be judged anyway
+    model = (
+        registry.load_model(version)
+        if explanation is not None and explanation.method != "permutation"
+        and len(inputs) >= ATTRIBUTION_MIN_ROWS
+        else None
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return attribution_drift(
+            model, features, explanation, inputs, threshold=threshold, family=record.family,
+            version=version, seed=spec.seed,
+        )
+
+
+def _attribution_drafts(
+    version: int, attribution: AttributionDrift, window: Mapping[str, Any]
+) -> list[AlertDraft]:
+    """One ``attribution_drift`` alert naming the columns whose share moved too far."""
+    moved = attribution.drifted
+    if not moved:
+        return []
+    shown = ", ".join(
+        f"{f.feature} {f.reference_share:.1%} -> {f.live_share:.1%} "
+        f"(rank {f.reference_rank} -> {f.live_rank})"
+        for f in moved[:5]
+    )
+    more = f" and {len(moved) - 5} more" if len(moved) > 5 else ""
+    severity: AlertSeverity = (
+        "critical" if attribution.largest_shift > 2 * attribution.threshold else "warning"
+    )
+    return [
+        AlertDraft(
+            kind="attribution_drift",
+            version=version,
+            severity=severity,
+            message=(
+                f"model v{version} leans on its inputs differently than at training: {shown}{more} "
+                f"(share of the mean |attribution|; attribution_shift {attribution.threshold:g})"
+            ),
+            evidence={
+                "features": [f.to_dict() for f in moved],
+                "reference": attribution.reference_ranking(),
+                "live": attribution.live_ranking(),
+                "threshold": attribution.threshold,
+                "method": attribution.method,
+                "n_rows": attribution.n_rows,
+                "window": dict(window),
+            },
+            key=tuple(f.feature for f in moved),
+        )
+    ]
+
+
 def _fields_of(code: str, by_field: Mapping[str, float]) -> str:
     """`` (fields: plan 40.0%, region 5.0%)`` for a flag code, or nothing."""
     shown = [
@@ -747,7 +824,7 @@ def _verdict(
     kinds = {d.kind for d in drafts}
     for kind in (
         "acceptance_breach", "fairness_breach", "latency_breach", "concept_drift",
-        "performance", "data_drift", "flagged_inputs",
+        "performance", "data_drift", "attribution_drift", "flagged_inputs",
     ):
         if kind in kinds:
             return kind

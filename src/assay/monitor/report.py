@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from assay.monitor.alerts import AlertOutcome
+from assay.monitor.attribution_drift import AttributionDrift
 from assay.monitor.contract import ContractReport
 from assay.monitor.drift import DriftReport
 from assay.monitor.performance import LivePerformance
@@ -85,12 +86,15 @@ class MonitorReport:
         flagged: the shares of flagged inputs.
         alerts: the alerts raised, suppressed (already open) and resolved by this pass.
         verdict: ``ok``, ``acceptance_breach``, ``fairness_breach``, ``latency_breach``,
-            ``data_drift``, ``concept_drift``, ``performance``, ``flagged_inputs`` or
-            ``insufficient_data``: the main finding, for one-line summaries.
+            ``data_drift``, ``concept_drift``, ``performance``, ``attribution_drift``,
+            ``flagged_inputs`` or ``insufficient_data``: the main finding, for one-line
+            summaries.
         report_id: the row of the stored report (``drift_reports``), None if not stored.
         notes: anything a reader should know (a reference rebuilt from the data, ...).
         contract: every acceptance threshold, fairness limit and the latency objective
             judged on the window (:mod:`assay.monitor.contract`).
+        attribution: each input column's share of the mean absolute attribution on the
+            window against the training reference (:mod:`assay.monitor.attribution_drift`).
     """
 
     at: datetime
@@ -105,6 +109,7 @@ class MonitorReport:
     report_id: int | None = None
     notes: tuple[str, ...] = ()
     contract: ContractReport = field(default_factory=ContractReport)
+    attribution: AttributionDrift = field(default_factory=AttributionDrift)
 
     @property
     def healthy(self) -> bool:
@@ -134,6 +139,7 @@ class MonitorReport:
             "performance": self.performance.to_dict(),
             "flagged": self.flagged.to_dict(),
             "contract": self.contract.to_dict(),
+            "attribution": self.attribution.to_dict(),
             "alerts": self.alerts.to_dict(),
             "report_id": self.report_id,
             "notes": list(self.notes),
@@ -156,4 +162,5 @@ class MonitorReport:
             report_id=int(report_id) if report_id is not None else None,
             notes=tuple(data.get("notes", [])),
             contract=ContractReport.from_dict(data.get("contract")),
+            attribution=AttributionDrift.from_dict(data.get("attribution")),
         )

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: What a token may do: call the prediction endpoints, send labels, administer.
-SCOPES = ("predict", "feedback", "admin")
+SCOPES = ("predict", "explain", "feedback", "admin")
 
 #: Every token starts with this, so secret scanners and people recognise it.
 TOKEN_PREFIX = "assay_"

@@ -352,9 +352,12 @@ def not_ready(state: ServerState) -> RequestError:
                         [{"last_error": str(reason)}] if reason else [])
 
 
-def authorize(state: ServerState, header: str | None, scope: str) -> str:
+def authorize(state: ServerState, header: str | None, scope: str | tuple[str, ...]) -> str:
     """The acting token's name, given the ``Authorization`` header's value; 401 without a
-    valid token, 403 without ``scope``; ``anonymous`` when auth is off."""
+    valid token, 403 without ``scope`` (a tuple: without any of its scopes; the first is the
+    one the error suggests); ``anonymous`` when auth is off."""
+    accepted = (scope,) if isinstance(scope, str) else tuple(scope)
+    scope = accepted[0]
     verifier = state.verifier
     if verifier is None:
         return "anonymous"
@@ -380,10 +383,11 @@ def authorize(state: ServerState, header: str | None, scope: str) -> str:
             "the token is unknown or revoked; check it, or create a new one with "
             f"`assay token create NAME --scope {scope}`.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    if not info.allows(scope):
+    if not any(info.allows(s) for s in accepted):
+        needed = " or ".join(f"'{s}'" for s in accepted)
         raise RequestError(
             403, "forbidden",
-            f"token '{info.name}' lacks the '{scope}' scope (it has: {', '.join(info.scopes) or 'none'}); "
+            f"token '{info.name}' lacks the {needed} scope (it has: {', '.join(info.scopes) or 'none'}); "
             f"create one with `assay token create NAME --scope {scope}`.",
             [{"token": info.name, "required": scope, "scopes": list(info.scopes)}],
         )

@@ -36,8 +36,9 @@ JSON = "application/json"
 ERROR_CODE_KEY = "assay.error"
 
 
-def authorized(state: ServerState, request: Request, scope: str) -> str:
-    """The actor of the request's bearer token, which must hold ``scope`` (else 401/403)."""
+def authorized(state: ServerState, request: Request, scope: str | tuple[str, ...]) -> str:
+    """The actor of the request's bearer token, which must hold ``scope`` (or one of the
+    scopes of a tuple; else 401/403)."""
     return authorize(state, request.headers.get("authorization"), scope)
 
 

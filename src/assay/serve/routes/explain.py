@@ -1,7 +1,7 @@
 """``POST /v1/explain``: the champion's predictions with each feature's contribution.
 
 The records are read, limited and validated exactly as ``/v1/predict`` reads them, with
-the same token scope (``predict``). Each answer carries the prediction and its
+the ``explain`` or the ``predict`` token scope. Each answer carries the prediction and its
 contributions, which add up with the base value to the model's output in the space
 ``output_space`` names (a binary classifier's log-odds, a multiclass classifier's raw
 score of the explained class, a forest's probability, a regressor's prediction). Explanations are not logged as
@@ -91,8 +91,8 @@ def add_explain_routes(app: FastAPI, state: ServerState) -> None:
         "`output_class` for a multiclass one, the probability of `output_class` for extra trees, the "
         "prediction for a regressor). Exact: tree SHAP for LightGBM and extra trees, coefficient x "
         "(value - training mean) for linear models. The body and the "
-        "validation are those of /v1/predict (422 naming index, field and reason), with the `predict` "
-        "scope. A champion whose family has no per-row explainer is refused with 409 `no_explainer`. "
+        "validation are those of /v1/predict (422 naming index, field and reason); the token needs "
+        "the `explain` or the `predict` scope. A champion whose family has no per-row explainer is refused with 409 `no_explainer`. "
         "Explanations are not logged as predictions.",
         tags=["predict"],
         response_class=Response,
@@ -109,7 +109,7 @@ def add_explain_routes(app: FastAPI, state: ServerState) -> None:
     )
     async def explain(request: Request) -> Response:
         try:
-            web.authorized(state, request, "predict")
+            web.authorized(state, request, ("explain", "predict"))
             proto.check_content_type(request.headers.get("content-type"))
             body = await web.body_of(state, request)
             records = await offload(len(body), _records, state, body)
