@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_score, recall_score
 
 from assay.evaluate import evaluate
+from assay.evaluate.curves import build_curves
 from assay.evaluate.evaluation import Evaluation, decision_threshold
 from assay.lifecycle import _previous_metrics
 from assay.report import ReportInput, render_html, render_model_card
@@ -67,6 +68,29 @@ def test_an_evaluation_stored_before_the_new_curves_still_loads(tuned: Any) -> N
         del stored["curves"][key]
     old = Evaluation.from_dict(stored)
     assert old.curves.score_histogram is None and old.curves.threshold_curve is None
+
+
+def test_the_threshold_is_read_from_decisions_when_the_model_names_none() -> None:
+    y = np.array([0, 0, 1, 0, 1, 1, 0, 1])
+    score = np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.7, 0.8, 0.9])
+    proba = np.c_[1 - score, score]
+
+    def curve(decided: np.ndarray) -> Any:
+        return build_curves("binary", y, decided.astype(int), proba, [0, 1]).threshold_curve
+
+    default = curve(score > 0.5)
+    assert (default.threshold, default.tuned) == (0.5, False)
+    # the positive class from 0.3 up: a cut at 0.3, recall 4/4, precision 4/6
+    cut = curve(score >= 0.3)
+    assert (cut.threshold, cut.tuned) == (0.3, True)
+    assert (cut.precision_at, cut.recall_at) == (pytest.approx(4 / 6), 1.0)
+    # decisions no single cut reproduces (per-group thresholds): no marker, honest numbers
+    mixed = curve(np.array([1, 0, 1, 0, 0, 1, 1, 1], dtype=bool))
+    assert mixed.threshold is None and threshold_marker(mixed.to_dict()) is None
+    assert (mixed.precision_at, mixed.recall_at) == (pytest.approx(3 / 5), pytest.approx(3 / 4))
+    assert threshold_plot(mixed.to_dict()).startswith("data:image/png;base64,")
+    report = _report({"threshold_curve": mixed.to_dict()})
+    assert "does not decide by one threshold" in render_model_card(report)
 
 
 def _curves(threshold: float = 0.42, tuned: bool = True) -> dict[str, Any]:

@@ -178,15 +178,17 @@ class ThresholdCurve:
 
     The positive class is predicted where its probability reaches the threshold; only
     thresholds at which some row is predicted positive are kept. ``threshold`` is the
-    threshold the model decides at: the tuned one when ``tuned``, else 0.5 (the most
-    probable class); ``precision_at``, ``recall_at`` and ``f1_at`` are measured exactly there.
+    threshold the model decides at: the tuned one when ``tuned``, 0.5 when it predicts the
+    more probable class, None when its decisions are no single cut of the score (per-group
+    thresholds). ``precision_at``, ``recall_at`` and ``f1_at`` are those of the model's own
+    decisions on the test rows.
     """
 
     thresholds: tuple[float, ...]
     precision: tuple[float, ...]
     recall: tuple[float, ...]
     f1: tuple[float, ...]
-    threshold: float
+    threshold: float | None
     tuned: bool
     precision_at: float
     recall_at: float
@@ -210,7 +212,8 @@ class ThresholdCurve:
             tuple(float(v) for v in data["precision"]),
             tuple(float(v) for v in data["recall"]),
             tuple(float(v) for v in data["f1"]),
-            float(data["threshold"]), bool(data["tuned"]), float(data["precision_at"]),
+            None if data.get("threshold") is None else float(data["threshold"]),
+            bool(data["tuned"]), float(data["precision_at"]),
             float(data["recall_at"]), float(data["f1_at"]), data.get("positive_label"),
         )
 
@@ -314,8 +317,9 @@ def build_curves(
 ) -> Curves:
     """The curves of ``task`` for these predictions (``seed`` picks the scatter sample).
 
-    ``threshold`` is a binary model's tuned decision threshold (None: it predicts the more
-    probable class, i.e. decides at 0.5).
+    ``threshold`` is a binary model's tuned decision threshold. Without one, the threshold
+    is read from the decisions: 0.5 when they are the more probable class, else the lowest
+    score predicted positive when every such score is above every score predicted negative.
     """
     check_task(task)
     yt = as_array(y_true, "y_true")
@@ -353,7 +357,8 @@ def build_curves(
     threshold_curve = None
     if len(labels) == 2:
         histogram = _score_histogram("positive_class", yt, pr[:, 1], labels)
-        threshold_curve = _threshold_curve(yt == labels[1], pr[:, 1], threshold, labels[1])
+        threshold_curve = _threshold_curve(yt == labels[1], pr[:, 1], yp == labels[1],
+                                           threshold, labels[1])
     else:
         index = {label: k for k, label in enumerate(labels)}
         known = np.asarray([v in index for v in yt.tolist()], dtype=bool)
@@ -391,23 +396,37 @@ def _precision_recall_at(positive: np.ndarray, score: np.ndarray, cut: float) ->
     return precision, recall, f1
 
 
+def _decision_cut(
+    decided: np.ndarray, score: np.ndarray, threshold: float | None
+) -> tuple[float | None, bool]:
+    """The threshold the decisions follow and whether it is tuned (not 0.5)."""
+    if threshold is not None:
+        return float(threshold), True
+    if np.array_equal(decided, score > 0.5):
+        return 0.5, False
+    if decided.any() and (decided.all() or score[decided].min() > score[~decided].max()):
+        return float(score[decided].min()), True
+    return None, False
+
+
 def _threshold_curve(
-    positive: np.ndarray, score: np.ndarray, threshold: float | None, label: Any
+    positive: np.ndarray, score: np.ndarray, decided: np.ndarray, threshold: float | None,
+    label: Any,
 ) -> ThresholdCurve | None:
     if not positive.any():
         return None
     score = np.asarray(score, dtype=float)
     points = [(float(t), *_precision_recall_at(positive, score, float(t)))
               for t in np.linspace(0.0, 1.0, THRESHOLD_GRID) if np.any(score >= t)]
-    cut = 0.5 if threshold is None else float(threshold)
-    at = _precision_recall_at(positive, score, cut)
+    cut, tuned = _decision_cut(decided, score, threshold)
+    at = _precision_recall_at(positive, decided.astype(float), 0.5)
     return ThresholdCurve(
         thresholds=tuple(p[0] for p in points),
         precision=tuple(p[1] for p in points),
         recall=tuple(p[2] for p in points),
         f1=tuple(p[3] for p in points),
         threshold=cut,
-        tuned=threshold is not None,
+        tuned=tuned,
         precision_at=at[0],
         recall_at=at[1],
         f1_at=at[2],

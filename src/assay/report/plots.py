@@ -235,19 +235,21 @@ def threshold_marker(curve: dict[str, Any] | None) -> tuple[float, str] | None:
 
 
 def threshold_plot(curve: dict[str, Any] | None) -> str | None:
-    """Precision, recall and F1 against the decision threshold, the model's threshold marked."""
+    """Precision, recall and F1 against the decision threshold, the model's threshold marked
+    (no marker when its decisions are no single cut of the score)."""
     if not isinstance(curve, dict):
         return None
     x = _numbers(curve.get("thresholds"))
     lines = [(name, _numbers(curve.get(name))) for name in ("precision", "recall", "f1")]
     marker = threshold_marker(curve)
-    if x is None or marker is None or any(y is None or len(y) != len(x) for _, y in lines):
+    if x is None or any(y is None or len(y) != len(x) for _, y in lines):
         return None
 
     def draw(fig: Any, ax: Any) -> None:
         for name, y in lines:
             ax.plot(x, y, lw=1.6, label="F1" if name == "f1" else name)
-        ax.axvline(marker[0], color="black", ls="--", lw=1, label=marker[1])
+        if marker is not None:
+            ax.axvline(marker[0], color="black", ls="--", lw=1, label=marker[1])
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="decision threshold (probability of the "
                "positive class)", ylabel="value", title="Precision and recall by threshold")
         _legend(ax, 4)

@@ -373,8 +373,12 @@ def test_rows_note(report: ReportInput) -> str:
 
 def threshold_summary(curve: Any) -> str | None:
     """``at the tuned threshold 0.42: precision 0.81, recall 0.66, F1 0.73`` or None."""
-    if not isinstance(curve, dict) or _number(curve.get("threshold")) is None:
+    if not isinstance(curve, dict) or _number(curve.get("precision_at")) is None:
         return None
+    if _number(curve.get("threshold")) is None:
+        return ("the model does not decide by one threshold on the score (as with per-group "
+                f"thresholds); its decisions give precision {fixed(curve.get('precision_at'))}, "
+                f"recall {fixed(curve.get('recall_at'))}, F1 {fixed(curve.get('f1_at'))}")
     kind = "tuned threshold" if curve.get("tuned") else "default threshold"
     return (f"at the {kind} {fixed(curve.get('threshold'))}: precision "
             f"{fixed(curve.get('precision_at'))}, recall {fixed(curve.get('recall_at'))}, "
