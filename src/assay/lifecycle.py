@@ -111,6 +111,7 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
             "latency_checks": search.get("latency_checks", []),
             "latency_note": search.get("latency_note", ""),
         }
+    previous_explanation = _previous_explanation(registry, version)
     return ReportInput(
         version={
             "version": record.version, "family": record.family, "task": record.task,
@@ -128,7 +129,8 @@ def report_input(project: Project, registry: ModelRegistry, version: int) -> Any
         search=search_summary,
         learning_curve=curve,
         explanation=optional(lineage.explanation),
-        previous_explanation=_previous_explanation(registry, version),
+        previous_explanation=previous_explanation,
+        previous=_previous_metrics(registry, version, previous_explanation),
         gates=gates,
         acceptance=acceptance,
         fairness_criteria=fairness,
@@ -147,6 +149,25 @@ def _previous_explanation(registry: ModelRegistry, version: int) -> dict[str, An
     digest = record.lineage.explanation
     assert digest is not None  # filtered above
     return {"version": record.version, "explanation": registry.load_json(digest)}
+
+
+def _previous_metrics(
+    registry: ModelRegistry, version: int, previous_explanation: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The test metrics of the version the importance side-by-side compares with (else the
+    newest earlier version with an evaluation), with the test rows it was scored on."""
+    wanted = (previous_explanation or {}).get("version")
+    earlier = sorted((r for r in registry.list() if r.version < version and r.lineage.evaluation),
+                     key=lambda r: r.version)
+    chosen = [r for r in earlier if r.version == wanted] or earlier[-1:]
+    if not chosen:
+        return None
+    record = chosen[0]
+    digest = record.lineage.evaluation
+    assert digest is not None  # filtered above
+    evaluation = registry.load_json(digest) or {}
+    return {"version": record.version, "metrics": dict(evaluation.get("metrics") or {}),
+            "n_rows": evaluation.get("n_rows"), "test_fingerprint": record.test_fingerprint}
 
 
 def write_version_report(

@@ -93,7 +93,9 @@ def test_plots_are_inline_png_data_uris(
 ) -> None:
     classification = _images(_parse(render_html(binary_input)))
     assert set(classification) == {"ROC curve", "Precision-recall curve", "Calibration",
-                                   "Confusion matrix", "Learning curve", "Search history"}
+                                   "Confusion matrix", "Score distributions per class",
+                                   "Precision and recall by threshold (default threshold 0.50 "
+                                   "marked)", "Learning curve", "Search history"}
     regression = _images(_parse(render_html(regression_input)))
     assert set(regression) == {"Predicted vs actual", "Residuals"}
     for uri in [*classification.values(), *regression.values()]:
@@ -259,8 +261,9 @@ def test_multiclass_report_has_one_curve_per_class_and_per_class_fairness() -> N
     html = render_html(report)
     sections = _parse(html).sections
     assert "Per class, one-vs-rest: site" in sections["fairness"]
+    # no threshold curve: more than two classes decide by the most probable class
     assert set(_images(_parse(html))) == {"ROC curve", "Precision-recall curve", "Calibration",
-                                         "Confusion matrix"}
+                                         "Confusion matrix", "Score distributions per class"}
     assert f"{evaluation.metrics['f1_macro']:.4f}" in sections["metrics"]
 
 

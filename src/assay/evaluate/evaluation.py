@@ -45,6 +45,7 @@ __all__ = [
     "check_acceptance",
     "check_fairness",
     "check_slice_acceptance",
+    "decision_threshold",
     "evaluate",
 ]
 
@@ -404,6 +405,17 @@ def _criterion(
     )
 
 
+def decision_threshold(model: Any) -> float | None:
+    """The tuned decision threshold a binary model decides at (its ``threshold_`` or
+    ``threshold`` attribute), or None when it predicts the more probable class."""
+    for name in ("threshold_", "threshold"):
+        value = getattr(model, name, None)
+        if isinstance(value, (int, float, np.floating)) and not isinstance(value, bool):
+            if math.isfinite(float(value)) and 0.0 <= float(value) <= 1.0:
+                return float(value)
+    return None
+
+
 def _with_length_slices(
     slices: pd.DataFrame | None, X: pd.DataFrame, text_columns: Sequence[str]
 ) -> pd.DataFrame | None:
@@ -525,7 +537,8 @@ def evaluate(
         else {}
     )
     confusion = compute_confusion(yt, pred, classes) if classes else None
-    curves = build_curves(task, yt, pred, proba, classes or None, seed=seed)
+    curves = build_curves(task, yt, pred, proba, classes or None, seed=seed,
+                          threshold=decision_threshold(model) if task == "binary" else None)
     slices = _with_length_slices(slices, X, text_columns)
     slice_reports: tuple[SliceReport, ...] = ()
     if slices is not None and len(slices.columns):

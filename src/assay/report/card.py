@@ -21,12 +21,16 @@ from assay.report.wording import (
     interval,
     judged_note,
     limits,
+    metric_deltas,
     metric_rows,
     min_slice_size,
     num,
     pct,
+    score_summary,
     task_phrase,
     test_use_warning,
+    test_rows_note,
+    threshold_summary,
     criterion_scope,
 )
 from assay.report.inputs import ReportInput
@@ -177,7 +181,27 @@ def _metrics(report: ReportInput) -> list[str]:
     if cv:
         lines += ["", f"Cross-validation: {num(cv.get('mean'))} \u00b1 {num(cv.get('std'))} "
                       f"over {len(cv.get('scores') or [])} folds."]
-    return lines + [""]
+    curves = evaluation.get("curves") or {}
+    facts = [score_summary(curves.get("score_histogram")),
+             threshold_summary(curves.get("threshold_curve"))]
+    if any(facts):
+        lines.append("")
+        lines += [f"- {_md(fact[0].upper() + fact[1:])}." for fact in facts if fact]
+    return lines + [""] + _deltas(report)
+
+
+def _deltas(report: ReportInput) -> list[str]:
+    rows = metric_deltas(report)
+    if not rows:
+        return []
+    label = f"v{(report.previous or {}).get('version')}"
+    lines = [f"### Against version {_md((report.previous or {}).get('version'))}", "",
+             _md(test_rows_note(report)), ""]
+    table = [[_md(row.metric), row.value, row.previous,
+              row.delta + ("" if row.better is None else (" (better)" if row.better
+                                                          else " (worse)"))]
+             for row in rows]
+    return lines + _table(["Metric", "This version", label, "Change"], table) + [""]
 
 
 def _slices_and_fairness(report: ReportInput) -> list[str]:

@@ -14,7 +14,7 @@ __all__ = ["ReportInput"]
 
 _DICTS = (
     "evaluation", "baseline", "audit", "split", "search", "learning_curve", "explanation",
-    "previous_explanation",
+    "previous_explanation", "previous",
 )
 _LISTS = ("gates", "acceptance", "fairness_criteria")
 
@@ -39,6 +39,9 @@ class ReportInput:
         explanation: ``Explanation.to_dict()``: what the model leans on over the test rows.
         previous_explanation: ``{"version": n, "explanation": Explanation.to_dict()}`` of the
             newest earlier version that has one, for the side-by-side.
+        previous: the earlier version the metrics are compared with: ``version``,
+            ``metrics`` (its test metrics), ``test_fingerprint`` and ``n_rows`` (the rows it
+            was scored on).
         gates: one dict per gate: ``name``, ``passed``, ``message``, ``evidence``.
         acceptance, fairness_criteria: ``Criterion.to_dict()`` lists.
         spec: ``ProjectSpec.to_dict()``.
@@ -57,6 +60,7 @@ class ReportInput:
     spec: dict[str, Any] = field(default_factory=dict)
     explanation: dict[str, Any] | None = None
     previous_explanation: dict[str, Any] | None = None
+    previous: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.version, dict):

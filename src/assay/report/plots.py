@@ -30,7 +30,10 @@ __all__ = [
     "predicted_vs_actual_plot",
     "residuals_plot",
     "roc_plot",
+    "score_distribution_plot",
     "search_plot",
+    "threshold_marker",
+    "threshold_plot",
 ]
 
 DPI = 96
@@ -167,6 +170,89 @@ def calibration_plot(calibration: dict[str, Any] | None) -> str | None:
                xlabel="mean predicted confidence" if top_label else "mean predicted probability",
                ylabel="share correct" if top_label else "observed share positive")
         _legend(ax, 2)
+
+    return _render(draw)
+
+
+def _histogram(histogram: Any) -> tuple[list[float], list[str], list[list[int]]] | None:
+    if not isinstance(histogram, dict):
+        return None
+    edges = _numbers(histogram.get("edges"))
+    labels = histogram.get("labels")
+    counts = histogram.get("counts")
+    if edges is None or not isinstance(labels, list) or not isinstance(counts, list):
+        return None
+    if len(labels) != len(counts) or not labels:
+        return None
+    rows = []
+    for row in counts:
+        if not isinstance(row, list) or len(row) != len(edges) - 1:
+            return None
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in row):
+            return None
+        rows.append(row)
+    return edges, [str(label) for label in labels], rows
+
+
+def score_distribution_plot(
+    histogram: dict[str, Any] | None, threshold: float | None = None
+) -> str | None:
+    """The scores of the test rows, one outlined histogram per true class (each scaled to
+    its own rows, so a small class stays visible), with the decision threshold if given."""
+    parsed = _histogram(histogram)
+    if parsed is None:
+        return None
+    edges, labels, counts = parsed
+    true_class = (histogram or {}).get("kind") == "true_class"
+
+    def draw(fig: Any, ax: Any) -> None:
+        for label, row in zip(labels[:MAX_LEGEND], counts[:MAX_LEGEND]):
+            total = sum(row)
+            if not total:
+                continue
+            shares = [v / total for v in row]
+            ax.stairs(shares, edges, lw=1.6, label=f"true class {label} ({total:,} rows)")
+        if threshold is not None:
+            ax.axvline(threshold, color="black", ls="--", lw=1,
+                       label=f"decision threshold {threshold:.2f}")
+        ax.set(xlim=(0, 1), xlabel="probability of the true class" if true_class
+               else "predicted probability of the positive class", ylabel="share of the class",
+               title="Score distributions per class")
+        _legend(ax, 2)
+
+    return _render(draw)
+
+
+def threshold_marker(curve: dict[str, Any] | None) -> tuple[float, str] | None:
+    """Where the threshold plot draws its marker and what it calls it, or None."""
+    if not isinstance(curve, dict):
+        return None
+    value = curve.get("threshold")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    kind = "tuned threshold" if curve.get("tuned") else "default threshold"
+    return float(value), f"{kind} {float(value):.2f}"
+
+
+def threshold_plot(curve: dict[str, Any] | None) -> str | None:
+    """Precision, recall and F1 against the decision threshold, the model's threshold marked
+    (no marker when its decisions are no single cut of the score)."""
+    if not isinstance(curve, dict):
+        return None
+    x = _numbers(curve.get("thresholds"))
+    lines = [(name, _numbers(curve.get(name))) for name in ("precision", "recall", "f1")]
+    marker = threshold_marker(curve)
+    if x is None or any(y is None or len(y) != len(x) for _, y in lines):
+        return None
+
+    def draw(fig: Any, ax: Any) -> None:
+        for name, y in lines:
+            ax.plot(x, y, lw=1.6, label="F1" if name == "f1" else name)
+        if marker is not None:
+            ax.axvline(marker[0], color="black", ls="--", lw=1, label=marker[1])
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="decision threshold (probability of the "
+               "positive class)", ylabel="value", title="Precision and recall by threshold")
+        _legend(ax, 4)
 
     return _render(draw)
 

@@ -22,12 +22,16 @@ from assay.report.wording import (
     compact,
     fixed,
     higher_is_better,
+    metric_deltas,
     metric_rows,
     min_slice_size,
     num,
     pct,
+    score_summary,
     short,
     size_bytes,
+    test_rows_note,
+    threshold_summary,
 )
 from assay.report.inputs import ReportInput
 
@@ -198,7 +202,7 @@ def _metrics(r: ReportInput) -> list[Block]:
         tuple("primary" if row.primary else "" for row in rows),
         caption,
     ))
-    return blocks + _recalibration(evaluation.get("recalibration"))
+    return blocks + _metric_deltas(r) + _recalibration(evaluation.get("recalibration"))
 
 
 def _recalibration(recal: Any) -> list[Block]:
@@ -246,6 +250,7 @@ def _plots(r: ReportInput) -> list[Block]:
                          images, missing)
         _plot_or_missing(plots.confusion_plot(evaluation.get("confusion")), "Confusion matrix",
                          images, missing)
+        extra = _score_plots(curves, images, missing)
     else:
         scatter = curves.get("predicted_vs_actual")
         _plot_or_missing(plots.predicted_vs_actual_plot(scatter), "Predicted vs actual",
@@ -262,6 +267,50 @@ def _plots(r: ReportInput) -> list[Block]:
             ))]
     blocks: list[Block] = [Gallery(tuple(images))] if images else []
     return blocks + missing + extra
+
+
+def _score_plots(curves: dict[str, Any], images: list[tuple[str, str]],
+                 missing: list[Block]) -> list[Block]:
+    """Score distributions per class and (binary) the threshold curve, with their key facts;
+    evaluations stored before these were measured say the plots are unavailable."""
+    histogram, curve = curves.get("score_histogram"), curves.get("threshold_curve")
+    marker = plots.threshold_marker(curve)
+    _plot_or_missing(plots.score_distribution_plot(histogram, marker[0] if marker else None),
+                     "Score distributions per class", images, missing)
+    facts = []
+    summary = score_summary(histogram)
+    if summary:
+        facts.append(("Scores", summary))
+    if histogram is None and "score_histogram" not in curves:
+        missing.append(Text("The evaluation was stored before score histograms were recorded; "
+                            "evaluate the version again to see them.", "missing"))
+    if (histogram or {}).get("kind") != "true_class":
+        alt = "Precision and recall by threshold" + (f" ({marker[1]} marked)" if marker else "")
+        _plot_or_missing(plots.threshold_plot(curve), alt, images, missing)
+        summary = threshold_summary(curve)
+        if summary:
+            facts.append(("Decision threshold", summary[0].upper() + summary[1:]))
+    return [Facts(tuple(facts))] if facts else []
+
+
+def _metric_deltas(r: ReportInput) -> list[Block]:
+    rows = metric_deltas(r)
+    if not rows:
+        return []
+    label = f"v{(r.previous or {}).get('version')}"
+
+    def change(row: Any) -> Cell:
+        if row.better is None:
+            return Cell(row.delta)
+        return Cell(f"{row.delta} ({'better' if row.better else 'worse'})",
+                    "pass" if row.better else "warn")
+
+    return [
+        Heading(f"Against version {(r.previous or {}).get('version')}"),
+        Table(("Metric", "This version", label, "Change"),
+              tuple(_cells(row.metric, row.value, row.previous, change(row)) for row in rows),
+              caption=test_rows_note(r)),
+    ]
 
 
 #: dependence plots drawn, for the most important columns

@@ -12,6 +12,7 @@ from assay.report.inputs import ReportInput
 
 __all__ = [
     "MISSING",
+    "MetricDelta",
     "MetricRow",
     "compact",
     "failed_gates",
@@ -20,7 +21,11 @@ __all__ = [
     "interval",
     "judged_note",
     "limits",
+    "metric_deltas",
     "metric_rows",
+    "score_summary",
+    "test_rows_note",
+    "threshold_summary",
     "min_slice_size",
     "num",
     "pct",
@@ -312,3 +317,91 @@ def running_best(values: list[float | None], higher: bool) -> list[float | None]
                 best = value
         out.append(best)
     return out
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    """One metric of this version beside the earlier version's, already formatted."""
+
+    metric: str
+    value: str
+    previous: str
+    delta: str
+    better: bool | None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def metric_deltas(report: ReportInput) -> list[MetricDelta]:
+    """Each test metric of this version and of :attr:`ReportInput.previous`, with the change
+    (this minus earlier) and whether it is an improvement; [] without an earlier version."""
+    metrics = (report.evaluation or {}).get("metrics") or {}
+    before = (report.previous or {}).get("metrics") or {}
+    if not isinstance(metrics, dict) or not isinstance(before, dict) or not before:
+        return []
+    rows = []
+    for name in [*metrics, *(m for m in before if m not in metrics)]:
+        now, then = _number(metrics.get(name)), _number(before.get(name))
+        if now is None or then is None:
+            rows.append(MetricDelta(name, num(metrics.get(name)), num(before.get(name)), DASH,
+                                    None))
+            continue
+        change = now - then
+        better = None if change == 0 else (change > 0) == higher_is_better(name)
+        rows.append(MetricDelta(name, num(now), num(then), f"{change:+.4f}", better))
+    return rows
+
+
+def test_rows_note(report: ReportInput) -> str:
+    """Whether the two versions were scored on the same sealed test rows, as a sentence."""
+    previous = report.previous or {}
+    label = f"version {previous.get('version')}"
+    now, then = report.version.get("test_fingerprint"), previous.get("test_fingerprint")
+    if now and then and now == then:
+        return f"Both versions were scored on the same sealed test rows ({now})."
+    if now and then:
+        return (f"This version and {label} were scored on different test rows "
+                f"({now} vs {then}): part of each change may be the rows, not the model; "
+                "do not over-read small deltas.")
+    return (f"It is not recorded whether {label} was scored on the same test rows; "
+            "do not over-read small deltas.")
+
+
+def threshold_summary(curve: Any) -> str | None:
+    """``at the tuned threshold 0.42: precision 0.81, recall 0.66, F1 0.73`` or None."""
+    if not isinstance(curve, dict) or _number(curve.get("precision_at")) is None:
+        return None
+    if _number(curve.get("threshold")) is None:
+        return ("the model does not decide by one threshold on the score (as with per-group "
+                f"thresholds); its decisions give precision {fixed(curve.get('precision_at'))}, "
+                f"recall {fixed(curve.get('recall_at'))}, F1 {fixed(curve.get('f1_at'))}")
+    kind = "tuned threshold" if curve.get("tuned") else "default threshold"
+    return (f"at the {kind} {fixed(curve.get('threshold'))}: precision "
+            f"{fixed(curve.get('precision_at'))}, recall {fixed(curve.get('recall_at'))}, "
+            f"F1 {fixed(curve.get('f1_at'))}")
+
+
+def score_summary(histogram: Any) -> str | None:
+    """The mean score of each true class read from the histogram's bin centres, or None."""
+    if not isinstance(histogram, dict):
+        return None
+    edges, labels, counts = (histogram.get("edges") or [], histogram.get("labels") or [],
+                             histogram.get("counts") or [])
+    if len(labels) != len(counts) or len(edges) < 2:
+        return None
+    centres = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
+    parts = []
+    for label, row in zip(labels, counts):
+        total = sum(row) if isinstance(row, list) else 0
+        if total and len(row) == len(centres):
+            mean = sum(c * v for c, v in zip(centres, row)) / total
+            parts.append(f"class {label} {mean:.2f} ({total:,} rows)")
+    if not parts:
+        return None
+    what = ("probability given to the true class" if histogram.get("kind") == "true_class"
+            else "predicted probability of the positive class")
+    return f"mean {what} by true class (from {len(centres)} bins): " + ", ".join(parts)
