@@ -40,7 +40,13 @@ from assay.evaluate import (
     paired_bootstrap,
 )
 from assay.evaluate.calibration import Recalibration, probability_ece
-from assay.explain import Explanation, NoExplainer, explain_model
+from assay.explain import (
+    Explanation,
+    NoExplainer,
+    explain_model,
+    rank_features,
+    token_attributions,
+)
 from assay.model.served import served_path
 from assay.monitor.reference import ReferenceProfile, build_reference
 from assay.monitor.text_drift import profile_text_columns, text_columns
@@ -440,22 +446,43 @@ def _explanation(
     sealed test rows, with the training rows as the background of a linear model's mean.
 
     None (with a warning) when it cannot be computed: the registered model matters more
-    than its explanation. A text model without an exact explainer is not explained:
-    permutation importance would score every sampled text several times over.
+    than its explanation. A text model also gets word attributions by occlusion on
+    sampled texts (:func:`assay.explain.token_attributions`); without an exact explainer
+    (a fine-tuned transformer) they are its whole explanation: permutation importance
+    would score every sampled text several times over and say only that the text matters.
     """
     spec, features = inputs.spec, inputs.features
     test = rows.plan.take(inputs.dataset.frame, "test")
     labels = None if spec.task == "text-classification" else test[spec.data.target]
+    explanation: Explanation | None = None
     try:
-        return explain_model(
+        explanation = explain_model(
             search.estimator, test[features], labels, task=spec.task, features=features,
             background=rows.X_train, seed=spec.seed, family=search.model_family,
         )
     except NoExplainer as exc:
-        warnings.append(f"no explanation: {exc.what}")
+        if inputs.text_column is None:
+            warnings.append(f"no explanation: {exc.what}")
     except Exception as exc:  # noqa: BLE001 - the registered model matters more than its explanation
         warnings.append(f"the explanation could not be computed ({type(exc).__name__}: {exc})")
-    return None
+    if inputs.text_column is None or spec.task not in CLASSIFICATION_TASKS:
+        return explanation
+    try:
+        tokens = token_attributions(
+            search.estimator, test[features], inputs.text_column, seed=spec.seed
+        )
+    except Exception as exc:  # noqa: BLE001 - as above
+        warnings.append(f"the word attributions could not be computed ({type(exc).__name__}: {exc})")
+        return explanation
+    if explanation is not None:
+        return replace(explanation, tokens=tokens)
+    return Explanation(
+        method="occlusion", output="probability",
+        features=rank_features([inputs.text_column], np.asarray([tokens.mean_abs])),
+        rows=tokens.texts, seed=spec.seed, tokens=tokens,
+        note=f"{search.model_family} has no exact explainer: its words are attributed by "
+        f"occlusion ({tokens.target} without each word) on {tokens.texts} sampled test texts",
+    )
 
 
 def _base_lineage(inputs: _Inputs, search: SearchResult) -> dict[str, Any] | None:

@@ -83,6 +83,15 @@ def test_a_text_run_records_the_base_and_serves_from_it(tmp_path: Path, tiny_bas
     # the search tried both encoder families on the same rows
     search = registry.load_json(record.lineage.search)
     assert {t["family"] for t in search["trials"]} >= {"embedding_linear", "lora"}
+    # no exact explainer for an encoder model: its words are attributed by occlusion
+    from assay.explain import Explanation
+
+    assert record.lineage.explanation is not None
+    explanation = Explanation.from_dict(registry.load_json(record.lineage.explanation))
+    assert explanation.method == "occlusion" and explanation.ranking == ["review"]
+    assert explanation.tokens is not None and explanation.tokens.texts > 0
+    planted = {w for w in GOOD}
+    assert planted & {t.token for t in explanation.tokens.towards[:4]}
 
 
 def test_a_base_that_is_not_a_checkpoint_stops_the_run_with_exit_2(

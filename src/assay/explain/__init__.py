@@ -26,6 +26,7 @@ from assay.explain.result import (
     RowExplanation,
 )
 from assay.explain.summary import MAX_ROWS, SAMPLE_ROWS, explain_model, rank_features
+from assay.explain.tokens import TextTokens, TokenAttribution, token_attributions
 
 __all__ = [
     "MAX_ROWS",
@@ -41,10 +42,13 @@ __all__ = [
     "NoExplainer",
     "OutputSpace",
     "RowExplanation",
+    "TextTokens",
+    "TokenAttribution",
     "TreeExplainer",
     "explain_model",
     "explain_rows",
     "explainer_for",
     "local_explainer",
     "rank_features",
+    "token_attributions",
 ]

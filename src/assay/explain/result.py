@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from assay.explain.tokens import TextTokens
+
 __all__ = [
     "METHODS",
     "OUTPUT_SPACES",
@@ -22,8 +24,9 @@ __all__ = [
 ]
 
 #: how the attributions were computed: exact tree SHAP (LightGBM), exact linear
-#: attributions (coefficient x (value - mean)), or permutation importance (no per-row values)
-Method = Literal["tree_shap", "linear", "permutation"]
+#: attributions (coefficient x (value - mean)), permutation importance (no per-row values),
+#: or occlusion of a text's words (a text model without an exact explainer: words only)
+Method = Literal["tree_shap", "linear", "permutation", "occlusion"]
 #: the space the attributions add up in: a binary classifier's log-odds, a multiclass
 #: classifier's raw score of a class (its softmax logit), a class probability (a forest's
 #: own output), a regressor's prediction, or, for permutation importance, the increase of
@@ -85,6 +88,7 @@ class Explanation:
         sample_attributions: the same rows' attributions (towards each row's predicted
             class for a multiclass model); empty for ``permutation``.
         note: a sentence the report shows (why permutation was used, what was skipped).
+        tokens: a text model's word attributions by occlusion on sampled texts.
     """
 
     method: Method
@@ -99,6 +103,7 @@ class Explanation:
     sample_values: tuple[tuple[Any, ...], ...] = ()
     sample_attributions: tuple[tuple[float, ...], ...] = ()
     note: str = ""
+    tokens: TextTokens | None = None
 
     @property
     def ranking(self) -> list[str]:
@@ -127,6 +132,7 @@ class Explanation:
             "sample_values": [list(row) for row in self.sample_values],
             "sample_attributions": [list(row) for row in self.sample_attributions],
             "note": self.note,
+            "tokens": self.tokens.to_dict() if self.tokens is not None else None,
         }
 
     @classmethod
@@ -151,6 +157,7 @@ class Explanation:
                 tuple(float(v) for v in row) for row in data.get("sample_attributions", ())
             ),
             note=str(data.get("note", "")),
+            tokens=TextTokens.from_dict(data["tokens"]) if data.get("tokens") else None,
         )
 
 

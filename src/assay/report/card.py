@@ -32,6 +32,7 @@ from assay.report.wording import (
     test_rows_note,
     threshold_summary,
     criterion_scope,
+    word_rows,
 )
 from assay.report.inputs import ReportInput
 
@@ -271,7 +272,15 @@ def _leans_on(report: ReportInput) -> list[str]:
               f"({_md(explanation.get('method'))}: {measure}).", ""]
     rows = [[num(f.get("rank")), _md(f.get("feature")), num(f.get("importance")), pct(f.get("share"))]
             for f in features[:10]]
-    return lines + _table(["Rank", "Column", "Importance", "Share"], rows) + [""]
+    lines += _table(["Rank", "Column", "Importance", "Share"], rows) + [""]
+    tokens = explanation.get("tokens") or {}
+    words = word_rows(tokens)
+    if words:
+        lines += [f"Words of {_md(tokens.get('column'))} that move the {_md(tokens.get('target'))} "
+                  f"most (occlusion, {num(tokens.get('texts'))} sampled test texts):", ""]
+        lines += _table(["Direction", "Word", "Mean attribution", "Texts"],
+                        [[d, _md(w), m, t] for d, w, m, t in words]) + [""]
+    return lines
 
 
 def _limits(report: ReportInput) -> list[str]:

@@ -32,6 +32,7 @@ from assay.report.wording import (
     size_bytes,
     test_rows_note,
     threshold_summary,
+    word_rows,
 )
 from assay.report.inputs import ReportInput
 
@@ -324,7 +325,8 @@ def _explanation(r: ReportInput) -> list[Block]:
     features = sorted(explanation.get("features") or [], key=lambda f: int(f.get("rank", 0)))
     method = {"tree_shap": "exact tree SHAP values", "linear":
               "exact linear attributions (coefficient x (value - training mean))",
-              "permutation": "permutation importance"}.get(str(explanation.get("method")),
+              "permutation": "permutation importance",
+              "occlusion": "word occlusion on sampled texts"}.get(str(explanation.get("method")),
                                                            str(explanation.get("method")))
     blocks: list[Block] = []
     if len(features) >= 2:
@@ -356,6 +358,16 @@ def _explanation(r: ReportInput) -> list[Block]:
     )))
     if explanation.get("note"):
         blocks.append(Text(str(explanation["note"])))
+    tokens = explanation.get("tokens") or {}
+    words = word_rows(tokens)
+    if words:
+        blocks.append(Table(
+            ("Direction", "Word", "Mean attribution", "Texts"),
+            tuple(_cells(*row) for row in words),
+            caption=f"Words of '{tokens.get('column')}' that move the {tokens.get('target')} most: "
+            f"what removing each costs it, averaged over the {num(tokens.get('texts'))} sampled "
+            "test texts it occurs in (towards: it raises the probability; away: it lowers it).",
+        ))
     previous = r.previous_explanation or {}
     before = {str(f.get("feature")): f for f in
               ((previous.get("explanation") or {}).get("features") or [])}

@@ -405,3 +405,14 @@ def score_summary(histogram: Any) -> str | None:
     what = ("probability given to the true class" if histogram.get("kind") == "true_class"
             else "predicted probability of the positive class")
     return f"mean {what} by true class (from {len(centres)} bins): " + ", ".join(parts)
+
+
+def word_rows(tokens: dict[str, Any], n: int = 10) -> list[tuple[str, str, str, str]]:
+    """A text model's word attributions as rows (direction, word, mean attribution, texts):
+    the words that push most towards the target, then those that push most away."""
+    rows: list[tuple[str, str, str, str]] = []
+    for direction, key in (("towards", "towards"), ("away", "away")):
+        for item in (tokens.get(key) or [])[:n]:
+            rows.append((direction, str(item.get("token")), f"{float(item.get('mean', 0.0)):+.4f}",
+                         num(item.get("texts"))))
+    return rows
