@@ -35,6 +35,9 @@ def _project(root: Path, n: int = 200) -> Path:
         "search": {"families": ["linear"], "trials": 1, "cv_folds": 3},
         "serving": {"latency_p99_ms": 1000},
         "labelling": {"consensus": "majority"},
+        "acceptance": {"roc_auc": ">= 0.6"},
+        # the labels follow an exact rule: a perfect model is genuine here, not a leak
+        "gate": {"plausibility": False},
     }
     (root / "assay.yaml").write_text(yaml.safe_dump(raw))
     return root
