@@ -12,13 +12,15 @@ method, gender) predict churn honestly and noisily. The script runs, in a fresh 
 
 1. ``assay init data.csv --target churned --protected gender``
 2. ``assay audit``: the leak must be flagged (``target_leakage``) naming the column;
-3. ``assay run``: refused by the audit's blocking finding; then ``assay run --accept
-   target_leakage``, as a user who overrides the finding would: the version must not be
-   promoted (tell-tale perfection), and the output names the column;
+3. ``assay run``: must be refused, naming the column, and nothing promoted; then ``assay run
+   --accept target_leakage``, as a user who overrides the audit would, to show whether the
+   plausibility gate refuses the leaky model too (it does on tell-tale perfection: no false
+   positive at all, or a test score far above cross-validation);
 4. ``assay report N``: written;
 5. the user adds the column to ``data.drop``, audits and runs again;
 6. the honest version must become champion without ``--force``: by ``assay run`` itself, or
-   by ``assay promote N`` when the run asks for an explicit promotion.
+   by ``assay promote N`` when the run asks for an explicit promotion (a champion that relies
+   on a column ``data.drop`` now excludes is no yardstick).
 
 Each step prints its exit code and the lines of the output that matter; the script exits 1
 if an expectation fails. Single-feature AUC of the leaking column is printed for reference.
@@ -119,15 +121,18 @@ def main(argv: list[str] | None = None) -> int:
         failures.append("the audit did not name the leaking column")
     code, out = assay(["run"], root)
     show("run", code, out, rf"{LEAK}|promot|champion|gate|plausib|version")
+    if LEAK not in out:
+        failures.append("the run's output did not name the leaking column")
+    if champion(root) is not None:
+        failures.append("the leaky model became champion without any override")
     if "blocking finding" in out:  # a user who judges the finding wrong goes on regardless
         code, out = assay(["run", "--accept", "target_leakage"], root)
         show("run --accept target_leakage", code, out,
              rf"{LEAK}|promot|champion|plausib|registered|too good")
-    first = champion(root)
-    if first is not None:
-        failures.append(f"the leaky model became champion (v{first})")
-    if LEAK not in out:
-        failures.append("the run's output did not name the leaking column")
+        first = champion(root)
+        print(f"\n(with the audit overridden, the plausibility gate "
+              f"{'refused' if first is None else 'let through'} the leaky model"
+              f"{'' if first is None else f': v{first} is champion'})")
     versions = [int(v) for v in re.findall(r"[Vv]ersion (\d+) registered", out)] or [1]
     code, out = assay(["report", str(versions[0]), "-o", "report.html"], root)
     show(f"report {versions[0]} -o report.html", code, out)
