@@ -194,10 +194,11 @@ def attribution_drift(
     if explanation is None:
         return skipped(f"{name} was registered without an explanation (no training reference "
                        "of its attributions)")
-    if explanation.method == "permutation":
+    if explanation.method in ("permutation", "occlusion"):
         what = f"the {family} family" if family else name
-        return skipped(f"{what} has no per-row explainer (its explanation is permutation "
-                       "importance)")
+        kind = ("permutation importance" if explanation.method == "permutation"
+                else "word occlusion on sampled texts")
+        return skipped(f"{what} has no per-row explainer (its explanation is {kind})")
     if len(inputs) < min_rows:
         return skipped(f"{len(inputs)} valid row(s) in the window, fewer than the {min_rows} "
                        "needed to compare attributions")
