@@ -172,6 +172,15 @@ def test_cli_predict_file_and_stdin(serving_project: ServingProject, tmp_path: P
     (sp.root / "bad.jsonl").write_text(orjson.dumps(sp.records(1)[0]).decode() + "\n{oops\n")
     code, _, err = run("predict", "bad.jsonl", "-o", "out.jsonl")
     assert code == 2 and "bad.jsonl: line 2 is not valid JSON" in err and "Traceback" not in err
+    # a field holding a number in one record and text in another: named, with the record
+    first, second = sp.records(2)
+    column = next(k for k, v in first.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    mixed = [first, {**second, column: "oops"}]
+    (sp.root / "mixed.jsonl").write_text("\n".join(orjson.dumps(r).decode() for r in mixed) + "\n")
+    code, _, err = run("predict", "mixed.jsonl", "-o", "out.jsonl")
+    flat = " ".join(err.split())
+    assert code == 2 and "Traceback" not in err, err
+    assert f"column '{column}' mixes kinds of values: record 2 holds 'oops' (text)" in flat, flat
 
 
 def test_a_served_model_accepts_its_declared_columns(serving_project: ServingProject) -> None:

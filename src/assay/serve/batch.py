@@ -365,8 +365,52 @@ def _read(
     except (OSError, ValueError, pa.ArrowException, pd.errors.ParserError) as exc:
         raise DataError(f"the input file cannot be read ({str(exc).splitlines()[0][:200]})", path=str(source),
                         fix="Check that the file is complete and in the format its name says.") from None
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except pa.ArrowException:
+        raise _mixed_column(frame, source) from None
     return table.schema, (table.slice(i, chunk_size) for i in range(0, table.num_rows, chunk_size)), len(frame)
+
+
+def _mixed_column(frame: pd.DataFrame, source: Path) -> DataError:
+    """The error for a column whose values are of kinds no one column type holds (numbers in
+    some rows, text in others), naming the column and the first row that differs."""
+    for column in frame.columns:
+        values = frame[column]
+        try:
+            pa.array(values, from_pandas=True)
+            continue
+        except pa.ArrowException:
+            pass
+        kinds = values.map(lambda v: "missing" if v is None or v != v else _kind(v))
+        common = kinds[kinds != "missing"].mode()
+        usual = str(common.iloc[0]) if len(common) else "missing"
+        odd = kinds[(kinds != usual) & (kinds != "missing")]
+        row = int(odd.index[0]) + 1 if len(odd) else 1
+        shown = repr(values.iloc[row - 1])[:80]
+        return DataError(
+            f"column '{column}' mixes kinds of values: record {row} holds {shown} "
+            f"({_kind(values.iloc[row - 1])}) where the others hold {usual}",
+            path=str(source), column=str(column),
+            fix=f"Give every value of '{column}' the same kind (numbers unquoted, text quoted), "
+            "or leave the field out of the records that lack it.",
+        )
+    return DataError("the records cannot be read as one table", path=str(source),
+                     fix="Give each field the same kind of value in every record.")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
 
 
 def _json_line_problem(number: int, line: str | bytes) -> tuple[str, Any]:
