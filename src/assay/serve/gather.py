@@ -98,15 +98,17 @@ class BatchPolicy:
         return self.max_rows > 1
 
     def to_env(self) -> dict[str, str]:
-        """``ASSAY_SERVE_BATCH_WAIT_MS`` and ``ASSAY_SERVE_MAX_BATCH`` (see :meth:`from_env`)."""
+        """``ASSAY_SERVE_BATCH_WAIT_MS``, ``ASSAY_SERVE_MAX_BATCH`` and
+        ``ASSAY_SERVE_BATCH_ADAPTIVE`` (see :meth:`from_env`)."""
         return {_ENV_PREFIX + _ENV["wait_ms"]: repr(float(self.wait_ms)),
                 _ENV_PREFIX + _ENV["max_rows"]: str(self.max_rows),
                 _ENV_PREFIX + _ADAPTIVE_ENV: "1" if self.adaptive else "0"}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BatchPolicy:
-        """The policy set by ``ASSAY_SERVE_BATCH_WAIT_MS`` and ``ASSAY_SERVE_MAX_BATCH``
-        (defaults for the unset); a malformed value is refused naming its variable."""
+        """The policy set by ``ASSAY_SERVE_BATCH_WAIT_MS``, ``ASSAY_SERVE_MAX_BATCH`` and
+        ``ASSAY_SERVE_BATCH_ADAPTIVE`` (defaults for the unset); a malformed value is refused
+        naming its variable."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name, suffix in _ENV.items():
