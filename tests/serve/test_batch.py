@@ -180,7 +180,7 @@ def test_cli_predict_file_and_stdin(serving_project: ServingProject, tmp_path: P
     code, _, err = run("predict", "mixed.jsonl", "-o", "out.jsonl")
     flat = " ".join(err.split())
     assert code == 2 and "Traceback" not in err, err
-    assert f"column '{column}' mixes kinds of values: record 2 holds 'oops' (text)" in flat, flat
+    assert f"column '{column}' mixes kinds of values: record 2 holds 'oops' (a string)" in flat, flat
 
 
 def test_a_served_model_accepts_its_declared_columns(serving_project: ServingProject) -> None:

@@ -34,6 +34,7 @@ from assay.registry import CHAMPION, ModelRegistry
 from assay.model.loaded import LoadedModel, Prediction
 from assay.model.validation import ValidatedBatch
 from assay.serve.log import LogEntry, PredictionLog, new_prediction_id
+from assay.serve.protocols import json_kind
 from assay.store.database import utcnow
 
 __all__ = [
@@ -382,7 +383,7 @@ def _mixed_column(frame: pd.DataFrame, source: Path) -> DataError:
             continue
         except pa.ArrowException:
             pass
-        kinds = values.map(lambda v: "missing" if v is None or v != v else _kind(v))
+        kinds = values.map(lambda v: "missing" if v is None or v != v else json_kind(v))
         common = kinds[kinds != "missing"].mode()
         usual = str(common.iloc[0]) if len(common) else "missing"
         odd = kinds[(kinds != usual) & (kinds != "missing")]
@@ -390,27 +391,13 @@ def _mixed_column(frame: pd.DataFrame, source: Path) -> DataError:
         shown = repr(values.iloc[row - 1])[:80]
         return DataError(
             f"column '{column}' mixes kinds of values: record {row} holds {shown} "
-            f"({_kind(values.iloc[row - 1])}) where the others hold {usual}",
+            f"({json_kind(values.iloc[row - 1])}) where the others hold {usual}",
             path=str(source), column=str(column),
             fix=f"Give every value of '{column}' the same kind (numbers unquoted, text quoted), "
             "or leave the field out of the records that lack it.",
         )
     return DataError("the records cannot be read as one table", path=str(source),
                      fix="Give each field the same kind of value in every record.")
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
 
 
 def _json_line_problem(number: int, line: str | bytes) -> tuple[str, Any]:

@@ -37,6 +37,7 @@ __all__ = [
     "check_records",
     "dumps",
     "feature_datatype",
+    "json_kind",
     "json_values_limit",
     "label_datatype",
     "oip_infer_response",
@@ -349,7 +350,7 @@ def parse_records(payload: Any, *, max_records: int = DEFAULT_MAX_RECORDS) -> li
             422,
             "invalid_body",
             "expected a JSON object with a 'records' list, such as "
-            f'{{"records": [{{"feature": value}}]}}; got {_kind(payload)}.',
+            f'{{"records": [{{"feature": value}}]}}; got {json_kind(payload)}.',
         )
     if "records" not in payload:
         raise RequestError(
@@ -388,7 +389,7 @@ def parse_feedback_items(payload: Any, *, max_labels: int = DEFAULT_MAX_RECORDS)
     string or an integer).
     """
     if not isinstance(payload, dict) or "labels" not in payload:
-        got = f"keys: {_keys(payload)}" if isinstance(payload, dict) else _kind(payload)
+        got = f"keys: {_keys(payload)}" if isinstance(payload, dict) else json_kind(payload)
         raise RequestError(
             422,
             "invalid_body",
@@ -407,7 +408,7 @@ def parse_feedback_items(payload: Any, *, max_labels: int = DEFAULT_MAX_RECORDS)
     for i, item in enumerate(rows):
         if not isinstance(item, dict):
             problems.append(_issue(i, "", f"expected an object with 'id' (or 'key') and 'label', got "
-                                   f"{_kind(item)}", "not_an_object"))
+                                   f"{json_kind(item)}", "not_an_object"))
             continue
         unknown = [k for k in item if k not in ("id", "key", "label")]
         ident, key, label = item.get("id"), item.get("key"), item.get("label", _MISSING)
@@ -430,7 +431,7 @@ def parse_feedback_items(payload: Any, *, max_labels: int = DEFAULT_MAX_RECORDS)
         if label is _MISSING:
             problems.append(_issue(i, "label", "missing; expected the true label", "missing"))
         elif label is not None and not isinstance(label, (str, int, float, bool)):
-            problems.append(_issue(i, "label", f"expected a string, number or boolean, got {_kind(label)}",
+            problems.append(_issue(i, "label", f"expected a string, number or boolean, got {json_kind(label)}",
                                    "type"))
         for name in unknown:
             problems.append(_issue(i, name, "unknown key; an item takes only 'id' (or 'key') and 'label'",
@@ -469,7 +470,7 @@ def parse_mlflow(
     if not isinstance(payload, dict):
         raise RequestError(
             422, "invalid_body",
-            f"expected a JSON object with one of the keys {', '.join(MLFLOW_FORMATS)}; got {_kind(payload)}.",
+            f"expected a JSON object with one of the keys {', '.join(MLFLOW_FORMATS)}; got {json_kind(payload)}.",
         )
     used = [k for k in MLFLOW_FORMATS if k in payload]
     extra = [k for k in payload if k not in MLFLOW_FORMATS and k != "params"]
@@ -703,11 +704,11 @@ def parse_oip_infer(
         raise RequestError(
             422, "invalid_body",
             'expected an OIP v2 inference request {"inputs": [{"name", "shape", "datatype", "data"}]}; got '
-            + (f"keys: {_keys(payload)}" if isinstance(payload, dict) else _kind(payload)) + ".",
+            + (f"keys: {_keys(payload)}" if isinstance(payload, dict) else json_kind(payload)) + ".",
         )
     ident = payload.get("id")
     if ident is not None and not isinstance(ident, str):
-        raise RequestError(422, "invalid_body", f"'id' must be a string, got {_kind(ident)}.")
+        raise RequestError(422, "invalid_body", f"'id' must be a string, got {json_kind(ident)}.")
     outputs = _requested_outputs(payload.get("outputs"))
     inputs = payload["inputs"]
     if not inputs:
@@ -720,7 +721,7 @@ def parse_oip_infer(
     for i, tensor in enumerate(inputs):
         where = f"inputs[{i}]"
         if not isinstance(tensor, dict):
-            raise RequestError(422, "invalid_tensor", f"{where}: expected an object, got {_kind(tensor)}.")
+            raise RequestError(422, "invalid_tensor", f"{where}: expected an object, got {json_kind(tensor)}.")
         name, shape, datatype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
         if not isinstance(name, str) or not name:
             problems.append({"input": where, "reason": "'name' must be the feature name (a string)"})
@@ -892,7 +893,7 @@ _MISSING = object()
 def _check_rows(value: Any, key: str, max_records: int) -> list[Any]:
     if not isinstance(value, list):
         raise RequestError(
-            422, "invalid_body", f"'{key}' must be a list of records (JSON objects); got {_kind(value)}."
+            422, "invalid_body", f"'{key}' must be a list of records (JSON objects); got {json_kind(value)}."
         )
     if not value:
         raise RequestError(422, "empty_records", f"'{key}' is empty; send at least one record.")
@@ -906,7 +907,7 @@ def _split_rows(value: Any, max_records: int, max_fields: int | None) -> list[An
         raise RequestError(
             422, "invalid_body",
             "'dataframe_split' must be an object {\"columns\": [names], \"data\": [[values], ...]}; got "
-            + (f"keys: {_keys(value)}" if isinstance(value, dict) else _kind(value)) + ".",
+            + (f"keys: {_keys(value)}" if isinstance(value, dict) else json_kind(value)) + ".",
         )
     columns = value["columns"]
     _check_columns(len(columns), max_fields, "'dataframe_split.columns'")
@@ -915,7 +916,7 @@ def _split_rows(value: Any, max_records: int, max_fields: int | None) -> list[An
     rows = _check_rows(value["data"], "dataframe_split.data", max_records)
     problems = [
         _issue(i, "", f"expected a list of {len(columns)} values (one per column), got "
-               + (f"{len(row)} values" if isinstance(row, list) else _kind(row)), "type")
+               + (f"{len(row)} values" if isinstance(row, list) else json_kind(row)), "type")
         for i, row in enumerate(rows) if not isinstance(row, list) or len(row) != len(columns)
     ]
     if problems:
@@ -965,7 +966,8 @@ def _summary(problems: Sequence[Mapping[str, Any]], noun: str) -> str:
     return f"{len(problems)} problem(s): {shown}{more}."
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What kind of JSON value ``value`` is, for messages: "a number", "a string", "null"..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
