@@ -799,28 +799,19 @@ def predictions_by_key(
     value = predictions.c.inputs[column]
     found: dict[str, list[str]] = {}
     with store.connect() as conn:
-        for start in range(0, len(texts), 500):
-            chunk = texts[start : start + 500]
-            query = (
-                select(predictions.c.id, value.as_string())
-                .where(predictions.c.route.in_(KEYED_ROUTES))
-                .where(value.as_string().in_(chunk))
-                .order_by(predictions.c.at, predictions.c.id)
-            )
-            for pid, text in conn.execute(query):
-                found.setdefault(str(text), []).append(str(pid))
-        for start in range(0, len(numbers), 500):
-            chunk_n = numbers[start : start + 500]
-            query = (
-                select(predictions.c.id, value.as_integer())
-                .where(predictions.c.route.in_(KEYED_ROUTES))
-                .where(value.as_integer().in_(chunk_n))
-                .order_by(predictions.c.at, predictions.c.id)
-            )
-            for pid, number in conn.execute(query):
-                ids = found.setdefault(str(number), [])
-                if str(pid) not in ids:
-                    ids.append(str(pid))
+        # a key is matched as logged text and, when it reads as a whole number, as a number
+        for keyed, read in ((texts, value.as_string()), (numbers, value.as_integer())):
+            for start in range(0, len(keyed), 500):
+                query = (
+                    select(predictions.c.id, read)
+                    .where(predictions.c.route.in_(KEYED_ROUTES))
+                    .where(read.in_(keyed[start : start + 500]))
+                    .order_by(predictions.c.at, predictions.c.id)
+                )
+                for pid, got in conn.execute(query):
+                    ids = found.setdefault(str(got), [])
+                    if str(pid) not in ids:
+                        ids.append(str(pid))
     return found
 
 
