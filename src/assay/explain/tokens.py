@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,7 +141,3 @@ def token_attributions(
     return TextTokens(text_column, target, len(chosen), tuple(towards[:top]), tuple(away[:top]),
                       float(np.mean(absolute)) if absolute else 0.0)
 
-
-def top_words(tokens: TextTokens, n: int = 5) -> Sequence[str]:
-    """The ``n`` words that push most towards the target, for one-line summaries."""
-    return [t.token for t in tokens.towards[:n]]
